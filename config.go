@@ -1,0 +1,158 @@
+package offboard
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chat-offboard/chat-offboard/request"
+	"github.com/chat-offboard/chat-offboard/tokens"
+)
+
+// Default budgets: the Chat API's per-project quotas for membership writes
+// and reads, per minute.
+const (
+	DefaultWritesPerMinute = 300
+	DefaultReadsPerMinute  = 3000
+	// DefaultMaxEventAge stays below Pub/Sub's and Eventarc's 24 h retry
+	// window, so that an event is answered before the platform drops it.
+	DefaultMaxEventAge = 23 * time.Hour
+)
+
+// Config is the function's configuration, read from the environment
+// (DESIGN.md, "Configuration"). The zero value is not valid; use LoadConfig.
+type Config struct {
+	Project         string
+	TokenSecret     string // full version name, projects/P/secrets/S/versions/V
+	ResultTopic     string // full topic name
+	RequestTopic    string // full topic name; empty disables fan-out
+	Protected       []string
+	MaxEventAge     time.Duration
+	WritesPerMinute int
+	ReadsPerMinute  int
+	LogLevel        slog.Level
+
+	ChatEndpoint          string
+	DirectoryEndpoint     string
+	OAuthTokenURL         string
+	SecretManagerEndpoint string
+	// EventTimeout bounds one invocation when its context carries no
+	// deadline (the functions framework sets one only when
+	// CLOUD_RUN_TIMEOUT_SECONDS is set).
+	EventTimeout time.Duration
+}
+
+// ConfigError names the environment variable that is wrong.
+type ConfigError struct {
+	Var    string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "configuration: " + e.Var + ": " + e.Reason }
+
+// LoadConfig reads the configuration through getenv (os.Getenv in
+// production). The error is a *ConfigError naming the variable.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		Project:               strings.TrimSpace(getenv("GOOGLE_CLOUD_PROJECT")),
+		MaxEventAge:           DefaultMaxEventAge,
+		WritesPerMinute:       DefaultWritesPerMinute,
+		ReadsPerMinute:        DefaultReadsPerMinute,
+		ChatEndpoint:          getenv("CHAT_ENDPOINT"),
+		DirectoryEndpoint:     getenv("DIRECTORY_ENDPOINT"),
+		OAuthTokenURL:         getenv("OAUTH_TOKEN_URL"),
+		SecretManagerEndpoint: getenv("SECRET_MANAGER_ENDPOINT"),
+		EventTimeout:          9 * time.Minute,
+	}
+	if c.Project == "" {
+		return c, &ConfigError{"GOOGLE_CLOUD_PROJECT", "required: the project of the topics and the secret"}
+	}
+	if strings.ContainsAny(c.Project, "/ ") {
+		return c, &ConfigError{"GOOGLE_CLOUD_PROJECT", "a project id has no '/' or spaces"}
+	}
+	sec := strings.TrimSpace(getenv("TOKEN_SECRET"))
+	if sec == "" {
+		return c, &ConfigError{"TOKEN_SECRET", "required: projects/P/secrets/S/versions/V or a secret id"}
+	}
+	name, err := tokens.SecretVersionName(sec, c.Project)
+	if err != nil {
+		return c, &ConfigError{"TOKEN_SECRET", err.Error()}
+	}
+	c.TokenSecret = name
+	if c.ResultTopic, err = topicName(getenv("RESULT_TOPIC"), c.Project); err != nil {
+		return c, &ConfigError{"RESULT_TOPIC", err.Error()}
+	}
+	if c.ResultTopic == "" {
+		return c, &ConfigError{"RESULT_TOPIC", "required: the topic that result events are published to"}
+	}
+	if c.RequestTopic, err = topicName(getenv("REQUEST_TOPIC"), c.Project); err != nil {
+		return c, &ConfigError{"REQUEST_TOPIC", err.Error()}
+	}
+	for _, p := range strings.Split(getenv("PROTECTED_MEMBERS"), ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		seg, err := request.MemberSegment("PROTECTED_MEMBERS", p)
+		if err != nil {
+			return c, &ConfigError{"PROTECTED_MEMBERS", fmt.Sprintf("%q: %v", p, err)}
+		}
+		c.Protected = append(c.Protected, strings.ToLower(seg))
+	}
+	if v := getenv("MAX_EVENT_AGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, &ConfigError{"MAX_EVENT_AGE", fmt.Sprintf("%q is not a positive Go duration such as 23h", v)}
+		}
+		c.MaxEventAge = d
+	}
+	for _, b := range []struct {
+		name string
+		dst  *int
+	}{{"CHAT_WRITES_PER_MINUTE", &c.WritesPerMinute}, {"CHAT_READS_PER_MINUTE", &c.ReadsPerMinute}} {
+		if v := getenv(b.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return c, &ConfigError{b.name, fmt.Sprintf("%q is not a positive integer", v)}
+			}
+			*b.dst = n
+		}
+	}
+	switch strings.ToLower(getenv("LOG_LEVEL")) {
+	case "", "info":
+		c.LogLevel = slog.LevelInfo
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		return c, &ConfigError{"LOG_LEVEL", fmt.Sprintf("%q is not debug, info, warn or error", getenv("LOG_LEVEL"))}
+	}
+	if v := getenv("CLOUD_RUN_TIMEOUT_SECONDS"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			c.EventTimeout = time.Duration(n) * time.Second
+		}
+	}
+	return c, nil
+}
+
+// topicName expands a topic id to projects/P/topics/ID and checks a full
+// name.
+func topicName(v, project string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", nil
+	}
+	if !strings.HasPrefix(v, "projects/") {
+		v = "projects/" + project + "/topics/" + v
+	}
+	p := strings.Split(v, "/")
+	if len(p) != 4 || p[2] != "topics" || p[1] == "" || p[3] == "" {
+		return "", fmt.Errorf("%q is not a topic id or projects/P/topics/T", v)
+	}
+	return v, nil
+}

@@ -1,0 +1,87 @@
+package offboard
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// EventTypePublished is the CloudEvent type of a Pub/Sub message delivered
+// by Eventarc (and by the functions framework from a raw push body).
+const EventTypePublished = "google.cloud.pubsub.topic.v1.messagePublished"
+
+// Message is the Pub/Sub message carried by a messagePublished CloudEvent.
+type Message struct {
+	ID          string
+	Data        []byte
+	Attributes  map[string]string
+	PublishTime time.Time
+	// Subscription is the push subscription that delivered it, if told.
+	Subscription string
+}
+
+// pushBody is the data of a messagePublished CloudEvent, and the body of a
+// raw Pub/Sub push request. Eventarc sets both the camelCase and the
+// snake_case names of the message fields.
+type pushBody struct {
+	Message *struct {
+		Data        []byte            `json:"data"`
+		Attributes  map[string]string `json:"attributes"`
+		MessageID   string            `json:"messageId"`
+		MessageID2  string            `json:"message_id"`
+		PublishTime string            `json:"publishTime"`
+		PublishTim2 string            `json:"publish_time"`
+	} `json:"message"`
+	Subscription string `json:"subscription"`
+}
+
+// DecodeEvent extracts the Pub/Sub message from a CloudEvent in binary or
+// structured mode (the CloudEvents SDK has already undone the mode; what is
+// left is the event's data). The publish time falls back to the event's time
+// and the message id to the event's id.
+func DecodeEvent(e event.Event) (Message, error) {
+	var m Message
+	if e.Type() != "" && e.Type() != EventTypePublished {
+		return m, fmt.Errorf("event type %q is not %s", clipped(e.Type()), EventTypePublished)
+	}
+	var b pushBody
+	if err := json.Unmarshal(e.Data(), &b); err != nil {
+		return m, fmt.Errorf("event data is not a Pub/Sub message: %w", err)
+	}
+	if b.Message == nil {
+		return m, errors.New("event data has no \"message\"")
+	}
+	m.Data = b.Message.Data
+	m.Attributes = b.Message.Attributes
+	m.ID = first(b.Message.MessageID, b.Message.MessageID2, e.ID())
+	m.Subscription = b.Subscription
+	if ts := first(b.Message.PublishTime, b.Message.PublishTim2); ts != "" {
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			return m, fmt.Errorf("message publishTime %q is not RFC 3339", clipped(ts))
+		}
+		m.PublishTime = t
+	} else {
+		m.PublishTime = e.Time()
+	}
+	return m, nil
+}
+
+func first(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func clipped(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

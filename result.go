@@ -1,0 +1,122 @@
+package offboard
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+)
+
+// Outcomes of a membership decision (DESIGN.md, "Outcomes and retries").
+const (
+	OutcomeRemoved   = "removed"
+	OutcomeNotMember = "not_member"
+	OutcomeDryRun    = "dry_run"
+	OutcomeRefused   = "refused"
+	OutcomeInvalid   = "invalid"
+	OutcomeFailed    = "failed"
+	OutcomePlanned   = "planned"
+	OutcomeExpired   = "expired"
+	OutcomeHandedOff = "handed_off"
+)
+
+// Result event constants.
+const (
+	ResultEventType = "dev.chat-offboard.membership.result.v1"
+	resultSource    = "//chat-offboard/RemoveMembership"
+)
+
+// Result is the data of one result event: one membership decision. Its JSON
+// is the contract that consumers read (DESIGN.md, schema/result.schema.json).
+type Result struct {
+	RequestID       string      `json:"requestId"`
+	ParentRequestID string      `json:"parentRequestId,omitempty"`
+	Membership      string      `json:"membership,omitempty"`
+	Outcome         string      `json:"outcome"`
+	MembershipState string      `json:"membershipState,omitempty"`
+	Role            string      `json:"role,omitempty"`
+	Member          *Member     `json:"member,omitempty"`
+	WouldRemove     *bool       `json:"wouldRemove,omitempty"`
+	Children        *int        `json:"children,omitempty"`
+	Error           *ErrorInfo  `json:"error,omitempty"`
+	Detail          string      `json:"detail,omitempty"`
+	AdminAccess     bool        `json:"adminAccess"`
+	DryRun          bool        `json:"dryRun"`
+	Reason          string      `json:"reason,omitempty"`
+	RequestedBy     string      `json:"requestedBy,omitempty"`
+	Attempts        int         `json:"attempts,omitempty"`
+	SourceMessageID string      `json:"sourceMessageId,omitempty"`
+	ProcessedAt     time.Time   `json:"processedAt"`
+	HandOff         *HandOffLog `json:"handOff,omitempty"`
+}
+
+// Member is the member of a membership as the Chat API named it.
+type Member struct {
+	Name string `json:"name"`
+	Type string `json:"type,omitempty"`
+}
+
+// ErrorInfo is Google's error (or the validator's reason, code 400) that
+// decided a failed, invalid or expired outcome.
+type ErrorInfo struct {
+	Code    int    `json:"code,omitempty"`
+	Status  string `json:"status,omitempty"`
+	Message string `json:"message"`
+}
+
+// HandOffLog says what the function did to leave a space with a manager.
+type HandOffLog struct {
+	Successor string `json:"successor"`
+	Added     bool   `json:"added"`
+	Promoted  bool   `json:"promoted"`
+}
+
+// EventID is the deterministic ce-id of a result: a redelivered request
+// yields the same id for the same decision, so consumers can drop duplicates.
+func EventID(requestID, membership, outcome string) string {
+	h := sha256.Sum256([]byte(requestID + "\x00" + membership + "\x00" + outcome))
+	return hex.EncodeToString(h[:16])
+}
+
+// pubsubPublisher publishes result events in the CloudEvents Pub/Sub binding,
+// binary mode. It is safe for concurrent use.
+type pubsubPublisher struct {
+	p *pubsub.Publisher
+}
+
+func (pp *pubsubPublisher) publish(ctx context.Context, msg *pubsub.Message) error {
+	if _, err := pp.p.Publish(ctx, msg).Get(ctx); err != nil {
+		return fmt.Errorf("publish to %s: %w", pp.p.String(), err)
+	}
+	return nil
+}
+
+// resultMessage builds the Pub/Sub message of a result event.
+func resultMessage(r *Result) (*pubsub.Message, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encoding result: %w", err)
+	}
+	subject := r.Membership
+	if subject == "" {
+		subject = "requests/" + r.RequestID
+	}
+	return &pubsub.Message{
+		Data: data,
+		Attributes: map[string]string{
+			"ce-specversion": "1.0",
+			"ce-type":        ResultEventType,
+			"ce-source":      resultSource,
+			"ce-id":          EventID(r.RequestID, r.Membership, r.Outcome),
+			"ce-time":        r.ProcessedAt.UTC().Format(time.RFC3339Nano),
+			"ce-subject":     subject,
+			"content-type":   "application/json",
+			"outcome":        r.Outcome,
+			"requestId":      r.RequestID,
+		},
+	}, nil
+}
