@@ -279,6 +279,10 @@ func (s *Source) refresh(ctx context.Context) (*oauth2.Token, error) {
 const LevelCritical = slog.Level(12)
 
 func (s *Source) readSecret(ctx context.Context) (*Credentials, error) {
+	// Bound one read (the client retries UNAVAILABLE within it), so that a
+	// refresh that met an outage ends soon after the outage does.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	resp, err := s.sm.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: s.secret})
 	if err != nil {
 		return nil, fmt.Errorf("tokens: reading secret %s: %w", s.secret, err)

@@ -1,0 +1,704 @@
+package offboard
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/pstest"
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/chat-offboard/chat-offboard/internal/emulator"
+	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
+	"github.com/chat-offboard/chat-offboard/tokens"
+)
+
+func TestMain(m *testing.M) {
+	code := pubsubtest.RunMain(m)
+	if fnBinDir != "" {
+		os.RemoveAll(fnBinDir)
+	}
+	os.Exit(code)
+}
+
+const testProject = "test-project"
+
+// syncBuffer collects log lines from concurrent events.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// lines decodes the JSON log lines.
+func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// env is one Function wired to the emulations and an in-process Pub/Sub.
+type env struct {
+	stack *emulator.Stack
+	ps    *pubsub.Client
+	psrv  *pstest.Server
+	cfg   Config
+	f     *Function
+	logs  *syncBuffer
+	skew  atomic.Int64 // added to time.Now by the Function's clock
+}
+
+type envOption func(*Config)
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	stack, err := emulator.StartAll(emulator.Default(), emulator.ChatOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	ps, psrv := pubsubtest.Pstest(t)
+	ctx := context.Background()
+	if err := pubsubtest.CreateTopic(ctx, ps, testProject, "results"); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{stack: stack, ps: ps, psrv: psrv, logs: &syncBuffer{}}
+	e.cfg = Config{
+		Project:               testProject,
+		TokenSecret:           stack.SecretName + "/versions/latest",
+		ResultTopic:           "projects/" + testProject + "/topics/results",
+		MaxEventAge:           time.Hour,
+		WritesPerMinute:       60000,
+		ReadsPerMinute:        60000,
+		ChatEndpoint:          stack.Chat.URL(),
+		SecretManagerEndpoint: stack.Secrets.Addr(),
+		EventTimeout:          20 * time.Second,
+		LogLevel:              -4,
+	}
+	for _, o := range opts {
+		o(&e.cfg)
+	}
+	clock := func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
+	e.f, err = New(ctx, e.cfg, WithPubSubClient(ps), WithLogger(NewLogger(e.logs, e.cfg.LogLevel)), WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.f.Close() })
+	return e
+}
+
+var msgSeq struct {
+	sync.Mutex
+	n int
+}
+
+// pubsubEvent builds the CloudEvent that Eventarc delivers for a message.
+func pubsubEvent(data string, published time.Time) event.Event {
+	msgSeq.Lock()
+	msgSeq.n++
+	id := fmt.Sprintf("msg-%d", msgSeq.n)
+	msgSeq.Unlock()
+	e := event.New()
+	e.SetID(id)
+	e.SetType(EventTypePublished)
+	e.SetSource("//pubsub.googleapis.com/projects/" + testProject + "/topics/requests")
+	e.SetTime(published)
+	_ = e.SetData("application/json", map[string]any{
+		"message": map[string]any{
+			"data":        base64.StdEncoding.EncodeToString([]byte(data)),
+			"attributes":  map[string]string{"origin": "test"},
+			"messageId":   id,
+			"publishTime": published.UTC().Format(time.RFC3339Nano),
+		},
+		"subscription": "projects/" + testProject + "/subscriptions/requests-push",
+	})
+	return e
+}
+
+// send delivers one request and returns what Handle returned.
+func (e *env) send(t *testing.T, data string) error {
+	t.Helper()
+	return e.f.Handle(context.Background(), pubsubEvent(data, time.Now()))
+}
+
+// results returns every result event published so far, in order.
+func (e *env) results(t *testing.T) []published {
+	t.Helper()
+	var out []published
+	for _, m := range e.psrv.Messages() {
+		var r Result
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			t.Fatalf("result is not JSON: %s", m.Data)
+		}
+		out = append(out, published{Result: r, Attrs: m.Attributes})
+	}
+	return out
+}
+
+type published struct {
+	Result
+	Attrs map[string]string
+}
+
+// only returns the single result published, failing otherwise.
+func (e *env) only(t *testing.T) published {
+	t.Helper()
+	rs := e.results(t)
+	if len(rs) != 1 {
+		t.Fatalf("got %d results, want 1: %+v", len(rs), rs)
+	}
+	return rs[0]
+}
+
+func (e *env) chatCalls() int64 {
+	var n int64
+	for _, c := range e.stack.Chat.Stats().Calls {
+		n += c
+	}
+	return n
+}
+
+func TestRemoved(t *testing.T) {
+	e := newEnv(t)
+	if err := e.send(t, `{"requestId":"hr-1","space":"spaces/ENG","member":"users/101","reason":"offboarding","requestedBy":"workday"}`); err != nil {
+		t.Fatal(err)
+	}
+	r := e.only(t)
+	if r.Outcome != OutcomeRemoved || r.RequestID != "hr-1" || r.Membership != "spaces/ENG/members/101" {
+		t.Fatalf("result = %+v", r.Result)
+	}
+	if r.MembershipState != "NOT_A_MEMBER" || r.Role == "" || r.Member == nil || r.Member.Name != "users/101" || r.Member.Type != "HUMAN" {
+		t.Errorf("result lacks what restores the membership: %+v", r.Result)
+	}
+	if r.Reason != "offboarding" || r.RequestedBy != "workday" || r.SourceMessageID == "" || r.ProcessedAt.IsZero() {
+		t.Errorf("result lacks request fields: %+v", r.Result)
+	}
+	if _, ok := e.stack.Chat.IsMember("spaces/ENG", "101"); ok {
+		t.Error("users/101 is still a member of spaces/ENG")
+	}
+	want := map[string]string{
+		"ce-specversion": "1.0", "ce-type": ResultEventType, "ce-subject": "spaces/ENG/members/101",
+		"content-type": "application/json", "outcome": "removed", "requestId": "hr-1",
+		"ce-id": EventID("hr-1", "spaces/ENG/members/101", "removed"),
+	}
+	for k, v := range want {
+		if r.Attrs[k] != v {
+			t.Errorf("attribute %s = %q, want %q", k, r.Attrs[k], v)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, r.Attrs["ce-time"]); err != nil {
+		t.Errorf("ce-time %q: %v", r.Attrs["ce-time"], err)
+	}
+	if r.Attrs["ce-source"] == "" {
+		t.Error("no ce-source")
+	}
+
+	// The same request again is an idempotent success, with its own ce-id.
+	if err := e.send(t, `{"requestId":"hr-1","space":"spaces/ENG","member":"users/101"}`); err != nil {
+		t.Fatal(err)
+	}
+	rs := e.results(t)
+	if got := rs[1]; got.Outcome != OutcomeNotMember || got.Attrs["ce-id"] == r.Attrs["ce-id"] {
+		t.Errorf("second result = %+v %v", got.Result, got.Attrs)
+	}
+}
+
+func TestMemberForms(t *testing.T) {
+	cases := []struct{ member, space, user string }{
+		{`"users/101"`, "spaces/ENG", "101"},
+		{`"users/alice@example.com"`, "spaces/ENG", "101"},
+		{`"alice@example.com"`, "spaces/ENG", "101"},
+		{`"ali@example.com"`, "spaces/ENG", "101"}, // an alias
+		{`"101"`, "spaces/ENG", "101"},
+		{`"app"`, "spaces/ENG", "app"},
+	}
+	for _, c := range cases {
+		t.Run(c.member, func(t *testing.T) {
+			e := newEnv(t)
+			if _, ok := e.stack.Chat.IsMember(c.space, c.user); !ok {
+				t.Fatalf("seed: %s is not in %s", c.user, c.space)
+			}
+			if err := e.send(t, fmt.Sprintf(`{"space":%q,"member":%s}`, c.space, c.member)); err != nil {
+				t.Fatal(err)
+			}
+			if r := e.only(t); r.Outcome != OutcomeRemoved {
+				t.Fatalf("outcome %s: %+v", r.Outcome, r.Error)
+			}
+			if _, ok := e.stack.Chat.IsMember(c.space, c.user); ok {
+				t.Errorf("%s still in %s", c.user, c.space)
+			}
+		})
+	}
+}
+
+func TestMembershipForm(t *testing.T) {
+	e := newEnv(t)
+	if err := e.send(t, `{"membership":"spaces/ENG/members/102"}`); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.only(t); r.Outcome != OutcomeRemoved || r.RequestID == "" {
+		t.Fatalf("result = %+v", r.Result)
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	e := newEnv(t)
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/101","dryRun":true}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/106","dryRun":true}`); err != nil {
+		t.Fatal(err)
+	}
+	rs := e.results(t)
+	if len(rs) != 2 {
+		t.Fatalf("%d results", len(rs))
+	}
+	if r := rs[0]; r.Outcome != OutcomeDryRun || r.WouldRemove == nil || !*r.WouldRemove || r.Role == "" || !r.DryRun {
+		t.Errorf("member: %+v", r.Result)
+	}
+	if r := rs[1]; r.Outcome != OutcomeDryRun || r.WouldRemove == nil || *r.WouldRemove {
+		t.Errorf("non-member: %+v", r.Result)
+	}
+	if _, ok := e.stack.Chat.IsMember("spaces/ENG", "101"); !ok {
+		t.Error("a dry run removed users/101")
+	}
+	if n := e.stack.Chat.Stats().Calls["members.delete"]; n != 0 {
+		t.Errorf("dry run made %d deletes", n)
+	}
+}
+
+func TestRefusedProtected(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Protected = []string{"102", "carol@example.com", "app"} })
+	for _, d := range []string{
+		`{"space":"spaces/ENG","member":"users/102"}`,
+		`{"space":"spaces/ENG","member":"bob@example.com"}`, // protected by id, named by email
+		`{"space":"spaces/ENG","member":"CAROL@example.com"}`,
+		`{"space":"spaces/ENG","member":"app"}`,
+	} {
+		if err := e.send(t, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range e.results(t) {
+		if r.Outcome != OutcomeRefused {
+			t.Errorf("%s: outcome %s", r.Membership, r.Outcome)
+		}
+	}
+	if n := e.stack.Chat.Stats().Calls["members.delete"]; n != 0 {
+		t.Errorf("%d deletes of protected members", n)
+	}
+	for _, u := range []string{"102", "103", "app"} {
+		if _, ok := e.stack.Chat.IsMember("spaces/ENG", u); !ok {
+			t.Errorf("protected %s removed", u)
+		}
+	}
+}
+
+func TestInvalidMakesNoChatCall(t *testing.T) {
+	e := newEnv(t)
+	bad := []string{
+		`not json`,
+		`{"space":"spaces/ENG","member":"users/101","extra":1}`,
+		`{"membership":"spaces/ENG/members/101","space":"spaces/ENG","member":"101"}`,
+		`{"space":"spaces/ENG","member":"x/../../spaces/OTHER/members/y"}`,
+		`{"membership":"spaces/ENG/members/..%2f..%2fspaces%2fHR"}`,
+		`{"space":"spaces/ENG","member":"app","adminAccess":true}`,
+		`{"space":"spaces/ENG","member":101}`,
+		`{"space":"spaces/ENG","member":"users/101","dryRun":"false"}`,
+		`{"requestId":"bulk-1","spaces":["spaces/ENG"],"member":"users/101"}`,
+		`{"requestId":"sweep-1","allSpaces":true,"member":"users/101"}`,
+	}
+	for _, d := range bad {
+		if err := e.send(t, d); err != nil {
+			t.Fatalf("%s: Handle returned %v, want nil (invalid is permanent)", d, err)
+		}
+	}
+	rs := e.results(t)
+	if len(rs) != len(bad) {
+		t.Fatalf("%d results for %d requests", len(rs), len(bad))
+	}
+	for i, r := range rs {
+		if r.Outcome != OutcomeInvalid || r.Error == nil || r.Error.Message == "" {
+			t.Errorf("%s: %+v", bad[i], r.Result)
+		}
+	}
+	if rs[8].RequestID != "bulk-1" || !strings.Contains(rs[8].Error.Message, "not supported yet") {
+		t.Errorf("bulk: %+v", rs[8].Result)
+	}
+	if n := e.chatCalls(); n != 0 {
+		t.Errorf("%d Chat API calls for invalid requests", n)
+	}
+}
+
+func TestFailedIsPermanent(t *testing.T) {
+	e := newEnv(t)
+	// alice is the only manager of spaces/SOLO; the admin may not manage spaces/SECRET.
+	for _, d := range []string{`{"space":"spaces/SOLO","member":"users/101","adminAccess":true}`, `{"space":"spaces/SECRET","member":"users/106"}`} {
+		if err := e.send(t, d); err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+	}
+	rs := e.results(t)
+	if r := rs[0]; r.Outcome != OutcomeFailed || r.Error == nil || r.Error.Code != 400 || r.Error.Status != "FAILED_PRECONDITION" || !strings.Contains(r.Detail, "successor") {
+		t.Errorf("only manager: %+v %+v", r.Result, r.Error)
+	}
+	if r := rs[1]; r.Outcome != OutcomeFailed || r.Error == nil || r.Error.Code != 403 || r.Error.Status != "PERMISSION_DENIED" {
+		t.Errorf("forbidden: %+v %+v", r.Result, r.Error)
+	}
+}
+
+func TestTransientRetriedWithinInvocation(t *testing.T) {
+	e := newEnv(t)
+	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.delete", Status: 503, Times: 2})
+	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.delete", Status: 429, RetryAfter: time.Second, Times: 1})
+	start := time.Now()
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`); err != nil {
+		t.Fatal(err)
+	}
+	r := e.only(t)
+	if r.Outcome != OutcomeRemoved || r.Attempts != 4 {
+		t.Errorf("outcome %s after %d attempts, want removed after 4", r.Outcome, r.Attempts)
+	}
+	if el := time.Since(start); el < time.Second {
+		t.Errorf("finished in %v: Retry-After of 1 s not honoured", el)
+	}
+}
+
+func TestTransientReturnsErrorWithoutResult(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.EventTimeout = 4 * time.Second })
+	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.delete", Status: 503})
+	start := time.Now()
+	err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`)
+	var te *TransientError
+	if !errors.As(err, &te) {
+		t.Fatalf("Handle = %v, want a *TransientError", err)
+	}
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("retries outlived the deadline: %v", el)
+	}
+	if n := len(e.results(t)); n != 0 {
+		t.Errorf("%d results for a transient failure", n)
+	}
+	if !strings.Contains(e.logs.String(), `"severity":"WARNING"`) {
+		t.Error("no WARNING line")
+	}
+	// A dropped connection is transient too.
+	e.stack.Chat.ClearFaults()
+	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.delete", Drop: true})
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`); !errors.As(err, &te) {
+		t.Fatalf("dropped connection: Handle = %v", err)
+	}
+	if _, ok := e.stack.Chat.IsMember("spaces/ENG", "101"); !ok {
+		t.Error("membership changed by a faulted call")
+	}
+}
+
+func TestExpired(t *testing.T) {
+	e := newEnv(t)
+	old := time.Now().Add(-2 * time.Hour)
+	if err := e.f.Handle(context.Background(), pubsubEvent(`{"space":"spaces/ENG","member":"users/101"}`, old)); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.only(t); r.Outcome != OutcomeExpired || r.Error == nil {
+		t.Errorf("result = %+v", r.Result)
+	}
+	if e.chatCalls() != 0 {
+		t.Error("an expired event reached the Chat API")
+	}
+}
+
+func TestExpiredWithLastError(t *testing.T) {
+	// An event that fails transiently past MAX_EVENT_AGE is answered with
+	// the error it met, and acknowledged.
+	e := newEnv(t, func(c *Config) { c.EventTimeout = 3 * time.Second })
+	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.delete", Status: 503})
+	// The event is young when it arrives and two hours old when its
+	// retries run out.
+	e.stack.Chat.OnCall(func(emulator.CallInfo) { e.skew.Store(int64(2 * time.Hour)) })
+	ev := pubsubEvent(`{"space":"spaces/ENG","member":"users/101"}`, time.Now())
+	if err := e.f.Handle(context.Background(), ev); err != nil {
+		t.Fatalf("Handle = %v, want nil", err)
+	}
+	if r := e.only(t); r.Outcome != OutcomeExpired || r.Error == nil || r.Error.Code != 503 {
+		t.Errorf("result = %+v %+v", r.Result, r.Error)
+	}
+}
+
+func TestConcurrentEventsShareOneRefresh(t *testing.T) {
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- e.send(t, `{"space":"spaces/ENG","member":"users/106","dryRun":true}`)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(e.results(t)); n != 50 {
+		t.Fatalf("%d results", n)
+	}
+	if st := e.stack.OAuth.Stats(); st.Refreshes != 1 {
+		t.Errorf("%d refreshes for 50 concurrent events, want 1", st.Refreshes)
+	}
+	if st := e.stack.Secrets.Stats(); st.Accesses != 1 {
+		t.Errorf("%d secret reads, want 1", st.Accesses)
+	}
+	if st := e.f.TokenStats(); st.Refreshes != 1 || st.SecretReads != 1 {
+		t.Errorf("token stats %+v", st)
+	}
+}
+
+func TestAccessTokenRejectedIsRefreshedOnce(t *testing.T) {
+	e := newEnv(t)
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/106","dryRun":true}`); err != nil {
+		t.Fatal(err)
+	}
+	e.stack.OAuth.ExpireAccessTokens() // the API now answers 401
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.results(t)[1]; r.Outcome != OutcomeRemoved {
+		t.Errorf("after 401: %+v", r.Result)
+	}
+	if st := e.stack.OAuth.Stats(); st.Refreshes != 2 {
+		t.Errorf("%d refreshes, want 2", st.Refreshes)
+	}
+}
+
+func TestInvalidGrantThenRotatedSecret(t *testing.T) {
+	e := newEnv(t)
+	s := e.stack
+	s.OAuth.RevokeRefreshToken(s.RefreshToken)
+	err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`)
+	if !errors.Is(err, tokens.ErrInvalidGrant) {
+		t.Fatalf("Handle = %v, want ErrInvalidGrant", err)
+	}
+	if !strings.Contains(e.logs.String(), `"severity":"CRITICAL"`) {
+		t.Error("no CRITICAL line after invalid_grant")
+	}
+	if len(e.results(t)) != 0 {
+		t.Error("a result was published for a retryable failure")
+	}
+	reads := s.Secrets.Stats().Accesses
+	if reads != 2 {
+		t.Errorf("%d secret reads, want 2 (the first, and one re-read after invalid_grant)", reads)
+	}
+
+	// An operator rotates the secret: the next delivery succeeds.
+	rt := s.OAuth.IssueRefreshToken(s.ClientID, "users/100", emulator.StackScopes)
+	s.Secrets.AddVersion(s.Project, secretID(s.SecretName), emulator.AuthorizedUserJSON(s.ClientID, s.ClientSecret, rt, s.OAuth.TokenURL()))
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`); err != nil {
+		t.Fatalf("after rotation: %v", err)
+	}
+	if r := e.only(t); r.Outcome != OutcomeRemoved {
+		t.Errorf("after rotation: %+v", r.Result)
+	}
+}
+
+func secretID(name string) string { return name[strings.LastIndex(name, "/")+1:] }
+
+func TestSecretReadOncePerInstance(t *testing.T) {
+	e := newEnv(t)
+	for i := 0; i < 5; i++ {
+		if err := e.send(t, `{"space":"spaces/ENG","member":"users/106","dryRun":true}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.stack.Secrets.Stats().Accesses; n != 1 {
+		t.Errorf("%d secret reads for 5 events", n)
+	}
+}
+
+func TestSecretManagerOutageIsTransient(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.EventTimeout = 3 * time.Second })
+	e.stack.Secrets.InjectFault(emulator.Fault{Status: 503})
+	err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`)
+	var te *TransientError
+	if !errors.As(err, &te) || tokens.IsPermanent(err) {
+		t.Fatalf("Handle = %v, want a transient error", err)
+	}
+	e.stack.Secrets.ClearFaults()
+	// The refresh that met the outage may still be backing off: give the
+	// next delivery a longer deadline, as a later redelivery would have.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.f.Handle(ctx, pubsubEvent(`{"space":"spaces/ENG","member":"users/101"}`, time.Now())); err != nil {
+		t.Fatalf("after the outage: %v", err)
+	}
+}
+
+func TestTokenEndpointOutageIsTransient(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.EventTimeout = 3 * time.Second })
+	e.stack.OAuth.InjectFault(emulator.Fault{Status: 503})
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`); err == nil || tokens.IsPermanent(err) {
+		t.Fatalf("Handle = %v, want a transient error", err)
+	}
+	e.stack.OAuth.ClearFaults()
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`); err != nil {
+		t.Fatalf("after the outage: %v", err)
+	}
+}
+
+func TestOAuthTokenURLOverride(t *testing.T) {
+	// The secret names a token_uri that does not answer; OAUTH_TOKEN_URL wins.
+	e := newEnv(t, func(c *Config) { c.OAuthTokenURL = "" })
+	s := e.stack
+	s.Secrets.AddVersion(s.Project, secretID(s.SecretName), emulator.AuthorizedUserJSON(s.ClientID, s.ClientSecret, s.RefreshToken, "http://127.0.0.1:1/token"))
+	f2, err := New(context.Background(), func() Config { c := e.cfg; c.OAuthTokenURL = s.OAuth.TokenURL(); return c }(), WithPubSubClient(e.ps), WithLogger(NewLogger(io.Discard, slog.LevelInfo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f2.Close()
+	if err := f2.Handle(context.Background(), pubsubEvent(`{"space":"spaces/ENG","member":"users/101"}`, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPublishFailureReturnsError(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ResultTopic = "projects/" + testProject + "/topics/missing" })
+	err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`)
+	if err == nil || !strings.Contains(err.Error(), "publishing") {
+		t.Fatalf("Handle = %v, want a publish error", err)
+	}
+}
+
+func TestSecretsNeverLogged(t *testing.T) {
+	e := newEnv(t)
+	e.stack.OAuth.RevokeRefreshToken(e.stack.RefreshToken)
+	_ = e.send(t, `{"space":"spaces/ENG","member":"users/101"}`)
+	e.stack.Chat.InjectFault(emulator.Fault{Status: 500, Times: 1})
+	logs := e.logs.String()
+	for _, secret := range []string{e.stack.ClientSecret, e.stack.RefreshToken} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("a secret appears in the logs")
+		}
+	}
+	for _, l := range e.logs.lines(t) {
+		if l["severity"] == nil || l["message"] == nil {
+			t.Errorf("log line lacks severity or message: %v", l)
+		}
+	}
+}
+
+func TestLogLinesCarryEventContext(t *testing.T) {
+	e := newEnv(t)
+	if err := e.send(t, `{"requestId":"hr-9","space":"spaces/ENG","member":"users/101"}`); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, l := range e.logs.lines(t) {
+		if l["message"] == "decision published" {
+			found = true
+			if l["requestId"] != "hr-9" || l["membership"] != "spaces/ENG/members/101" || l["eventId"] == nil || l["severity"] != "INFO" {
+				t.Errorf("decision line = %v", l)
+			}
+		}
+	}
+	if !found {
+		t.Error("no decision line")
+	}
+}
+
+func TestDecodeStructuredAndBinary(t *testing.T) {
+	// The CloudEvents SDK, as the functions framework uses it, turns both
+	// modes into the same event; DecodeEvent reads the Pub/Sub envelope.
+	ev := pubsubEvent(`{"space":"spaces/A","member":"1"}`, time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC))
+	m, err := DecodeEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data) != `{"space":"spaces/A","member":"1"}` || m.ID != ev.ID() || m.Attributes["origin"] != "test" || !m.PublishTime.Equal(time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("decoded %+v", m)
+	}
+	bad := event.New()
+	bad.SetID("x")
+	bad.SetType("com.example.other")
+	bad.SetSource("s")
+	if _, err := DecodeEvent(bad); err == nil {
+		t.Error("accepted another event type")
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	env := map[string]string{
+		"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_SECRET": "chat-token", "RESULT_TOPIC": "results",
+		"PROTECTED_MEMBERS": "users/1, boss@example.com,app", "MAX_EVENT_AGE": "2h", "CHAT_WRITES_PER_MINUTE": "120",
+	}
+	c, err := LoadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TokenSecret != "projects/p/secrets/chat-token/versions/latest" || c.ResultTopic != "projects/p/topics/results" ||
+		len(c.Protected) != 3 || c.MaxEventAge != 2*time.Hour || c.WritesPerMinute != 120 || c.ReadsPerMinute != DefaultReadsPerMinute {
+		t.Errorf("config = %+v", c)
+	}
+	for k, v := range map[string]string{
+		"GOOGLE_CLOUD_PROJECT": "", "TOKEN_SECRET": "projects/p/secrets", "RESULT_TOPIC": "projects/p/subs/x",
+		"MAX_EVENT_AGE": "soon", "CHAT_WRITES_PER_MINUTE": "-1", "LOG_LEVEL": "loud", "PROTECTED_MEMBERS": "x/../y",
+	} {
+		bad := map[string]string{}
+		for k2, v2 := range env {
+			bad[k2] = v2
+		}
+		bad[k] = v
+		_, err := LoadConfig(func(k string) string { return bad[k] })
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Var != k {
+			t.Errorf("%s=%q: error %v, want one naming %s", k, v, err, k)
+		}
+	}
+}
+
+func TestSecretManagerEndpointMustBeLoopback(t *testing.T) {
+	cfg := Config{Project: "p", TokenSecret: "projects/p/secrets/s/versions/1", ResultTopic: "projects/p/topics/r", SecretManagerEndpoint: "10.1.2.3:443"}
+	_, err := New(context.Background(), cfg, WithLogger(NewLogger(io.Discard, slog.LevelInfo)))
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("New = %v, want a loopback refusal", err)
+	}
+}
+
+// httpStatusOK guards the functions framework's answer: the emulator acks
+// only 102, 200, 201, 203 and 204.
+var _ = http.StatusOK

@@ -1,0 +1,579 @@
+package emulator
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// OAuthOptions configures an OAuth emulation.
+type OAuthOptions struct {
+	// TokenLifetime is the lifetime of issued access tokens; 0 means 1 hour.
+	TokenLifetime time.Duration
+	// ConsentUser is the user ("users/ID") who grants consent at the
+	// authorization endpoint; see OAuth.SetConsentUser.
+	ConsentUser string
+}
+
+// Grant is what an access token stands for.
+type Grant struct {
+	// User is the user name ("users/ID") the token acts for.
+	User string
+	// Scopes are the granted OAuth scopes.
+	Scopes []string
+	// Expiry is when the token stops being valid.
+	Expiry time.Time
+}
+
+// OAuthStats are the counters of an OAuth emulation.
+type OAuthStats struct {
+	// Refreshes counts successful refresh_token grants.
+	Refreshes int64
+	// CodeExchanges counts successful authorization_code grants.
+	CodeExchanges int64
+	// Errors counts error answers of the token endpoint, faults included.
+	Errors int64
+	// Faulted counts token endpoint calls answered or dropped by a Fault.
+	Faulted int64
+}
+
+// Paths of the OAuth emulation, relative to URL().
+const (
+	oauthTokenPath = "/token"
+	oauthAuthPath  = "/o/oauth2/v2/auth"
+)
+
+type refreshEntry struct {
+	clientID string
+	user     string
+	scopes   []string
+	scope    string // space-joined scopes
+}
+
+type accessEntry struct {
+	g  Grant
+	rt string // refresh token it was minted from, "" if none
+}
+
+type authCode struct {
+	clientID    string
+	redirectURI string
+	challenge   string
+	user        string
+	scopes      []string
+	offline     bool
+	expiry      time.Time
+}
+
+// OAuth emulates Google's OAuth 2.0 token endpoint (grant types
+// refresh_token and authorization_code with PKCE) and authorization
+// endpoint on a loopback HTTP server. All methods are safe for concurrent
+// use, also while the server handles requests.
+type OAuth struct {
+	srv      *loopbackServer
+	lifetime time.Duration
+	faults   faultSet
+
+	mu          sync.RWMutex
+	clients     map[string]string // client id -> secret
+	refresh     map[string]*refreshEntry
+	access      map[string]accessEntry
+	codes       map[string]*authCode
+	consentUser string
+	consentOnly []string // nil = grant what is asked
+	deny        bool
+	lastAuth    url.Values
+	issued      int // access tokens issued since the last sweep
+
+	refreshes, exchanges, errs, faulted atomic.Int64
+}
+
+// NewOAuth starts an OAuth emulation on 127.0.0.1 with an ephemeral port.
+// It panics if no loopback port is available.
+func NewOAuth(opts OAuthOptions) *OAuth {
+	o := &OAuth{
+		lifetime:    opts.TokenLifetime,
+		clients:     map[string]string{},
+		refresh:     map[string]*refreshEntry{},
+		access:      map[string]accessEntry{},
+		codes:       map[string]*authCode{},
+		consentUser: opts.ConsentUser,
+	}
+	if o.lifetime <= 0 {
+		o.lifetime = time.Hour
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(oauthTokenPath, o.serveToken)
+	mux.HandleFunc(oauthAuthPath, o.serveAuth)
+	o.srv = startLoopback(mux)
+	return o
+}
+
+// URL returns the base URL of the server, "http://127.0.0.1:PORT".
+func (o *OAuth) URL() string { return o.srv.base }
+
+// TokenURL returns the token endpoint URL (for oauth2.Endpoint.TokenURL and
+// the token_uri of an authorized_user credential).
+func (o *OAuth) TokenURL() string { return o.srv.base + oauthTokenPath }
+
+// AuthURL returns the authorization endpoint URL (for
+// oauth2.Endpoint.AuthURL).
+func (o *OAuth) AuthURL() string { return o.srv.base + oauthAuthPath }
+
+// Close stops the server and closes its connections. It is idempotent.
+func (o *OAuth) Close() { o.srv.close() }
+
+// RegisterClient registers (or re-keys) an OAuth client.
+func (o *OAuth) RegisterClient(id, secret string) {
+	o.mu.Lock()
+	o.clients[id] = secret
+	o.mu.Unlock()
+}
+
+func randomToken(prefix string) string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// IssueRefreshToken returns a new random refresh token of client clientID
+// bound to user ("users/ID") and scopes, as if the user had consented.
+func (o *OAuth) IssueRefreshToken(clientID, user string, scopes []string) string {
+	rt := randomToken("1//emu-")
+	e := &refreshEntry{clientID: clientID, user: user, scopes: slices.Clone(scopes), scope: strings.Join(scopes, " ")}
+	o.mu.Lock()
+	o.refresh[rt] = e
+	o.mu.Unlock()
+	return rt
+}
+
+// RevokeRefreshToken revokes a refresh token and every access token minted
+// from it; using it afterwards answers invalid_grant.
+func (o *OAuth) RevokeRefreshToken(rt string) {
+	o.mu.Lock()
+	delete(o.refresh, rt)
+	for at, e := range o.access {
+		if e.rt == rt {
+			delete(o.access, at)
+		}
+	}
+	o.mu.Unlock()
+}
+
+// IssueAccessToken mints an access token for user and scopes directly,
+// without the token endpoint (for benchmarks and tests that do not exercise
+// the OAuth flow). It expires after the configured token lifetime.
+func (o *OAuth) IssueAccessToken(user string, scopes []string) string {
+	return o.mint(user, slices.Clone(scopes), "")
+}
+
+// mint records a new access token.
+func (o *OAuth) mint(user string, scopes []string, rt string) string {
+	at := randomToken("ya29.emu-")
+	now := time.Now()
+	o.mu.Lock()
+	o.issued++
+	if o.issued >= 4096 {
+		o.issued = 0
+		for k, e := range o.access {
+			if !now.Before(e.g.Expiry) {
+				delete(o.access, k)
+			}
+		}
+	}
+	o.access[at] = accessEntry{g: Grant{User: user, Scopes: scopes, Expiry: now.Add(o.lifetime)}, rt: rt}
+	o.mu.Unlock()
+	return at
+}
+
+// Verify reports the grant of a valid (issued, unexpired, unrevoked) access
+// token. The returned Scopes slice is shared: do not modify it.
+func (o *OAuth) Verify(accessToken string) (Grant, bool) {
+	o.mu.RLock()
+	e, ok := o.access[accessToken]
+	o.mu.RUnlock()
+	if !ok || !time.Now().Before(e.g.Expiry) {
+		return Grant{}, false
+	}
+	return e.g, true
+}
+
+// ExpireAccessTokens invalidates every access token issued so far,
+// simulating early expiry: APIs then answer 401 until the client refreshes.
+func (o *OAuth) ExpireAccessTokens() {
+	o.mu.Lock()
+	clear(o.access)
+	o.mu.Unlock()
+}
+
+// SetConsentUser sets the user ("users/ID") who grants consent at the
+// authorization endpoint.
+func (o *OAuth) SetConsentUser(user string) {
+	o.mu.Lock()
+	o.consentUser = user
+	o.mu.Unlock()
+}
+
+// SetConsentScopes limits the scopes the consenting user grants to those of
+// scopes that were asked for (granular consent); nil grants all asked scopes.
+func (o *OAuth) SetConsentScopes(scopes []string) {
+	o.mu.Lock()
+	o.consentOnly = slices.Clone(scopes)
+	o.mu.Unlock()
+}
+
+// SetDenyConsent makes the authorization endpoint answer
+// error=access_denied (the user clicked "Cancel").
+func (o *OAuth) SetDenyConsent(deny bool) {
+	o.mu.Lock()
+	o.deny = deny
+	o.mu.Unlock()
+}
+
+// LastAuthRequest returns a copy of the query parameters of the last
+// request to the authorization endpoint, or nil.
+func (o *OAuth) LastAuthRequest() url.Values {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.lastAuth == nil {
+		return nil
+	}
+	c := make(url.Values, len(o.lastAuth))
+	for k, v := range o.lastAuth {
+		c[k] = slices.Clone(v)
+	}
+	return c
+}
+
+// InjectFault adds a fault for the token endpoint (Method "token" or "").
+func (o *OAuth) InjectFault(f Fault) { o.faults.add(f) }
+
+// ClearFaults removes all injected faults.
+func (o *OAuth) ClearFaults() { o.faults.clear() }
+
+// Stats returns the current counters.
+func (o *OAuth) Stats() OAuthStats {
+	return OAuthStats{
+		Refreshes:     o.refreshes.Load(),
+		CodeExchanges: o.exchanges.Load(),
+		Errors:        o.errs.Load(),
+		Faulted:       o.faulted.Load(),
+	}
+}
+
+// oauthError answers an RFC 6749 error.
+func (o *OAuth) oauthError(w http.ResponseWriter, code int, errCode, desc string) {
+	o.errs.Add(1)
+	body, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{errCode, desc})
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	if code == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Basic realm="emulator"`)
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
+}
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
+}
+
+func (o *OAuth) serveToken(w http.ResponseWriter, r *http.Request) {
+	if f, ok := o.faults.match("token"); ok {
+		if !sleepCtx(r.Context(), f.Latency) {
+			return
+		}
+		if f.Drop && dropConn(w) {
+			o.faulted.Add(1)
+			o.errs.Add(1)
+			return
+		}
+		if f.Drop && f.Status == 0 {
+			f.Status = http.StatusServiceUnavailable
+		}
+		if f.Status != 0 {
+			o.faulted.Add(1)
+			setRetryAfter(w, f.RetryAfter)
+			code := "server_error"
+			switch f.Status {
+			case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+				code = "temporarily_unavailable"
+			case http.StatusBadRequest:
+				code = "invalid_request"
+			case http.StatusUnauthorized:
+				code = "invalid_client"
+			}
+			o.oauthError(w, f.Status, code, "injected fault")
+			return
+		}
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		o.oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "the token endpoint accepts POST only")
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		o.oauthError(w, http.StatusBadRequest, "invalid_request", "Content-Type must be application/x-www-form-urlencoded")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		o.oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form body")
+		return
+	}
+	form := r.PostForm
+	clientID, ok := o.authenticateClient(r, form)
+	if !ok {
+		o.oauthError(w, http.StatusUnauthorized, "invalid_client", "The OAuth client was not found or its secret is wrong.")
+		return
+	}
+	switch form.Get("grant_type") {
+	case "refresh_token":
+		o.refreshGrant(w, form, clientID)
+	case "authorization_code":
+		o.codeGrant(w, form, clientID)
+	case "":
+		o.oauthError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: grant_type")
+	default:
+		o.oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "Invalid grant_type: "+form.Get("grant_type"))
+	}
+}
+
+// authenticateClient checks HTTP Basic or form client credentials.
+func (o *OAuth) authenticateClient(r *http.Request, form url.Values) (string, bool) {
+	var id, secret string
+	if u, p, ok := r.BasicAuth(); ok {
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(u)
+		secret, err2 = url.QueryUnescape(p)
+		if err1 != nil || err2 != nil {
+			return "", false
+		}
+		if fid := form.Get("client_id"); fid != "" && fid != id {
+			return "", false
+		}
+		if form.Has("client_secret") {
+			return "", false // two authentication methods
+		}
+	} else {
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	}
+	if id == "" {
+		return "", false
+	}
+	o.mu.RLock()
+	want, ok := o.clients[id]
+	o.mu.RUnlock()
+	if !ok || subtle.ConstantTimeCompare([]byte(want), []byte(secret)) != 1 {
+		return "", false
+	}
+	return id, true
+}
+
+func (o *OAuth) refreshGrant(w http.ResponseWriter, form url.Values, clientID string) {
+	rt := form.Get("refresh_token")
+	if rt == "" {
+		o.oauthError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: refresh_token")
+		return
+	}
+	o.mu.RLock()
+	e, ok := o.refresh[rt]
+	o.mu.RUnlock()
+	if !ok || e.clientID != clientID {
+		o.oauthError(w, http.StatusBadRequest, "invalid_grant", "Token has been expired or revoked.")
+		return
+	}
+	scopes, scope := e.scopes, e.scope
+	if s := form.Get("scope"); s != "" {
+		req := strings.Fields(s)
+		for _, sc := range req {
+			if !slices.Contains(e.scopes, sc) {
+				o.oauthError(w, http.StatusBadRequest, "invalid_scope", "Some requested scopes were not granted.")
+				return
+			}
+		}
+		scopes, scope = req, strings.Join(req, " ")
+	}
+	at := o.mint(e.user, scopes, rt)
+	o.refreshes.Add(1)
+	writeToken(w, tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(o.lifetime / time.Second), Scope: scope})
+}
+
+func writeToken(w http.ResponseWriter, tr tokenResponse) {
+	body, _ := json.Marshal(tr)
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+func (o *OAuth) codeGrant(w http.ResponseWriter, form url.Values, clientID string) {
+	code := form.Get("code")
+	if code == "" {
+		o.oauthError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: code")
+		return
+	}
+	o.mu.Lock()
+	c, ok := o.codes[code]
+	delete(o.codes, code) // single use, whatever the outcome
+	o.mu.Unlock()
+	switch {
+	case !ok || time.Now().After(c.expiry):
+		o.oauthError(w, http.StatusBadRequest, "invalid_grant", "Malformed auth code.")
+		return
+	case c.clientID != clientID:
+		o.oauthError(w, http.StatusBadRequest, "invalid_grant", "The authorization code was issued to another client.")
+		return
+	case form.Get("redirect_uri") != c.redirectURI:
+		o.oauthError(w, http.StatusBadRequest, "invalid_grant", "redirect_uri does not match the authorization request.")
+		return
+	}
+	v := form.Get("code_verifier")
+	sum := sha256.Sum256([]byte(v))
+	if v == "" || !validVerifier(v) || base64.RawURLEncoding.EncodeToString(sum[:]) != c.challenge {
+		o.oauthError(w, http.StatusBadRequest, "invalid_grant", "Invalid code verifier.")
+		return
+	}
+	tr := tokenResponse{TokenType: "Bearer", ExpiresIn: int64(o.lifetime / time.Second), Scope: strings.Join(c.scopes, " ")}
+	if c.offline {
+		tr.RefreshToken = o.IssueRefreshToken(clientID, c.user, c.scopes)
+	}
+	tr.AccessToken = o.mint(c.user, c.scopes, tr.RefreshToken)
+	o.exchanges.Add(1)
+	writeToken(w, tr)
+}
+
+// validVerifier checks RFC 7636 section 4.1: 43..128 unreserved characters.
+func validVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// loopbackRedirect reports whether u is an acceptable redirect URI: http on
+// 127.0.0.1 or [::1], no fragment.
+func loopbackRedirect(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "http" || p.Fragment != "" || p.User != nil {
+		return false
+	}
+	ip := net.ParseIP(p.Hostname())
+	return ip != nil && ip.IsLoopback() && (ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback))
+}
+
+// serveAuth plays Google's consent screen: it answers 302 to redirect_uri
+// with a code (or error=access_denied), or 400 when the request is not
+// redirectable (unknown client, bad redirect_uri).
+func (o *OAuth) serveAuth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	o.mu.Lock()
+	o.lastAuth = q
+	_, known := o.clients[q.Get("client_id")]
+	user, deny, only := o.consentUser, o.deny, o.consentOnly
+	o.mu.Unlock()
+	if !known {
+		http.Error(w, "Error 401: invalid_client. The OAuth client was not found.", http.StatusUnauthorized)
+		return
+	}
+	redirect := q.Get("redirect_uri")
+	if !loopbackRedirect(redirect) {
+		http.Error(w, "Error 400: redirect_uri_mismatch. redirect_uri must be http://127.0.0.1:PORT/...", http.StatusBadRequest)
+		return
+	}
+	back := func(params url.Values) {
+		if st := q.Get("state"); st != "" {
+			params.Set("state", st)
+		}
+		u, _ := url.Parse(redirect)
+		qq := u.Query()
+		for k, v := range params {
+			qq[k] = v
+		}
+		u.RawQuery = qq.Encode()
+		http.Redirect(w, r, u.String(), http.StatusFound)
+	}
+	fail := func(code, desc string) {
+		back(url.Values{"error": {code}, "error_description": {desc}})
+	}
+	switch {
+	case q.Get("response_type") != "code":
+		fail("unsupported_response_type", "response_type must be code")
+		return
+	case strings.TrimSpace(q.Get("scope")) == "":
+		fail("invalid_scope", "Missing required parameter: scope")
+		return
+	case q.Get("code_challenge_method") != "S256":
+		fail("invalid_request", "code_challenge_method must be S256")
+		return
+	case len(q.Get("code_challenge")) != 43:
+		fail("invalid_request", "code_challenge must be a base64url SHA-256 digest")
+		return
+	case deny:
+		fail("access_denied", "The user denied access.")
+		return
+	case user == "":
+		fail("access_denied", "No consent user is configured.")
+		return
+	}
+	scopes := strings.Fields(q.Get("scope"))
+	if only != nil {
+		scopes = slices.DeleteFunc(scopes, func(s string) bool { return !slices.Contains(only, s) })
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	code := "4/emu-" + hex.EncodeToString(b[:])
+	o.mu.Lock()
+	if len(o.codes) >= 1024 {
+		now := time.Now()
+		for k, c := range o.codes {
+			if now.After(c.expiry) {
+				delete(o.codes, k)
+			}
+		}
+	}
+	o.codes[code] = &authCode{
+		clientID:    q.Get("client_id"),
+		redirectURI: redirect,
+		challenge:   q.Get("code_challenge"),
+		user:        user,
+		scopes:      scopes,
+		offline:     q.Get("access_type") == "offline",
+		expiry:      time.Now().Add(10 * time.Minute),
+	}
+	o.mu.Unlock()
+	back(url.Values{"code": {code}, "scope": {strings.Join(scopes, " ")}})
+}

@@ -1,0 +1,252 @@
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Space types, membership types and roles as the Chat API spells them.
+const (
+	SpaceTypeSpace         = "SPACE"
+	SpaceTypeGroupChat     = "GROUP_CHAT"
+	SpaceTypeDirectMessage = "DIRECT_MESSAGE"
+
+	MemberTypeHuman = "HUMAN"
+	MemberTypeBot   = "BOT"
+
+	RoleMember  = "ROLE_MEMBER"
+	RoleManager = "ROLE_MANAGER"
+
+	// DefaultCustomer is the customer of a Workspace that names none.
+	DefaultCustomer = "customers/my_customer"
+
+	// AppUser is the user name of the calling Chat app's membership.
+	AppUser = "users/app"
+)
+
+// Workspace is the seed (and, through Chat.Snapshot, the state) of an
+// emulated Google Workspace. It is JSON-serialisable so that the sandbox can
+// load it from a file; validate such input with Validate. A Workspace is a
+// plain value: it is not safe to modify one while another goroutine reads
+// it.
+type Workspace struct {
+	// Customer is the customer resource; "" means DefaultCustomer.
+	Customer string `json:"customer,omitempty"`
+	// Admins are the user names ("users/ID") of Workspace administrators,
+	// who may use useAdminAccess and read the Directory.
+	Admins []string `json:"admins,omitempty"`
+	// Users are the people of the Workspace (Directory entries).
+	Users []User `json:"users"`
+	// Spaces are the Chat spaces with their memberships.
+	Spaces []Space `json:"spaces"`
+}
+
+// User is a person of the Workspace.
+type User struct {
+	// ID is the numeric-ish user id, without the "users/" prefix. The Chat
+	// user id and the Directory user id are the same.
+	ID string `json:"id"`
+	// Email is the primary email address.
+	Email string `json:"email"`
+	// Aliases are further email addresses of the user.
+	Aliases []string `json:"aliases,omitempty"`
+	// Name is the full name.
+	Name string `json:"name,omitempty"`
+}
+
+// Space is a Chat space.
+type Space struct {
+	// Name is "spaces/{space}".
+	Name string `json:"name"`
+	// DisplayName is the space's display name.
+	DisplayName string `json:"displayName,omitempty"`
+	// SpaceType is SPACE (default), GROUP_CHAT or DIRECT_MESSAGE.
+	SpaceType string `json:"spaceType,omitempty"`
+	// Members are the memberships, in join order.
+	Members []Member `json:"members"`
+}
+
+// Member is one membership of a Space.
+type Member struct {
+	// User is "users/ID", or "users/app" for the calling Chat app.
+	User string `json:"user"`
+	// Type is HUMAN (default; BOT for "users/app") or BOT.
+	Type string `json:"type,omitempty"`
+	// Role is ROLE_MEMBER (default) or ROLE_MANAGER.
+	Role string `json:"role,omitempty"`
+}
+
+// validSegment reports whether s is a strict resource-name segment: non
+// empty, not "." or "..", and only [A-Za-z0-9._+@'-].
+func validSegment(s string) bool {
+	if s == "" || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '_', c == '+', c == '@', c == '\'', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Validate reports the first problem of w as a seed: malformed or duplicate
+// names, unknown types or roles, duplicate emails, admins that are not
+// "users/ID".
+func (w Workspace) Validate() error {
+	if w.Customer != "" && (!strings.HasPrefix(w.Customer, "customers/") || !validSegment(strings.TrimPrefix(w.Customer, "customers/"))) {
+		return fmt.Errorf("emulator: customer %q is not customers/{customer}", w.Customer)
+	}
+	ids := map[string]bool{}
+	emails := map[string]bool{}
+	for _, u := range w.Users {
+		if !validSegment(u.ID) || strings.Contains(u.ID, "@") || u.ID == "app" {
+			return fmt.Errorf("emulator: user id %q is not a valid id", u.ID)
+		}
+		if ids[u.ID] {
+			return fmt.Errorf("emulator: duplicate user id %q", u.ID)
+		}
+		ids[u.ID] = true
+		for _, e := range append([]string{u.Email}, u.Aliases...) {
+			le := strings.ToLower(e)
+			if !validSegment(e) || !strings.Contains(e, "@") {
+				return fmt.Errorf("emulator: user %q: %q is not a valid email", u.ID, e)
+			}
+			if emails[le] {
+				return fmt.Errorf("emulator: duplicate email %q", e)
+			}
+			emails[le] = true
+		}
+	}
+	for _, a := range w.Admins {
+		id, ok := strings.CutPrefix(a, "users/")
+		if !ok || !validSegment(id) || strings.Contains(id, "@") || id == "app" {
+			return fmt.Errorf("emulator: admin %q is not users/ID", a)
+		}
+	}
+	names := map[string]bool{}
+	for _, s := range w.Spaces {
+		id, ok := strings.CutPrefix(s.Name, "spaces/")
+		if !ok || !validSegment(id) {
+			return fmt.Errorf("emulator: space name %q is not spaces/{space}", s.Name)
+		}
+		if names[s.Name] {
+			return fmt.Errorf("emulator: duplicate space %q", s.Name)
+		}
+		names[s.Name] = true
+		switch s.SpaceType {
+		case "", SpaceTypeSpace, SpaceTypeGroupChat, SpaceTypeDirectMessage:
+		default:
+			return fmt.Errorf("emulator: space %q: unknown spaceType %q", s.Name, s.SpaceType)
+		}
+		seen := map[string]bool{}
+		for _, m := range s.Members {
+			id, ok := strings.CutPrefix(m.User, "users/")
+			if !ok || !validSegment(id) || strings.Contains(id, "@") {
+				return fmt.Errorf("emulator: space %q: member %q is not users/ID", s.Name, m.User)
+			}
+			if seen[id] {
+				return fmt.Errorf("emulator: space %q: duplicate member %q", s.Name, m.User)
+			}
+			seen[id] = true
+			switch m.Type {
+			case "", MemberTypeHuman, MemberTypeBot:
+			default:
+				return fmt.Errorf("emulator: space %q: member %q: unknown type %q", s.Name, m.User, m.Type)
+			}
+			if id == "app" && m.Type == MemberTypeHuman {
+				return errors.New("emulator: users/app must be a BOT")
+			}
+			switch m.Role {
+			case "", RoleMember, RoleManager:
+			default:
+				return fmt.Errorf("emulator: space %q: member %q: unknown role %q", s.Name, m.User, m.Role)
+			}
+			if m.Role == RoleManager && (s.SpaceType == SpaceTypeGroupChat || s.SpaceType == SpaceTypeDirectMessage) {
+				return fmt.Errorf("emulator: space %q: %s has no managers", s.Name, s.SpaceType)
+			}
+		}
+	}
+	return nil
+}
+
+// Clone returns a deep copy of w.
+func (w Workspace) Clone() Workspace {
+	c := Workspace{Customer: w.Customer, Admins: append([]string(nil), w.Admins...)}
+	c.Users = make([]User, len(w.Users))
+	for i, u := range w.Users {
+		u.Aliases = append([]string(nil), u.Aliases...)
+		c.Users[i] = u
+	}
+	c.Spaces = make([]Space, len(w.Spaces))
+	for i, s := range w.Spaces {
+		s.Members = append([]Member(nil), s.Members...)
+		c.Spaces[i] = s
+	}
+	return c
+}
+
+// Default returns the deterministic seed Workspace used by tests and the
+// sandbox. Each call returns a fresh copy.
+//
+// Domain example.com, customer customers/my_customer. Users (id, email,
+// name): 100 admin@example.com "Ada Admin" (the only Workspace admin),
+// 101 alice@example.com "Alice Anders" (alias ali@example.com),
+// 102 bob@example.com "Bob Brown", 103 carol@example.com "Carol Chen",
+// 104 dave@example.com "Dave Diaz", 105 erin@example.com "Erin Evans",
+// 106 frank@example.com "Frank Fischer".
+//
+// Spaces (M = ROLE_MANAGER, others ROLE_MEMBER, in join order):
+//
+//	spaces/ENG     SPACE           "Engineering"     100 M, 101 M, 102, 103, users/app (BOT)
+//	spaces/SALES   SPACE           "Sales"           100 M, 104 M, 105, 101
+//	spaces/HR      SPACE           "People"          100 M, 105, 106
+//	spaces/OPS     SPACE           "Operations"      100 M, 102 M, 103, 104, 106
+//	spaces/SOLO    SPACE           "Alice's project" 101 M (the only manager), 102, 103
+//	spaces/SECRET  SPACE           "Board"           104 M, 106 (the admin is not a member)
+//	spaces/GROUP   GROUP_CHAT      ""                101, 102, 103
+//	spaces/DM      DIRECT_MESSAGE  ""                101, 102
+//
+// So: the admin (users/100) manages ENG, SALES, HR and OPS; deleting alice
+// from SOLO is refused (only manager, FAILED_PRECONDITION) even with admin
+// access; without admin access the admin gets 403 on SOLO and SECRET.
+func Default() Workspace {
+	h := func(id string) Member { return Member{User: "users/" + id, Type: MemberTypeHuman, Role: RoleMember} }
+	m := func(id string) Member { return Member{User: "users/" + id, Type: MemberTypeHuman, Role: RoleManager} }
+	return Workspace{
+		Customer: DefaultCustomer,
+		Admins:   []string{"users/100"},
+		Users: []User{
+			{ID: "100", Email: "admin@example.com", Name: "Ada Admin"},
+			{ID: "101", Email: "alice@example.com", Aliases: []string{"ali@example.com"}, Name: "Alice Anders"},
+			{ID: "102", Email: "bob@example.com", Name: "Bob Brown"},
+			{ID: "103", Email: "carol@example.com", Name: "Carol Chen"},
+			{ID: "104", Email: "dave@example.com", Name: "Dave Diaz"},
+			{ID: "105", Email: "erin@example.com", Name: "Erin Evans"},
+			{ID: "106", Email: "frank@example.com", Name: "Frank Fischer"},
+		},
+		Spaces: []Space{
+			{Name: "spaces/ENG", DisplayName: "Engineering", SpaceType: SpaceTypeSpace,
+				Members: []Member{m("100"), m("101"), h("102"), h("103"), {User: AppUser, Type: MemberTypeBot, Role: RoleMember}}},
+			{Name: "spaces/SALES", DisplayName: "Sales", SpaceType: SpaceTypeSpace,
+				Members: []Member{m("100"), m("104"), h("105"), h("101")}},
+			{Name: "spaces/HR", DisplayName: "People", SpaceType: SpaceTypeSpace,
+				Members: []Member{m("100"), h("105"), h("106")}},
+			{Name: "spaces/OPS", DisplayName: "Operations", SpaceType: SpaceTypeSpace,
+				Members: []Member{m("100"), m("102"), h("103"), h("104"), h("106")}},
+			{Name: "spaces/SOLO", DisplayName: "Alice's project", SpaceType: SpaceTypeSpace,
+				Members: []Member{m("101"), h("102"), h("103")}},
+			{Name: "spaces/SECRET", DisplayName: "Board", SpaceType: SpaceTypeSpace,
+				Members: []Member{m("104"), h("106")}},
+			{Name: "spaces/GROUP", SpaceType: SpaceTypeGroupChat,
+				Members: []Member{h("101"), h("102"), h("103")}},
+			{Name: "spaces/DM", SpaceType: SpaceTypeDirectMessage,
+				Members: []Member{h("101"), h("102")}},
+		},
+	}
+}
