@@ -26,6 +26,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/cloudevents/sdk-go/v2/event"
+	admin "google.golang.org/api/admin/directory/v1"
 	"google.golang.org/api/chat/v1"
 	"google.golang.org/api/option"
 
@@ -78,6 +79,7 @@ type Function struct {
 	log       *slog.Logger
 	tokens    *tokens.Source
 	chat      *chat.Service
+	dir       *admin.Service
 	ps        *pubsub.Client
 	ownPS     bool
 	results   *pubsubPublisher
@@ -174,6 +176,16 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Function, error) {
 	if f.chat, err = chat.NewService(ctx, chatOpts...); err != nil {
 		return nil, fmt.Errorf("chat client: %w", err)
 	}
+	dirOpts := []option.ClientOption{option.WithHTTPClient(&http.Client{
+		Transport: &tokens.Transport{Source: src, Base: base},
+		Timeout:   60 * time.Second,
+	})}
+	if cfg.DirectoryEndpoint != "" {
+		dirOpts = append(dirOpts, option.WithEndpoint(cfg.DirectoryEndpoint))
+	}
+	if f.dir, err = admin.NewService(ctx, dirOpts...); err != nil {
+		return nil, fmt.Errorf("directory client: %w", err)
+	}
 	f.ps = o.ps
 	if f.ps == nil {
 		if f.ps, err = pubsub.NewClient(ctx, cfg.Project); err != nil {
@@ -256,20 +268,35 @@ func (f *Function) Handle(ctx context.Context, e event.Event) error {
 	if v.Name != "" {
 		log = log.With("membership", v.Name)
 	}
-	switch v.Kind {
-	case request.KindBulk, request.KindSweep:
-		r := f.result(msg, v, v.RequestID)
-		f.reject(r, &request.Error{Field: v.Kind.String(), Reason: "not supported yet: bulk (spaces) and sweep (allSpaces) requests arrive with the sweep feature"})
-		return f.report(ctx, log, r)
-	}
 	r := f.result(msg, v, v.RequestID)
 	r.Membership = v.Name
 	if f.expired(msg) {
-		r.Outcome = OutcomeExpired
-		r.Error = &ErrorInfo{Message: fmt.Sprintf("event published at %s is older than MAX_EVENT_AGE (%s); not acted on", msg.PublishTime.UTC().Format(time.RFC3339), f.cfg.MaxEventAge)}
+		info := &ErrorInfo{Message: fmt.Sprintf("event published at %s is older than MAX_EVENT_AGE (%s); not acted on", msg.PublishTime.UTC().Format(time.RFC3339), f.cfg.MaxEventAge)}
+		if v.Kind == request.KindSpaceMembers {
+			return f.expireSpaceMembers(ctx, log, msg, v, info)
+		}
+		r.Outcome, r.Error = OutcomeExpired, info
 		return f.report(ctx, log, r)
 	}
-	if err := f.removeOne(ctx, log, v, r, deadline.Add(-publishReserve)); err != nil {
+	chatDeadline := deadline.Add(-publishReserve)
+	switch v.Kind {
+	case request.KindBulk:
+		err = f.planBulk(ctx, v, r)
+	case request.KindSweep:
+		err = f.sweepPage(ctx, log, msg, v, r, chatDeadline)
+	case request.KindSpaceMembers:
+		log = log.With("space", v.SpaceNames[0])
+		if err := f.sweepSpace(ctx, log, msg, v, chatDeadline); err != nil {
+			if f.expired(msg) {
+				return f.expireSpaceMembers(ctx, log, msg, v, errorInfo(err))
+			}
+			return f.transient(ctx, log, msg, r, err)
+		}
+		return nil
+	default:
+		err = f.removeOne(ctx, log, v, r, chatDeadline)
+	}
+	if err != nil {
 		return f.transient(ctx, log, msg, r, err)
 	}
 	return f.report(ctx, log, r)

@@ -86,25 +86,35 @@ type envOption func(*Config)
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	stack, err := emulator.StartAll(emulator.Default(), emulator.ChatOptions{})
+	return newEnvWith(t, emulator.Default(), emulator.ChatOptions{}, opts...)
+}
+
+// newEnvWith is newEnv on a workspace of the test's own.
+func newEnvWith(t testing.TB, ws emulator.Workspace, chatOpts emulator.ChatOptions, opts ...envOption) *env {
+	t.Helper()
+	stack, err := emulator.StartAll(ws, chatOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stack.Close)
 	ps, psrv := pubsubtest.Pstest(t)
 	ctx := context.Background()
-	if err := pubsubtest.CreateTopic(ctx, ps, testProject, "results"); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"results", "requests"} {
+		if err := pubsubtest.CreateTopic(ctx, ps, testProject, id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e := &env{stack: stack, ps: ps, psrv: psrv, logs: &syncBuffer{}}
 	e.cfg = Config{
 		Project:               testProject,
 		TokenSecret:           stack.SecretName + "/versions/latest",
 		ResultTopic:           "projects/" + testProject + "/topics/results",
+		RequestTopic:          "projects/" + testProject + "/topics/requests",
 		MaxEventAge:           time.Hour,
 		WritesPerMinute:       60000,
 		ReadsPerMinute:        60000,
 		ChatEndpoint:          stack.Chat.URL(),
+		DirectoryEndpoint:     stack.Directory.URL(),
 		SecretManagerEndpoint: stack.Secrets.Addr(),
 		EventTimeout:          20 * time.Second,
 		LogLevel:              -4,
@@ -150,16 +160,19 @@ func pubsubEvent(data string, published time.Time) event.Event {
 }
 
 // send delivers one request and returns what Handle returned.
-func (e *env) send(t *testing.T, data string) error {
+func (e *env) send(t testing.TB, data string) error {
 	t.Helper()
 	return e.f.Handle(context.Background(), pubsubEvent(data, time.Now()))
 }
 
 // results returns every result event published so far, in order.
-func (e *env) results(t *testing.T) []published {
+func (e *env) results(t testing.TB) []published {
 	t.Helper()
 	var out []published
 	for _, m := range e.psrv.Messages() {
+		if m.Topic != e.cfg.ResultTopic {
+			continue
+		}
 		var r Result
 		if err := json.Unmarshal(m.Data, &r); err != nil {
 			t.Fatalf("result is not JSON: %s", m.Data)
@@ -339,8 +352,8 @@ func TestInvalidMakesNoChatCall(t *testing.T) {
 		`{"space":"spaces/ENG","member":"app","adminAccess":true}`,
 		`{"space":"spaces/ENG","member":101}`,
 		`{"space":"spaces/ENG","member":"users/101","dryRun":"false"}`,
-		`{"requestId":"bulk-1","spaces":["spaces/ENG"],"member":"users/101"}`,
-		`{"requestId":"sweep-1","allSpaces":true,"member":"users/101"}`,
+		`{"requestId":"bulk-1","spaces":["spaces/ENG","spaces/x/y"],"member":"users/101"}`,
+		`{"requestId":"sweep-1","allSpaces":true,"members":["users/101","app"]}`,
 	}
 	for _, d := range bad {
 		if err := e.send(t, d); err != nil {
@@ -356,7 +369,7 @@ func TestInvalidMakesNoChatCall(t *testing.T) {
 			t.Errorf("%s: %+v", bad[i], r.Result)
 		}
 	}
-	if rs[8].RequestID != "bulk-1" || !strings.Contains(rs[8].Error.Message, "not supported yet") {
+	if rs[8].RequestID != "bulk-1" || !strings.Contains(rs[8].Error.Message, "spaces[1]") {
 		t.Errorf("bulk: %+v", rs[8].Result)
 	}
 	if n := e.chatCalls(); n != 0 {

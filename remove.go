@@ -49,19 +49,30 @@ func (f *Function) removeOne(ctx context.Context, log *slog.Logger, v *request.V
 		r.Outcome, r.MembershipState = OutcomeNotMember, "NOT_A_MEMBER"
 		return nil
 	}
-	var m *chat.Membership
-	n, err := f.call(ctx, "members.delete", write, deadline, func(ctx context.Context) error {
-		var err error
-		m, err = f.chat.Spaces.Members.Delete(v.Name).UseAdminAccess(v.AdminAccess).Context(ctx).Do()
+	if err := f.deleteMembership(ctx, log, v, r, v.Name, deadline); err != nil {
 		return err
-	})
-	r.Attempts += n
-	if err != nil {
-		return f.permanent(r, err, true)
 	}
-	r.Outcome = OutcomeRemoved
-	r.describe(m)
-	log.Debug("membership deleted", "role", m.Role)
+	if r.Outcome != OutcomeFailed || v.Successor == "" || r.Error == nil || r.Error.Status != "FAILED_PRECONDITION" {
+		return nil
+	}
+	// The only manager: hand the role over to the successor, then try again.
+	space, _, _ := strings.Cut(strings.TrimPrefix(v.Name, "spaces/"), "/")
+	failure := *r.Error
+	if err := f.handOff(ctx, "spaces/"+space, v, r, nil, deadline); err != nil {
+		if _, ok := err.(*TransientError); ok {
+			return err
+		}
+		r.Error = handOffInfo(err)
+		r.Detail = "the member is the only manager and the hand-off to the successor failed; nothing was removed"
+		return nil
+	}
+	r.Error, r.Detail = nil, ""
+	if err := f.deleteMembership(ctx, log, v, r, v.Name, deadline); err != nil {
+		return err
+	}
+	if r.Outcome == OutcomeFailed && r.Error == nil {
+		r.Error = &failure
+	}
 	return nil
 }
 

@@ -42,6 +42,8 @@ type Result struct {
 	Member          *Member     `json:"member,omitempty"`
 	WouldRemove     *bool       `json:"wouldRemove,omitempty"`
 	Children        *int        `json:"children,omitempty"`
+	ExpectedResults *int        `json:"expectedResults,omitempty"`
+	Continued       bool        `json:"continued,omitempty"`
 	Error           *ErrorInfo  `json:"error,omitempty"`
 	Detail          string      `json:"detail,omitempty"`
 	AdminAccess     bool        `json:"adminAccess"`

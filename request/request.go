@@ -64,6 +64,10 @@ const (
 	KindSpaceMember                 // "space" + "member"
 	KindBulk                        // "spaces" + "member"
 	KindSweep                       // "allSpaces" + "member"/"members"
+	// KindSpaceMembers checks several people in one space with one read of
+	// its member list and deletes only real memberships: "space" +
+	// "members". Sweeps fan out into requests of this form.
+	KindSpaceMembers
 )
 
 func (k Kind) String() string {
@@ -76,6 +80,8 @@ func (k Kind) String() string {
 		return "bulk"
 	case KindSweep:
 		return "sweep"
+	case KindSpaceMembers:
+		return "space+members"
 	}
 	return "unknown"
 }
@@ -107,9 +113,11 @@ type Valid struct {
 	// spaces/{space}/members/{member}, member being a user id, an email or
 	// "app".
 	Name string
-	// SpaceNames are the spaces of a bulk request, deduplicated.
+	// SpaceNames are the spaces of a bulk request, deduplicated, or the one
+	// space of a space+members request.
 	SpaceNames []string
-	// People are the member segments of a sweep (user ids or emails).
+	// People are the member segments (user ids or emails) of a sweep or a
+	// space+members request, deduplicated; for bulk, the one member.
 	People []string
 }
 
@@ -162,7 +170,7 @@ func jsonError(err error) *Error {
 		return invalid("", "not valid JSON (syntax error at byte %d)", se.Offset)
 	case errors.As(err, &te):
 		field := te.Field
-		return invalid(field, "wrong type: got JSON %s, want %s", te.Value, jsonTypeName(te.Type.String()))
+		return invalid(field, "wrong type: got JSON %s, want %s", clip(te.Value), jsonTypeName(te.Type.String()))
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return invalid("", "not valid JSON (truncated)")
 	}
@@ -267,10 +275,20 @@ func Validate(r Request) (*Valid, error) {
 			return nil, err
 		}
 		v.Kind, v.Name = KindMembership, MembershipName(space, member)
-	case r.Space != "":
-		if len(r.Members) > 0 {
-			return nil, invalid("members", "only a sweep (allSpaces) takes members; use member")
+	case r.Space != "" && len(r.Members) > 0:
+		if r.Member != "" {
+			return nil, invalid("members", "give member or members, not both")
 		}
+		space, err := SpaceID("space", r.Space)
+		if err != nil {
+			return nil, err
+		}
+		people, err := peopleOf("members", r.Members)
+		if err != nil {
+			return nil, err
+		}
+		v.Kind, v.SpaceNames, v.People = KindSpaceMembers, []string{"spaces/" + space}, people
+	case r.Space != "":
 		space, err := SpaceID("space", r.Space)
 		if err != nil {
 			return nil, err
@@ -314,26 +332,13 @@ func Validate(r Request) (*Valid, error) {
 		if len(people) == 0 {
 			return nil, invalid("member", "a sweep needs member or members")
 		}
-		if len(people) > MaxMembers {
-			return nil, invalid("members", "%d people, more than the limit of %d per sweep", len(people), MaxMembers)
+		field := "member"
+		if len(r.Members) > 0 {
+			field = "members"
 		}
-		seen := map[string]bool{}
-		for i, p := range people {
-			field := "member"
-			if len(r.Members) > 0 {
-				field = fmt.Sprintf("members[%d]", i)
-			}
-			seg, err := MemberSegment(field, p)
-			if err != nil {
-				return nil, err
-			}
-			if seg == "app" {
-				return nil, invalid(field, "a sweep cannot remove the app (admin access cannot act on app memberships)")
-			}
-			if k := strings.ToLower(seg); !seen[k] {
-				seen[k] = true
-				v.People = append(v.People, seg)
-			}
+		var err error
+		if v.People, err = peopleOf(field, people); err != nil {
+			return nil, err
 		}
 		// A sweep searches every space of the customer: only admin access
 		// can do that, so a sweep always uses it.
@@ -353,6 +358,34 @@ func Validate(r Request) (*Valid, error) {
 		return nil, invalid("adminAccess", "admin access cannot remove an app membership; remove adminAccess or the app target")
 	}
 	return v, nil
+}
+
+// peopleOf checks the people of a sweep or a space+members request: at most
+// MaxMembers, no app, duplicates (case-insensitive) dropped.
+func peopleOf(field string, people []string) ([]string, error) {
+	if len(people) > MaxMembers {
+		return nil, invalid(field, "%d people, more than the limit of %d", len(people), MaxMembers)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for i, p := range people {
+		f := field
+		if field == "members" {
+			f = fmt.Sprintf("members[%d]", i)
+		}
+		seg, err := MemberSegment(f, p)
+		if err != nil {
+			return nil, err
+		}
+		if seg == "app" {
+			return nil, invalid(f, "the app cannot be named in members (admin access cannot act on app memberships); use member \"app\" with space")
+		}
+		if k := strings.ToLower(seg); !seen[k] {
+			seen[k] = true
+			out = append(out, seg)
+		}
+	}
+	return out, nil
 }
 
 // MembershipName joins a space id and a member segment.
@@ -474,10 +507,15 @@ func checkText(field, s string) *Error {
 func quote(s string) string { return fmt.Sprintf("%+q", clip(s)) }
 
 func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
+	if len(s) <= 80 {
+		return s
 	}
-	return s
+	// Cut at a rune boundary: a clipped name must stay valid UTF-8.
+	n := 80
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // IsEmail reports whether a member segment is an email address.
