@@ -255,7 +255,11 @@ func TestBinaryCloudEventToServer(t *testing.T) {
 	if resp.StatusCode < 500 {
 		t.Errorf("misconfigured function answered %d, want 5xx", resp.StatusCode)
 	}
-	if !strings.Contains(logs2.String(), "TOKEN_SECRET") || strings.Contains(logs2.String(), "panic") {
+	// The process's output reaches the buffer through a pipe: wait for it.
+	for end := time.Now().Add(10 * time.Second); !strings.Contains(logs2.String(), "TOKEN_SECRET") && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs2.String(), `"severity":"CRITICAL"`) || !strings.Contains(logs2.String(), "TOKEN_SECRET") || strings.Contains(logs2.String(), "panic") {
 		t.Errorf("misconfiguration log:\n%s", logs2)
 	}
 }
