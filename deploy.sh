@@ -1,0 +1,620 @@
+#!/usr/bin/env bash
+# deploy.sh: idempotent, least-privilege deployment of chat-offboard with gcloud.
+#
+# Run `bash deploy.sh --help` for the settings. docs/operators.md is the
+# operators' guide (prerequisites, the consent step, budgets, rotation,
+# results, dead letters, removal).
+#
+# Every run describes before it creates: what exists is reported "unchanged"
+# and left alone, IAM policies are read and only missing bindings are added,
+# and the function is deployed only when it does not exist or --redeploy is
+# given. A second run on a deployed project therefore changes nothing.
+#
+# Non-zero exit codes: 2 = a setting is invalid (nothing was called),
+# 1 = a gcloud call failed.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+Usage: deploy.sh --project PROJECT [options]
+
+Deploys chat-offboard (a 2nd-gen Cloud Function triggered by Pub/Sub) with its
+topics, dead-letter subscription, runtime service account, secret and IAM
+bindings. Safe to run again: existing resources are left "unchanged".
+
+Options (each also read from the environment variable in brackets; a flag wins):
+  --project ID                 project id [PROJECT]                       (required)
+  --region R                   region [REGION]                            (us-central1)
+  --function NAME              function name [FUNCTION]                   (chat-offboard)
+  --request-topic ID           requests topic [REQUEST_TOPIC]             (chat-offboard-requests)
+  --result-topic ID            results topic [RESULT_TOPIC]               (chat-offboard-results)
+  --dead-letter-topic ID       dead-letter topic [DEAD_LETTER_TOPIC]      (chat-offboard-dead-letters)
+  --dead-letter-subscription ID  pull subscription that keeps dead letters
+                               [DEAD_LETTER_SUBSCRIPTION]                 (<dead-letter-topic>-hold)
+  --secret ID                  Secret Manager secret with the delegated admin's
+                               authorized_user JSON [SECRET]              (chat-offboard-token)
+  --service-account ID         runtime service account id [SERVICE_ACCOUNT] (<function>-run)
+  --writes-per-minute N        Chat membership writes per minute for the whole
+                               project [CHAT_WRITES_PER_MINUTE]           (300, the Chat API quota)
+  --reads-per-minute N         Chat reads per minute for the whole project
+                               [CHAT_READS_PER_MINUTE]                    (3000, the Chat API quota)
+  --max-instances N            maximum instances [MAX_INSTANCES]          (1)
+  --concurrency N              events in flight per instance [CONCURRENCY] (derived, see below)
+  --cpu N                      vCPUs per instance [CPU]                   (1)
+  --memory SIZE                memory per instance [MEMORY]               (512Mi)
+  --timeout DURATION           per-event timeout, at most 540s [TIMEOUT]  (540s)
+  --max-delivery-attempts N    deliveries before a request is dead-lettered,
+                               5..100 [MAX_DELIVERY_ATTEMPTS]              (10)
+  --protected-members LIST     comma-separated users/ID, emails or "app" that are
+                               never removed [PROTECTED_MEMBERS]          (none)
+  --max-event-age DURATION     Go duration, e.g. 23h [MAX_EVENT_AGE]      (the function's default)
+  --log-level LEVEL            debug|info|warn|error [LOG_LEVEL]          (the function's default)
+  --sweeps                     also enable the Admin SDK API (allSpaces sweeps) [SWEEPS=1]
+  --redeploy                   deploy the function even if it exists (new code or
+                               settings) [REDEPLOY=1]
+  --dry-run                    print every gcloud command in order and run none
+                               (checks are assumed to find nothing) [DRY_RUN=1]
+  -h, --help                   this help
+
+Budgets: every instance enforces its own budget, so each instance gets
+writes-per-minute / max-instances (and reads likewise) and the project stays
+under the Chat API quota however many instances run. The default concurrency
+lets one instance keep its write rate busy while bounding how long an event
+can wait for the budget; docs/operators.md shows the arithmetic.
+EOF
+}
+
+# die_setting NAME MESSAGE: a setting is invalid; nothing has been called yet.
+die_setting() {
+	printf 'deploy.sh: %s: %s\n' "$1" "$2" >&2
+	printf "Run 'deploy.sh --help' for the settings.\n" >&2
+	exit 2
+}
+
+die() {
+	printf 'deploy.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+warn() {
+	printf 'deploy.sh: warning: %s\n' "$*" >&2
+}
+
+# --- settings: environment first, then flags ----------------------------------
+PROJECT="${PROJECT-}"
+REGION="${REGION-us-central1}"
+FUNCTION="${FUNCTION-chat-offboard}"
+REQUEST_TOPIC="${REQUEST_TOPIC-chat-offboard-requests}"
+RESULT_TOPIC="${RESULT_TOPIC-chat-offboard-results}"
+DEAD_LETTER_TOPIC="${DEAD_LETTER_TOPIC-chat-offboard-dead-letters}"
+DEAD_LETTER_SUBSCRIPTION="${DEAD_LETTER_SUBSCRIPTION-}"
+SECRET="${SECRET-chat-offboard-token}"
+SERVICE_ACCOUNT="${SERVICE_ACCOUNT-}"
+CHAT_WRITES_PER_MINUTE="${CHAT_WRITES_PER_MINUTE-300}"
+CHAT_READS_PER_MINUTE="${CHAT_READS_PER_MINUTE-3000}"
+MAX_INSTANCES="${MAX_INSTANCES-1}"
+CONCURRENCY="${CONCURRENCY-}"
+CPU="${CPU-1}"
+MEMORY="${MEMORY-512Mi}"
+TIMEOUT="${TIMEOUT-540s}"
+MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS-10}"
+PROTECTED_MEMBERS="${PROTECTED_MEMBERS-}"
+MAX_EVENT_AGE="${MAX_EVENT_AGE-}"
+LOG_LEVEL="${LOG_LEVEL-}"
+SWEEPS="${SWEEPS-0}"
+REDEPLOY="${REDEPLOY-0}"
+DRY_RUN="${DRY_RUN-0}"
+
+# need_value FLAG COUNT [NEXT]: a flag given as "--flag value" needs its
+# value, which is not another flag.
+need_value() {
+	if (($2 < 2)) || [[ "${3-}" == --* ]]; then
+		die_setting "$1" "needs a value"
+	fi
+}
+
+while (($# > 0)); do
+	case "$1" in
+	-h | --help)
+		usage
+		exit 0
+		;;
+	--dry-run) DRY_RUN=1 ;;
+	--redeploy) REDEPLOY=1 ;;
+	--sweeps) SWEEPS=1 ;;
+	--*=*)
+		# --flag=value: split and re-dispatch as --flag value.
+		flag="${1%%=*}"
+		value="${1#*=}"
+		shift
+		set -- "$flag" "$value" "$@"
+		continue
+		;;
+	--project | --region | --function | --request-topic | --result-topic | \
+		--dead-letter-topic | --dead-letter-subscription | --secret | \
+		--service-account | --writes-per-minute | --reads-per-minute | \
+		--max-instances | --concurrency | --cpu | --memory | --timeout | \
+		--max-delivery-attempts | --protected-members | --max-event-age | \
+		--log-level)
+		need_value "$1" $# "${2-}"
+		case "$1" in
+		--project) PROJECT="$2" ;;
+		--region) REGION="$2" ;;
+		--function) FUNCTION="$2" ;;
+		--request-topic) REQUEST_TOPIC="$2" ;;
+		--result-topic) RESULT_TOPIC="$2" ;;
+		--dead-letter-topic) DEAD_LETTER_TOPIC="$2" ;;
+		--dead-letter-subscription) DEAD_LETTER_SUBSCRIPTION="$2" ;;
+		--secret) SECRET="$2" ;;
+		--service-account) SERVICE_ACCOUNT="$2" ;;
+		--writes-per-minute) CHAT_WRITES_PER_MINUTE="$2" ;;
+		--reads-per-minute) CHAT_READS_PER_MINUTE="$2" ;;
+		--max-instances) MAX_INSTANCES="$2" ;;
+		--concurrency) CONCURRENCY="$2" ;;
+		--cpu) CPU="$2" ;;
+		--memory) MEMORY="$2" ;;
+		--timeout) TIMEOUT="$2" ;;
+		--max-delivery-attempts) MAX_DELIVERY_ATTEMPTS="$2" ;;
+		--protected-members) PROTECTED_MEMBERS="$2" ;;
+		--max-event-age) MAX_EVENT_AGE="$2" ;;
+		--log-level) LOG_LEVEL="$2" ;;
+		esac
+		shift
+		;;
+	*) die_setting "$1" "unknown argument" ;;
+	esac
+	shift
+done
+
+[[ -n "$DEAD_LETTER_SUBSCRIPTION" ]] || DEAD_LETTER_SUBSCRIPTION="${DEAD_LETTER_TOPIC}-hold"
+[[ -n "$SERVICE_ACCOUNT" ]] || SERVICE_ACCOUNT="${FUNCTION}-run"
+
+# --- validation: every value, before any gcloud call ----------------------------
+
+# positive_int NAME VALUE: a decimal integer >= 1 without leading zeros.
+positive_int() {
+	[[ "$2" =~ ^[1-9][0-9]{0,8}$ ]] || die_setting "$1" "\"$2\" is not a positive integer"
+}
+
+# bool NAME VALUE: 0/1/true/false.
+bool() {
+	[[ "$2" =~ ^(0|1|true|false)$ ]] || die_setting "$1" "\"$2\" is not 0, 1, true or false"
+}
+
+# topic_id NAME VALUE: a Pub/Sub topic or subscription id.
+topic_id() {
+	[[ "$2" =~ ^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$ && "$2" != goog* ]] ||
+		die_setting "$1" "\"$2\" is not a Pub/Sub id (3-255 characters: a letter, then letters, digits or - _ . ~ + %; not starting with goog)"
+}
+
+[[ -n "$PROJECT" ]] || die_setting PROJECT "required: pass --project ID or set PROJECT"
+[[ "$PROJECT" =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
+	die_setting PROJECT "\"$PROJECT\" is not a project id (6-30 characters: lowercase letters, digits, hyphens; starts with a letter)"
+[[ "$REGION" =~ ^[a-z]+(-[a-z]+)+[0-9]+$ ]] ||
+	die_setting REGION "\"$REGION\" is not a region such as us-central1"
+[[ "$FUNCTION" =~ ^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$ ]] ||
+	die_setting FUNCTION "\"$FUNCTION\" is not a function name (1-63 characters: lowercase letters, digits, hyphens; starts with a letter, does not end with a hyphen)"
+topic_id REQUEST_TOPIC "$REQUEST_TOPIC"
+topic_id RESULT_TOPIC "$RESULT_TOPIC"
+topic_id DEAD_LETTER_TOPIC "$DEAD_LETTER_TOPIC"
+topic_id DEAD_LETTER_SUBSCRIPTION "$DEAD_LETTER_SUBSCRIPTION"
+if [[ "$REQUEST_TOPIC" == "$RESULT_TOPIC" || "$REQUEST_TOPIC" == "$DEAD_LETTER_TOPIC" || "$RESULT_TOPIC" == "$DEAD_LETTER_TOPIC" ]]; then
+	die_setting DEAD_LETTER_TOPIC "the requests, results and dead-letter topics must be three different topics"
+fi
+[[ "$SECRET" =~ ^[A-Za-z0-9_-]{1,255}$ ]] ||
+	die_setting SECRET "\"$SECRET\" is not a secret id (letters, digits, - and _)"
+[[ "$SERVICE_ACCOUNT" =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
+	die_setting SERVICE_ACCOUNT "\"$SERVICE_ACCOUNT\" is not a service account id (6-30 characters: lowercase letters, digits, hyphens); set SERVICE_ACCOUNT when the function name is too long"
+positive_int CHAT_WRITES_PER_MINUTE "$CHAT_WRITES_PER_MINUTE"
+positive_int CHAT_READS_PER_MINUTE "$CHAT_READS_PER_MINUTE"
+positive_int MAX_INSTANCES "$MAX_INSTANCES"
+((MAX_INSTANCES <= 1000)) || die_setting MAX_INSTANCES "$MAX_INSTANCES is more than 1000"
+[[ -z "$CONCURRENCY" ]] || positive_int CONCURRENCY "$CONCURRENCY"
+[[ "$CPU" =~ ^([0-9]+(\.[0-9]+)?|[0-9]+m)$ ]] || die_setting CPU "\"$CPU\" is not a number of vCPUs such as 1 or 2"
+[[ "$MEMORY" =~ ^[1-9][0-9]*(Mi|Gi|M|G)$ ]] || die_setting MEMORY "\"$MEMORY\" is not a size such as 512Mi or 1Gi"
+[[ "$TIMEOUT" =~ ^[1-9][0-9]*s?$ ]] || die_setting TIMEOUT "\"$TIMEOUT\" is not a number of seconds such as 540s"
+TIMEOUT_S="${TIMEOUT%s}"
+((TIMEOUT_S <= 540)) || die_setting TIMEOUT "$TIMEOUT is longer than 540s, the limit of event-driven functions"
+positive_int MAX_DELIVERY_ATTEMPTS "$MAX_DELIVERY_ATTEMPTS"
+((MAX_DELIVERY_ATTEMPTS >= 5 && MAX_DELIVERY_ATTEMPTS <= 100)) ||
+	die_setting MAX_DELIVERY_ATTEMPTS "$MAX_DELIVERY_ATTEMPTS is outside Pub/Sub's range 5..100"
+if [[ -n "$PROTECTED_MEMBERS" ]]; then
+	IFS=',' read -ra protected <<<"$PROTECTED_MEMBERS"
+	for p in "${protected[@]}"; do
+		[[ "$p" =~ ^(app|users/[A-Za-z0-9._%+@-]+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})$ ]] ||
+			die_setting PROTECTED_MEMBERS "\"$p\" is not users/ID, an email address or app (comma-separated, no spaces)"
+	done
+fi
+[[ -z "$MAX_EVENT_AGE" || "$MAX_EVENT_AGE" =~ ^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$ ]] ||
+	die_setting MAX_EVENT_AGE "\"$MAX_EVENT_AGE\" is not a Go duration such as 23h"
+[[ -z "$LOG_LEVEL" || "$LOG_LEVEL" =~ ^(debug|info|warn|warning|error)$ ]] ||
+	die_setting LOG_LEVEL "\"$LOG_LEVEL\" is not debug, info, warn or error"
+bool SWEEPS "$SWEEPS"
+bool REDEPLOY "$REDEPLOY"
+bool DRY_RUN "$DRY_RUN"
+[[ "$SWEEPS" == 1 || "$SWEEPS" == true ]] && SWEEPS=1 || SWEEPS=0
+[[ "$REDEPLOY" == 1 || "$REDEPLOY" == true ]] && REDEPLOY=1 || REDEPLOY=0
+[[ "$DRY_RUN" == 1 || "$DRY_RUN" == true ]] && DRY_RUN=1 || DRY_RUN=0
+
+# --- budget arithmetic -----------------------------------------------------------
+# The function enforces CHAT_WRITES_PER_MINUTE / CHAT_READS_PER_MINUTE per
+# instance (each instance has its own token bucket). The settings of this
+# script are the budgets of the whole project (the Chat API quotas: 300 writes
+# and 3000 reads per minute per project), so each instance gets
+#
+#   per-instance budget = floor(project budget / MAX_INSTANCES)
+#
+# and N instances together never exceed the quota. Default: 1 instance with the
+# full 300 writes/min. More instances buy availability, not throughput.
+#
+# Concurrency (events in flight per instance) is bounded on both sides:
+#   lower = ceil(writes/s x Chat latency): enough events in flight to use the
+#           write budget, with a Chat call taking ~1 s: 300/min = 5/s -> 5;
+#   upper = writes/s x TIMEOUT / 2: events beyond the budget wait in the
+#           instance for a token, and the last of C queued events waits
+#           C / (writes/s) seconds; keeping that under half the timeout leaves
+#           the other half for the Chat calls themselves: 5/s x 540 s / 2 = 1350.
+# Within those bounds 80 (Cloud Run's default) is taken: it covers reads-only
+# events (not_member, dry runs, fan-out planning) that do not consume the write
+# budget, while a burst of writes waits at most 80 / 5 = 16 s. Examples:
+#   defaults (300/min, 1 instance, 540s)  -> 300/min per instance, concurrency 80
+#   MAX_INSTANCES=10                      -> 30/min per instance, concurrency 80 (upper 135)
+#   MAX_INSTANCES=100                     -> 3/min per instance, concurrency 13
+WRITES_PER_INSTANCE=$((CHAT_WRITES_PER_MINUTE / MAX_INSTANCES))
+READS_PER_INSTANCE=$((CHAT_READS_PER_MINUTE / MAX_INSTANCES))
+((WRITES_PER_INSTANCE >= 1)) ||
+	die_setting MAX_INSTANCES "$MAX_INSTANCES instances cannot share $CHAT_WRITES_PER_MINUTE writes/min (each instance needs at least 1)"
+((READS_PER_INSTANCE >= 1)) ||
+	die_setting MAX_INSTANCES "$MAX_INSTANCES instances cannot share $CHAT_READS_PER_MINUTE reads/min (each instance needs at least 1)"
+CHAT_LATENCY_S=1
+CONCURRENCY_LOWER=$(((WRITES_PER_INSTANCE * CHAT_LATENCY_S + 59) / 60))
+CONCURRENCY_UPPER=$((WRITES_PER_INSTANCE * TIMEOUT_S / 120))
+((CONCURRENCY_UPPER >= 1)) || CONCURRENCY_UPPER=1
+if [[ -z "$CONCURRENCY" ]]; then
+	CONCURRENCY=80
+	((CONCURRENCY <= CONCURRENCY_UPPER)) || CONCURRENCY=$CONCURRENCY_UPPER
+	((CONCURRENCY >= CONCURRENCY_LOWER)) || CONCURRENCY=$CONCURRENCY_LOWER
+fi
+((CONCURRENCY <= 1000)) || die_setting CONCURRENCY "$CONCURRENCY is more than 1000, Cloud Run's maximum"
+if ((CONCURRENCY > 1)) && [[ "$CPU" =~ ^0*(\.[0-9]*)?$|^[0-9]{1,3}m$ ]]; then
+	die_setting CPU "$CPU vCPU is less than 1, which Cloud Run allows only with CONCURRENCY=1"
+fi
+if ((CONCURRENCY < CONCURRENCY_LOWER)); then
+	warn "CONCURRENCY=$CONCURRENCY is below $CONCURRENCY_LOWER: an instance cannot use its $WRITES_PER_INSTANCE writes/min"
+fi
+if ((CONCURRENCY > CONCURRENCY_UPPER)); then
+	warn "CONCURRENCY=$CONCURRENCY is above $CONCURRENCY_UPPER: queued events may wait longer than half of TIMEOUT for the write budget"
+fi
+
+SA_EMAIL="${SERVICE_ACCOUNT}@${PROJECT}.iam.gserviceaccount.com"
+SA_MEMBER="serviceAccount:${SA_EMAIL}"
+REQUEST_TOPIC_NAME="projects/${PROJECT}/topics/${REQUEST_TOPIC}"
+RESULT_TOPIC_NAME="projects/${PROJECT}/topics/${RESULT_TOPIC}"
+DEAD_LETTER_TOPIC_NAME="projects/${PROJECT}/topics/${DEAD_LETTER_TOPIC}"
+SECRET_NAME="projects/${PROJECT}/secrets/${SECRET}"
+
+APIS=(
+	cloudfunctions.googleapis.com
+	run.googleapis.com
+	eventarc.googleapis.com
+	pubsub.googleapis.com
+	secretmanager.googleapis.com
+	cloudbuild.googleapis.com
+	artifactregistry.googleapis.com
+	iam.googleapis.com
+	chat.googleapis.com
+)
+((SWEEPS == 0)) || APIS+=(admin.googleapis.com)
+
+# The function's environment (DESIGN.md, "Configuration"). gcloud splits
+# --set-env-vars on commas, and PROTECTED_MEMBERS holds commas, so the list uses
+# gcloud's alternate delimiter syntax "^;^K=V;K=V" (gcloud topic escaping);
+# validation above guarantees that no value contains ";".
+ENV_VARS=(
+	"GOOGLE_CLOUD_PROJECT=${PROJECT}"
+	"TOKEN_SECRET=${SECRET_NAME}/versions/latest"
+	"RESULT_TOPIC=${RESULT_TOPIC_NAME}"
+	"REQUEST_TOPIC=${REQUEST_TOPIC_NAME}"
+	"CHAT_WRITES_PER_MINUTE=${WRITES_PER_INSTANCE}"
+	"CHAT_READS_PER_MINUTE=${READS_PER_INSTANCE}"
+)
+[[ -z "$PROTECTED_MEMBERS" ]] || ENV_VARS+=("PROTECTED_MEMBERS=${PROTECTED_MEMBERS}")
+[[ -z "$MAX_EVENT_AGE" ]] || ENV_VARS+=("MAX_EVENT_AGE=${MAX_EVENT_AGE}")
+[[ -z "$LOG_LEVEL" ]] || ENV_VARS+=("LOG_LEVEL=${LOG_LEVEL}")
+ENV_ARG="^;^$(
+	IFS=';'
+	printf '%s' "${ENV_VARS[*]}"
+)"
+
+# --- gcloud helpers -----------------------------------------------------------------
+
+# quote ARG: ARG as the shell would need it, for printing commands.
+quote() {
+	if [[ "$1" =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then
+		printf '%s' "$1"
+	else
+		printf "'%s'" "${1//\'/\'\\\'\'}"
+	fi
+}
+
+# show ARGS...: print a command line.
+show() {
+	local line="" a
+	for a in "$@"; do
+		line+=" $(quote "$a")"
+	done
+	printf '%s\n' "${line# }"
+}
+
+OUT=""
+ERR_FILE=""
+if ((DRY_RUN == 0)); then
+	command -v gcloud >/dev/null || die "gcloud is not on PATH (https://cloud.google.com/sdk/docs/install)"
+	ERR_FILE="$(mktemp)"
+	trap 'rm -f "$ERR_FILE"' EXIT
+fi
+
+# check ARGS...: a read-only gcloud call (describe, list, get-iam-policy).
+# Returns 0 with its output in OUT, or 1 when gcloud answers NOT_FOUND. Any
+# other failure (permission denied, network, ...) stops the script: it must not
+# be taken for "missing" and answered with a create. In a dry run the call is
+# printed, not run, and counts as "not found" (the fresh-project plan).
+check() {
+	OUT=""
+	if ((DRY_RUN)); then
+		printf '%s   # check\n' "$(show gcloud "$@")"
+		return 1
+	fi
+	local rc=0
+	OUT="$(gcloud "$@" 2>"$ERR_FILE")" || rc=$?
+	((rc != 0)) || return 0
+	if grep -qiE 'NOT_FOUND|not found|does not exist|status=\[404\]' "$ERR_FILE"; then
+		return 1
+	fi
+	cat "$ERR_FILE" >&2
+	die "$(show gcloud "$@") failed (exit $rc)"
+}
+
+# run ARGS...: a gcloud call that changes something. Printed first; in a dry
+# run only printed.
+run() {
+	if ((DRY_RUN)); then
+		show gcloud "$@"
+		return 0
+	fi
+	printf '+ %s\n' "$(show gcloud "$@")"
+	gcloud "$@" || die "$(show gcloud "$@") failed"
+}
+
+# run_iam ARGS...: like run, retried for up to a minute: a service account or
+# resource created moments ago may not be visible to IAM yet.
+run_iam() {
+	if ((DRY_RUN)); then
+		show gcloud "$@"
+		return 0
+	fi
+	printf '+ %s\n' "$(show gcloud "$@")"
+	local i pause="${DEPLOY_RETRY_SECONDS:-4}"
+	for i in 1 2 3 4 5 6; do
+		if gcloud "$@" >/dev/null 2>"$ERR_FILE"; then
+			return 0
+		fi
+		if ((i < 6)); then
+			warn "attempt $i failed, retrying in $((i * pause))s: $(tail -n 1 "$ERR_FILE")"
+			sleep $((i * pause))
+		fi
+	done
+	cat "$ERR_FILE" >&2
+	die "$(show gcloud "$@") failed"
+}
+
+# status WHAT STATE: one line per resource.
+status() {
+	if ((DRY_RUN == 0)); then
+		printf '%-70s %s\n' "$1" "$2"
+	fi
+}
+
+# ensure_binding ROLE MEMBER GROUP RESOURCE [FLAGS...]: grant ROLE to MEMBER on
+# one resource of the gcloud command group GROUP ("pubsub topics", "secrets",
+# ...), reading the current policy first and adding the binding only when it is
+# missing. Nothing is ever granted project-wide.
+ensure_binding() {
+	local role="$1" member="$2" group resource="$4"
+	read -ra group <<<"$3"
+	shift 4
+	if check "${group[@]}" get-iam-policy "$resource" "$@" \
+		'--flatten=bindings[].members' '--format=value(bindings.role,bindings.members)' &&
+		grep -qxF "${role}"$'\t'"${member}" <<<"$OUT"; then
+		status "IAM ${role} for ${member#*:} on ${resource##*/}" unchanged
+		return 0
+	fi
+	run_iam "${group[@]}" add-iam-policy-binding "$resource" "$@" \
+		"--member=${member}" "--role=${role}"
+	status "IAM ${role} for ${member#*:} on ${resource##*/}" added
+}
+
+# --- the plan ------------------------------------------------------------------------
+if ((DRY_RUN)); then
+	echo "# deploy.sh --dry-run: the gcloud commands for a fresh project, in order; none is run."
+	echo "# Lines marked '# check' only read; in a dry run they are assumed to find nothing."
+	echo "# PROJECT_NUMBER, TRIGGER and TRIGGER_SUBSCRIPTION stand for values that those checks would read."
+fi
+echo "# project ${PROJECT}, region ${REGION}, function ${FUNCTION}"
+echo "# budget: ${CHAT_WRITES_PER_MINUTE} writes/min and ${CHAT_READS_PER_MINUTE} reads/min for the project over ${MAX_INSTANCES} instance(s)"
+echo "#   = ${WRITES_PER_INSTANCE} writes/min and ${READS_PER_INSTANCE} reads/min per instance; concurrency ${CONCURRENCY} (bounds ${CONCURRENCY_LOWER}..${CONCURRENCY_UPPER})"
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+# 1. The project, and its number (for the Pub/Sub service agent).
+PROJECT_NUMBER=PROJECT_NUMBER
+if check projects describe "$PROJECT" '--format=value(projectNumber)'; then
+	PROJECT_NUMBER="$OUT"
+	[[ "$PROJECT_NUMBER" =~ ^[0-9]+$ ]] || die "unexpected project number \"$PROJECT_NUMBER\" for $PROJECT"
+elif ((DRY_RUN == 0)); then
+	die "project $PROJECT not found, or no permission to see it"
+fi
+PUBSUB_AGENT="serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+# 2. APIs, before anything is created.
+missing_apis=()
+if check services list --enabled "--project=${PROJECT}" '--format=value(config.name)'; then
+	for api in "${APIS[@]}"; do
+		grep -qxF "$api" <<<"$OUT" || missing_apis+=("$api")
+	done
+else
+	missing_apis=("${APIS[@]}")
+fi
+if ((${#missing_apis[@]} > 0)); then
+	run services enable "${missing_apis[@]}" "--project=${PROJECT}"
+	status "APIs ${missing_apis[*]}" enabled
+else
+	status "APIs ${APIS[*]}" unchanged
+fi
+
+# 3. Topics: requests (the trigger, and fan-out), results, dead letters.
+for topic in "$REQUEST_TOPIC" "$RESULT_TOPIC" "$DEAD_LETTER_TOPIC"; do
+	if check pubsub topics describe "$topic" "--project=${PROJECT}" '--format=value(name)'; then
+		status "topic ${topic}" unchanged
+	else
+		run pubsub topics create "$topic" "--project=${PROJECT}"
+		status "topic ${topic}" created
+	fi
+done
+
+# 4. A pull subscription on the dead-letter topic, so that nothing dead-lettered
+#    is lost (a topic without subscriptions drops what is published to it). It
+#    never expires and keeps messages for the 31 days Pub/Sub allows.
+if check pubsub subscriptions describe "$DEAD_LETTER_SUBSCRIPTION" "--project=${PROJECT}" '--format=value(name)'; then
+	status "subscription ${DEAD_LETTER_SUBSCRIPTION}" unchanged
+else
+	run pubsub subscriptions create "$DEAD_LETTER_SUBSCRIPTION" "--project=${PROJECT}" \
+		"--topic=${DEAD_LETTER_TOPIC}" --expiration-period=never \
+		--message-retention-duration=31d --ack-deadline=60
+	status "subscription ${DEAD_LETTER_SUBSCRIPTION}" created
+fi
+
+# 5. The secret (its versions are added by `go run ./cmd/authorize`).
+if check secrets describe "$SECRET" "--project=${PROJECT}" '--format=value(name)'; then
+	status "secret ${SECRET}" unchanged
+else
+	run secrets create "$SECRET" "--project=${PROJECT}" --replication-policy=automatic
+	status "secret ${SECRET}" created
+fi
+secret_has_version=0
+if check secrets versions list "$SECRET" "--project=${PROJECT}" --filter=state:ENABLED --limit=1 '--format=value(name)' &&
+	[[ -n "$OUT" ]]; then
+	secret_has_version=1
+fi
+
+# 6. The runtime service account.
+if check iam service-accounts describe "$SA_EMAIL" "--project=${PROJECT}" '--format=value(email)'; then
+	status "service account ${SA_EMAIL}" unchanged
+else
+	run iam service-accounts create "$SERVICE_ACCOUNT" "--project=${PROJECT}" \
+		"--display-name=chat-offboard runtime (${FUNCTION})" \
+		"--description=Runs the ${FUNCTION} function: reads one secret, publishes to two topics"
+	status "service account ${SA_EMAIL}" created
+fi
+
+# 7. Least privilege for the runtime service account: on single resources only.
+ensure_binding roles/secretmanager.secretAccessor "$SA_MEMBER" secrets "$SECRET" "--project=${PROJECT}"
+ensure_binding roles/pubsub.publisher "$SA_MEMBER" "pubsub topics" "$RESULT_TOPIC" "--project=${PROJECT}"
+ensure_binding roles/pubsub.publisher "$SA_MEMBER" "pubsub topics" "$REQUEST_TOPIC" "--project=${PROJECT}"
+# The same account is the trigger's identity: Pub/Sub mints its OIDC tokens
+# for the push to the function (projects created before April 2021 lack this
+# project-wide; granting it on this one account is enough).
+ensure_binding roles/iam.serviceAccountTokenCreator "$PUBSUB_AGENT" "iam service-accounts" "$SA_EMAIL" "--project=${PROJECT}"
+
+# 8. The function: deployed when missing, or when --redeploy asks.
+function_exists=0
+if check functions describe "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}" '--format=value(name)'; then
+	function_exists=1
+fi
+if ((function_exists == 0 || REDEPLOY)); then
+	run functions deploy "$FUNCTION" --gen2 --runtime=go126 --entry-point=RemoveMembership \
+		"--trigger-topic=${REQUEST_TOPIC}" --retry --source=. \
+		"--region=${REGION}" "--project=${PROJECT}" \
+		"--service-account=${SA_EMAIL}" "--trigger-service-account=${SA_EMAIL}" \
+		--ingress-settings=internal-only \
+		"--max-instances=${MAX_INSTANCES}" "--concurrency=${CONCURRENCY}" \
+		"--cpu=${CPU}" "--memory=${MEMORY}" "--timeout=${TIMEOUT_S}s" \
+		"--set-env-vars=${ENV_ARG}" --quiet
+	if ((function_exists)); then
+		status "function ${FUNCTION}" redeployed
+	else
+		status "function ${FUNCTION}" deployed
+	fi
+else
+	status "function ${FUNCTION}" "unchanged (--redeploy applies new code or settings)"
+fi
+
+# 9. The trigger (Eventarc, as the runtime service account) may invoke the
+#    function's Cloud Run service; nothing else may.
+ensure_binding roles/run.invoker "$SA_MEMBER" "run services" "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}"
+
+# 10. The trigger's subscription gets a dead-letter policy.
+TRIGGER=TRIGGER
+TRIGGER_SUBSCRIPTION=TRIGGER_SUBSCRIPTION
+if check functions describe "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}" '--format=value(eventTrigger.trigger)'; then
+	TRIGGER="${OUT##*/}"
+	[[ -n "$TRIGGER" ]] || die "function $FUNCTION has no event trigger; was it deployed by another tool? (deploy.sh --redeploy replaces it)"
+elif ((DRY_RUN == 0)); then
+	die "function $FUNCTION not found after deployment"
+fi
+if check eventarc triggers describe "$TRIGGER" "--location=${REGION}" "--project=${PROJECT}" \
+	'--format=value(transport.pubsub.subscription)'; then
+	TRIGGER_SUBSCRIPTION="$OUT"
+fi
+if ((DRY_RUN == 0)) && [[ "$TRIGGER_SUBSCRIPTION" != projects/*/subscriptions/* ]]; then
+	die "cannot find the Pub/Sub subscription of trigger $TRIGGER"
+fi
+if check pubsub subscriptions describe "$TRIGGER_SUBSCRIPTION" \
+	'--format=value(deadLetterPolicy.deadLetterTopic,deadLetterPolicy.maxDeliveryAttempts)' &&
+	[[ "$OUT" == "${DEAD_LETTER_TOPIC_NAME}"$'\t'"${MAX_DELIVERY_ATTEMPTS}" ]]; then
+	status "dead-letter policy of ${TRIGGER_SUBSCRIPTION##*/}" unchanged
+else
+	run pubsub subscriptions update "$TRIGGER_SUBSCRIPTION" \
+		"--dead-letter-topic=${DEAD_LETTER_TOPIC_NAME}" "--max-delivery-attempts=${MAX_DELIVERY_ATTEMPTS}"
+	status "dead-letter policy of ${TRIGGER_SUBSCRIPTION##*/}" set
+fi
+
+# 11. The Pub/Sub service agent forwards undeliverable messages: it must publish
+#     to the dead-letter topic and acknowledge on the trigger's subscription.
+ensure_binding roles/pubsub.publisher "$PUBSUB_AGENT" "pubsub topics" "$DEAD_LETTER_TOPIC" "--project=${PROJECT}"
+ensure_binding roles/pubsub.subscriber "$PUBSUB_AGENT" "pubsub subscriptions" "$TRIGGER_SUBSCRIPTION"
+
+# --- what next ------------------------------------------------------------------------
+if ((DRY_RUN)); then
+	echo "# end of plan"
+else
+	echo "deploy.sh: done"
+fi
+if ((secret_has_version == 0)); then
+	cat <<EOF
+
+The secret ${SECRET} has no enabled version yet: store the delegated admin's
+consent first (see docs/operators.md), e.g.
+
+  go run ./cmd/authorize --client-secrets client_secret.json --secret ${SECRET_NAME}
+EOF
+fi
+cat <<EOF
+
+Publish a first request (a dry run: it removes nothing, and reports what it would do):
+
+  gcloud pubsub topics publish ${REQUEST_TOPIC} --project=${PROJECT} \\
+    --message='{"requestId":"first-test","space":"spaces/SPACE_ID","member":"users/someone@example.com","dryRun":true,"reason":"deployment test"}'
+
+Results are CloudEvents published to ${RESULT_TOPIC_NAME}; a topic keeps
+nothing by itself, so create a pull subscription once (before publishing) and read it:
+
+  gcloud pubsub subscriptions create ${RESULT_TOPIC}-audit --project=${PROJECT} --topic=${RESULT_TOPIC} --expiration-period=never --message-retention-duration=31d
+  gcloud pubsub subscriptions pull ${RESULT_TOPIC}-audit --project=${PROJECT} --limit=10 --auto-ack
+
+Requests that failed ${MAX_DELIVERY_ATTEMPTS} deliveries are kept in ${DEAD_LETTER_SUBSCRIPTION}:
+
+  gcloud pubsub subscriptions pull ${DEAD_LETTER_SUBSCRIPTION} --project=${PROJECT} --limit=10
+
+Logs: gcloud functions logs read ${FUNCTION} --region=${REGION} --project=${PROJECT}
+EOF

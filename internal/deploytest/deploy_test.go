@@ -1,0 +1,715 @@
+package deploytest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	if state := os.Getenv("FAKEGCLOUD_STATE"); state != "" {
+		os.Exit(fakeGcloud(state, os.Getenv("FAKEGCLOUD_LOG"), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// script is deploy.sh, relative to this package.
+const script = "../../deploy.sh"
+
+const (
+	project  = "my-proj"
+	saEmail  = "chat-offboard-run@my-proj.iam.gserviceaccount.com"
+	saMember = "serviceAccount:" + saEmail
+	agent    = "serviceAccount:service-" + fakeProjectNumber + "@gcp-sa-pubsub.iam.gserviceaccount.com"
+	trigSub  = "projects/my-proj/subscriptions/eventarc-us-central1-chat-offboard-123456-sub-789"
+)
+
+// project is a fake project: a state file and a call log shared by the runs
+// of one test.
+type fakeProject struct {
+	dir, state, log string
+}
+
+func newProject(t *testing.T) *fakeProject {
+	t.Helper()
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(exe, filepath.Join(dir, "bin", "gcloud")); err != nil {
+		t.Fatal(err)
+	}
+	return &fakeProject{dir: dir, state: filepath.Join(dir, "state.json"), log: filepath.Join(dir, "calls.log")}
+}
+
+// result is one run of deploy.sh.
+type result struct {
+	code           int
+	stdout, stderr string
+	calls          [][]string // gcloud argv of this run, in order
+}
+
+// run runs deploy.sh with only env (plus PATH and HOME) in its environment,
+// the fake gcloud first on PATH.
+func (p *fakeProject) run(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	before := len(p.readLog(t))
+	cmd := exec.Command("bash", append([]string{script}, args...)...)
+	cmd.Env = append([]string{
+		"PATH=" + filepath.Join(p.dir, "bin") + ":/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + p.dir,
+		"FAKEGCLOUD_STATE=" + p.state,
+		"FAKEGCLOUD_LOG=" + p.log,
+		"DEPLOY_RETRY_SECONDS=0",
+		// The fake is this binary; under -race it would sleep 1 s at exit.
+		"GORACE=atexit_sleep_ms=0",
+	}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), calls: p.readLog(t)[before:]}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (p *fakeProject) readLog(t *testing.T) [][]string {
+	t.Helper()
+	b, err := os.ReadFile(p.log)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls [][]string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var c []string
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		calls = append(calls, c)
+	}
+	return calls
+}
+
+func (p *fakeProject) loadState(t *testing.T) *fakeState {
+	t.Helper()
+	st, err := loadState(p.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (p *fakeProject) saveState(t *testing.T, st *fakeState) {
+	t.Helper()
+	if err := st.save(p.state); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustSucceed(t *testing.T, r result) {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("deploy.sh exited %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// words returns the positional words of a call (its command path and
+// resource).
+func words(c []string) []string {
+	var w []string
+	for _, a := range c {
+		if !strings.HasPrefix(a, "--") {
+			w = append(w, a)
+		}
+	}
+	return w
+}
+
+// flag returns the value of --name=value in c, and whether it is there.
+func flag(c []string, name string) (string, bool) {
+	for _, a := range c {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v, true
+		}
+		if a == "--"+name {
+			return "", true
+		}
+	}
+	return "", false
+}
+
+// find returns the index of the first call whose words start with prefix and
+// whose flags include each of with ("k=v"), or -1.
+func find(calls [][]string, prefix string, with ...string) int {
+	for i, c := range calls {
+		if !strings.HasPrefix(strings.Join(words(c), " ")+" ", prefix+" ") {
+			continue
+		}
+		ok := true
+		for _, w := range with {
+			if !slices.Contains(c, "--"+w) {
+				ok = false
+			}
+		}
+		if ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// mutating reports whether a call changes something.
+func mutating(c []string) bool {
+	for _, w := range words(c) {
+		switch w {
+		case "create", "enable", "add-iam-policy-binding", "deploy", "update", "delete", "set-iam-policy", "add":
+			return true
+		}
+	}
+	return false
+}
+
+// binding is a granted role, as recorded by the fake.
+type binding struct{ group, resource, role, member string }
+
+func bindingsOf(calls [][]string) []binding {
+	var out []binding
+	for _, c := range calls {
+		w := words(c)
+		i := slices.Index(w, "add-iam-policy-binding")
+		if i < 0 {
+			continue
+		}
+		role, _ := flag(c, "role")
+		member, _ := flag(c, "member")
+		out = append(out, binding{strings.Join(w[:i], " "), w[i+1], role, member})
+	}
+	return out
+}
+
+// TestFreshProject deploys to an empty project and checks the order and the
+// arguments of the calls.
+func TestFreshProject(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	r := p.run(t, nil, "--project", project)
+	mustSucceed(t, r)
+	calls := r.calls
+
+	if w := words(calls[0]); strings.Join(w, " ") != "projects describe my-proj" {
+		t.Errorf("first call = %q, want the project check", calls[0])
+	}
+	enable := find(calls, "services enable")
+	if enable < 0 {
+		t.Fatalf("no services enable call in %q", calls)
+	}
+	wantAPIs := []string{"cloudfunctions.googleapis.com", "run.googleapis.com", "eventarc.googleapis.com",
+		"pubsub.googleapis.com", "secretmanager.googleapis.com", "cloudbuild.googleapis.com", "chat.googleapis.com"}
+	for _, api := range wantAPIs {
+		if !slices.Contains(calls[enable], api) {
+			t.Errorf("services enable lacks %s: %q", api, calls[enable])
+		}
+	}
+	if slices.Contains(calls[enable], "admin.googleapis.com") {
+		t.Errorf("admin.googleapis.com enabled without --sweeps")
+	}
+	for i, c := range calls {
+		if mutating(c) && i < enable {
+			t.Errorf("call %d %q changes something before the APIs are enabled (call %d)", i, c, enable)
+		}
+	}
+
+	// Topics and the dead-letter subscription.
+	for _, topic := range []string{"chat-offboard-requests", "chat-offboard-results", "chat-offboard-dead-letters"} {
+		if find(calls, "pubsub topics create "+topic, "project=my-proj") < 0 {
+			t.Errorf("topic %s not created", topic)
+		}
+	}
+	if find(calls, "pubsub subscriptions create chat-offboard-dead-letters-hold",
+		"topic=chat-offboard-dead-letters", "expiration-period=never") < 0 {
+		t.Errorf("no never-expiring subscription on the dead-letter topic")
+	}
+	if find(calls, "secrets create chat-offboard-token", "replication-policy=automatic") < 0 {
+		t.Errorf("secret not created")
+	}
+
+	// The service account exists before anything is granted to it.
+	saCreate := find(calls, "iam service-accounts create chat-offboard-run", "project=my-proj")
+	if saCreate < 0 {
+		t.Fatal("service account not created")
+	}
+	for i, c := range calls {
+		if m, _ := flag(c, "member"); m == saMember && i < saCreate {
+			t.Errorf("call %d %q grants to the service account before it is created (call %d)", i, c, saCreate)
+		}
+		if m, _ := flag(c, "service-account"); m == saEmail && i < saCreate {
+			t.Errorf("call %d %q uses the service account before it is created", i, c)
+		}
+	}
+
+	// Least privilege: exactly these bindings, each on one resource.
+	want := []binding{
+		{"secrets", "chat-offboard-token", "roles/secretmanager.secretAccessor", saMember},
+		{"pubsub topics", "chat-offboard-results", "roles/pubsub.publisher", saMember},
+		{"pubsub topics", "chat-offboard-requests", "roles/pubsub.publisher", saMember},
+		{"iam service-accounts", saEmail, "roles/iam.serviceAccountTokenCreator", agent},
+		{"run services", "chat-offboard", "roles/run.invoker", saMember},
+		{"pubsub topics", "chat-offboard-dead-letters", "roles/pubsub.publisher", agent},
+		{"pubsub subscriptions", trigSub, "roles/pubsub.subscriber", agent},
+	}
+	if got := bindingsOf(calls); !slices.Equal(got, want) {
+		t.Errorf("bindings:\n got %q\nwant %q", got, want)
+	}
+	for _, c := range calls {
+		if w := words(c); len(w) > 0 && (w[0] == "projects" || w[0] == "organizations") && mutating(c) {
+			t.Errorf("project-wide change %q", c)
+		}
+	}
+
+	// The function.
+	deploy := find(calls, "functions deploy chat-offboard")
+	if deploy < 0 {
+		t.Fatal("function not deployed")
+	}
+	for _, w := range []string{"gen2", "runtime=go126", "entry-point=RemoveMembership", "trigger-topic=chat-offboard-requests",
+		"retry", "source=.", "region=us-central1", "project=my-proj", "service-account=" + saEmail,
+		"trigger-service-account=" + saEmail, "max-instances=1", "concurrency=80", "cpu=1", "memory=512Mi", "timeout=540s"} {
+		if !slices.Contains(calls[deploy], "--"+w) {
+			t.Errorf("deploy lacks --%s: %q", w, calls[deploy])
+		}
+	}
+	env := envVars(t, calls[deploy])
+	wantEnv := map[string]string{
+		"GOOGLE_CLOUD_PROJECT":   project,
+		"TOKEN_SECRET":           "projects/my-proj/secrets/chat-offboard-token/versions/latest",
+		"RESULT_TOPIC":           "projects/my-proj/topics/chat-offboard-results",
+		"REQUEST_TOPIC":          "projects/my-proj/topics/chat-offboard-requests",
+		"CHAT_WRITES_PER_MINUTE": "300",
+		"CHAT_READS_PER_MINUTE":  "3000",
+	}
+	if !mapsEqual(env, wantEnv) {
+		t.Errorf("env vars = %v, want %v", env, wantEnv)
+	}
+	for _, prev := range []string{"pubsub topics create chat-offboard-requests", "secrets create", "iam service-accounts create"} {
+		if i := find(calls, prev); i > deploy {
+			t.Errorf("%q (call %d) after the deploy (call %d)", prev, i, deploy)
+		}
+	}
+
+	// The dead-letter policy, after the deploy, on the trigger's subscription.
+	update := find(calls, "pubsub subscriptions update "+trigSub,
+		"dead-letter-topic=projects/my-proj/topics/chat-offboard-dead-letters", "max-delivery-attempts=10")
+	if update < 0 {
+		t.Fatalf("no dead-letter policy set on %s: %q", trigSub, calls)
+	}
+	if update < deploy {
+		t.Errorf("dead-letter policy (call %d) before the deploy (call %d)", update, deploy)
+	}
+	st := p.loadState(t)
+	if s := st.Subs[trigSub]; s == nil || s.MaxAttempts != 10 || s.DeadLetterTopic != "projects/my-proj/topics/chat-offboard-dead-letters" {
+		t.Errorf("trigger subscription state = %+v", s)
+	}
+
+	// What next.
+	for _, s := range []string{
+		"gcloud pubsub topics publish chat-offboard-requests --project=my-proj",
+		"--message='{\"requestId\":",
+		"gcloud pubsub subscriptions create chat-offboard-results-audit --project=my-proj --topic=chat-offboard-results",
+		"gcloud pubsub subscriptions pull chat-offboard-results-audit",
+		"gcloud pubsub subscriptions pull chat-offboard-dead-letters-hold",
+		"go run ./cmd/authorize",
+	} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("output lacks %q:\n%s", s, r.stdout)
+		}
+	}
+}
+
+// envVars decodes --set-env-vars=^;^K=V;K=V.
+func envVars(t *testing.T, c []string) map[string]string {
+	t.Helper()
+	v, ok := flag(c, "set-env-vars")
+	if !ok {
+		t.Fatalf("no --set-env-vars in %q", c)
+	}
+	rest, ok := strings.CutPrefix(v, "^;^")
+	if !ok {
+		t.Fatalf("--set-env-vars %q does not use the ^;^ delimiter", v)
+	}
+	m := map[string]string{}
+	for _, kv := range strings.Split(rest, ";") {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestSecondRunChangesNothing runs deploy.sh again on the state the first run
+// left: it only reads, and says "unchanged" for everything.
+func TestSecondRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	mustSucceed(t, p.run(t, nil, "--project", project))
+	// The operator has authorized meanwhile.
+	st := p.loadState(t)
+	st.Secrets["chat-offboard-token"] = 1
+	p.saveState(t, st)
+
+	r := p.run(t, nil, "--project", project)
+	mustSucceed(t, r)
+	for _, c := range r.calls {
+		if mutating(c) {
+			t.Errorf("second run changed something: %q", c)
+		}
+	}
+	if n := strings.Count(r.stdout, "unchanged"); n < 15 {
+		t.Errorf("second run reports %d unchanged things, want every one:\n%s", n, r.stdout)
+	}
+	for _, s := range []string{"created", "added", "deployed", "enabled", "go run ./cmd/authorize"} {
+		if strings.Contains(r.stdout, s) {
+			t.Errorf("second run output mentions %q:\n%s", s, r.stdout)
+		}
+	}
+
+	// --redeploy deploys the function again and changes nothing else.
+	r = p.run(t, nil, "--project", project, "--redeploy")
+	mustSucceed(t, r)
+	var changes []string
+	for _, c := range r.calls {
+		if mutating(c) {
+			changes = append(changes, strings.Join(words(c), " "))
+		}
+	}
+	if !slices.Equal(changes, []string{"functions deploy chat-offboard"}) {
+		t.Errorf("--redeploy changed %q, want only the deploy", changes)
+	}
+}
+
+// TestPartialProject: what exists is kept, only what is missing is added,
+// including single missing bindings in existing policies.
+func TestPartialProject(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	mustSucceed(t, p.run(t, nil, "--project", project))
+	st := p.loadState(t)
+	st.Services = slices.DeleteFunc(st.Services, func(s string) bool { return s == "chat.googleapis.com" })
+	delete(st.Subs, "projects/my-proj/subscriptions/chat-offboard-dead-letters-hold")
+	st.Policies["pubsub topics chat-offboard-results"] = []string{"roles/pubsub.viewer\tuser:someone@example.com"}
+	st.Subs[trigSub].MaxAttempts = 5
+	p.saveState(t, st)
+
+	r := p.run(t, nil, "--project", project)
+	mustSucceed(t, r)
+	var changes []string
+	for _, c := range r.calls {
+		if mutating(c) {
+			changes = append(changes, strings.Join(words(c), " "))
+		}
+	}
+	want := []string{
+		"services enable chat.googleapis.com",
+		"pubsub subscriptions create chat-offboard-dead-letters-hold",
+		"pubsub topics add-iam-policy-binding chat-offboard-results",
+		"pubsub subscriptions update " + trigSub,
+	}
+	if !slices.Equal(changes, want) {
+		t.Errorf("changes:\n got %q\nwant %q", changes, want)
+	}
+	st = p.loadState(t)
+	if got := st.Policies["pubsub topics chat-offboard-results"]; len(got) != 2 || got[0] != "roles/pubsub.viewer\tuser:someone@example.com" {
+		t.Errorf("existing binding not kept: %q", got)
+	}
+}
+
+// TestDryRun: no gcloud at all, and the plan printed is the fresh run's calls,
+// in order, with placeholders for what only the checks can tell.
+func TestDryRun(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	r := p.run(t, nil, "--dry-run", "--project", project)
+	mustSucceed(t, r)
+	if len(r.calls) != 0 {
+		t.Fatalf("--dry-run ran gcloud: %q", r.calls)
+	}
+	if _, err := os.Stat(p.state); !os.IsNotExist(err) {
+		t.Errorf("--dry-run touched the state: %v", err)
+	}
+	var plan [][]string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if !strings.HasPrefix(line, "gcloud ") {
+			continue
+		}
+		line = strings.TrimSuffix(line, "   # check")
+		argv, err := shellWords(line)
+		if err != nil {
+			t.Fatalf("plan line %q: %v", line, err)
+		}
+		plan = append(plan, argv[1:])
+	}
+
+	fresh := newProject(t)
+	real := fresh.run(t, nil, "--project", project)
+	mustSucceed(t, real)
+	replace := strings.NewReplacer("PROJECT_NUMBER", fakeProjectNumber,
+		"TRIGGER_SUBSCRIPTION", trigSub, "TRIGGER", "chat-offboard-123456")
+	for _, c := range plan {
+		for i := range c {
+			c[i] = replace.Replace(c[i])
+		}
+	}
+	// The real run finds the secret without versions and says so; the plan
+	// lists the same check.
+	if len(plan) != len(real.calls) {
+		t.Fatalf("plan has %d commands, a fresh run %d:\nplan: %q\nrun:  %q", len(plan), len(real.calls), plan, real.calls)
+	}
+	for i := range plan {
+		if !slices.Equal(plan[i], real.calls[i]) {
+			t.Errorf("command %d:\nplan %q\nrun  %q", i, plan[i], real.calls[i])
+		}
+	}
+	if !strings.Contains(r.stdout, "gcloud pubsub topics publish") {
+		t.Errorf("plan lacks the first-request hint")
+	}
+}
+
+// shellWords splits a line printed by deploy.sh's show(): plain words and
+// single-quoted words with '\” escapes.
+func shellWords(s string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	in, started := false, false
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case in && ch == '\'':
+			in = false
+		case in:
+			cur.WriteByte(ch)
+		case ch == '\'':
+			in, started = true, true
+		case ch == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+			started = true
+		case ch == ' ':
+			if started {
+				out = append(out, cur.String())
+				cur.Reset()
+				started = false
+			}
+		default:
+			cur.WriteByte(ch)
+			started = true
+		}
+	}
+	if in {
+		return nil, errors.New("unterminated quote")
+	}
+	if started {
+		out = append(out, cur.String())
+	}
+	return out, nil
+}
+
+// TestBadSettings: each invalid value is refused before any gcloud call,
+// with a message naming the setting.
+func TestBadSettings(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		env     []string
+		args    []string
+		setting string
+	}{
+		{"empty project", []string{"PROJECT="}, nil, "PROJECT"},
+		{"no project", nil, nil, "PROJECT"},
+		{"project with uppercase", nil, []string{"--project", "My-Proj"}, "PROJECT"},
+		{"region with spaces", nil, []string{"--project", project, "--region", "us central1"}, "REGION"},
+		{"region from env", []string{"REGION=us-central1; rm -rf /"}, []string{"--project", project}, "REGION"},
+		{"budget 0", []string{"CHAT_WRITES_PER_MINUTE=0"}, []string{"--project", project}, "CHAT_WRITES_PER_MINUTE"},
+		{"budget not a number", nil, []string{"--project", project, "--writes-per-minute", "lots"}, "CHAT_WRITES_PER_MINUTE"},
+		{"reads negative", []string{"CHAT_READS_PER_MINUTE=-5"}, []string{"--project", project}, "CHAT_READS_PER_MINUTE"},
+		{"max instances 0", nil, []string{"--project", project, "--max-instances=0"}, "MAX_INSTANCES"},
+		{"more instances than writes", []string{"MAX_INSTANCES=301"}, []string{"--project", project}, "MAX_INSTANCES"},
+		{"function with uppercase", []string{"FUNCTION=Chat-Offboard"}, []string{"--project", project}, "FUNCTION"},
+		{"topic with slash", nil, []string{"--project", project, "--result-topic", "projects/x/topics/y"}, "RESULT_TOPIC"},
+		{"same topics", nil, []string{"--project", project, "--result-topic", "chat-offboard-requests"}, "DEAD_LETTER_TOPIC"},
+		{"secret with space", []string{"SECRET=my secret"}, []string{"--project", project}, "SECRET"},
+		{"timeout too long", nil, []string{"--project", project, "--timeout", "600s"}, "TIMEOUT"},
+		{"delivery attempts 3", nil, []string{"--project", project, "--max-delivery-attempts", "3"}, "MAX_DELIVERY_ATTEMPTS"},
+		{"concurrency 0", []string{"CONCURRENCY=0"}, []string{"--project", project}, "CONCURRENCY"},
+		{"protected member with ;", nil, []string{"--project", project, "--protected-members", "a@example.com;LOG_LEVEL=debug"}, "PROTECTED_MEMBERS"},
+		{"bad log level", []string{"LOG_LEVEL=loud"}, []string{"--project", project}, "LOG_LEVEL"},
+		{"missing flag value", nil, []string{"--project"}, "--project"},
+		{"unknown flag", nil, []string{"--project", project, "--frobnicate"}, "--frobnicate"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := newProject(t)
+			for _, dry := range [][]string{nil, {"--dry-run"}} {
+				r := p.run(t, tc.env, append(slices.Clone(tc.args), dry...)...)
+				if r.code != 2 {
+					t.Errorf("%v: exit %d, want 2\nstdout:\n%s\nstderr:\n%s", dry, r.code, r.stdout, r.stderr)
+				}
+				if !strings.Contains(r.stderr, "deploy.sh: "+tc.setting+": ") {
+					t.Errorf("%v: stderr does not name %s:\n%s", dry, tc.setting, r.stderr)
+				}
+				if len(r.calls) != 0 || strings.Contains(r.stdout, "gcloud") {
+					t.Errorf("%v: gcloud called or planned before validation: %q\n%s", dry, r.calls, r.stdout)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckErrorStops: a failed check other than NOT_FOUND (no permission)
+// stops the run instead of being taken for "missing".
+func TestCheckErrorStops(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	r := p.run(t, []string{"FAKEGCLOUD_FAIL=secrets describe"}, "--project", project)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "PERMISSION_DENIED") || !strings.Contains(r.stderr, "gcloud secrets describe chat-offboard-token") {
+		t.Errorf("stderr does not explain the failure:\n%s", r.stderr)
+	}
+	if find(r.calls, "secrets create") >= 0 || find(r.calls, "functions deploy") >= 0 {
+		t.Errorf("went on after a failed check: %q", r.calls)
+	}
+}
+
+// TestBudgets: the per-instance budgets and the concurrency follow the
+// arithmetic of docs/operators.md.
+func TestBudgets(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		env                        []string
+		writes, reads, concurrency string
+		maxInstances               string
+	}{
+		{nil, "300", "3000", "80", "1"},
+		{[]string{"MAX_INSTANCES=10"}, "30", "300", "80", "10"},
+		{[]string{"MAX_INSTANCES=100"}, "3", "30", "13", "100"},
+		{[]string{"MAX_INSTANCES=3", "CHAT_WRITES_PER_MINUTE=100"}, "33", "1000", "80", "3"},
+		{[]string{"MAX_INSTANCES=300", "TIMEOUT=60"}, "1", "10", "1", "300"},
+		{[]string{"CONCURRENCY=200", "MAX_INSTANCES=2"}, "150", "1500", "200", "2"},
+	}
+	for _, tc := range cases {
+		p := newProject(t)
+		r := p.run(t, tc.env, "--project", project, "--dry-run")
+		mustSucceed(t, r)
+		var deploy []string
+		for _, line := range strings.Split(r.stdout, "\n") {
+			if strings.HasPrefix(line, "gcloud functions deploy") {
+				var err error
+				if deploy, err = shellWords(line); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if deploy == nil {
+			t.Fatalf("%v: no deploy in the plan", tc.env)
+		}
+		env := envVars(t, deploy)
+		c, _ := flag(deploy, "concurrency")
+		m, _ := flag(deploy, "max-instances")
+		if env["CHAT_WRITES_PER_MINUTE"] != tc.writes || env["CHAT_READS_PER_MINUTE"] != tc.reads || c != tc.concurrency || m != tc.maxInstances {
+			t.Errorf("%v: writes %s reads %s concurrency %s max-instances %s; want %s %s %s %s", tc.env,
+				env["CHAT_WRITES_PER_MINUTE"], env["CHAT_READS_PER_MINUTE"], c, m, tc.writes, tc.reads, tc.concurrency, tc.maxInstances)
+		}
+	}
+}
+
+// TestSettingsReachTheFunction: flags and environment end up in the deploy
+// call, PROTECTED_MEMBERS with its commas intact.
+func TestSettingsReachTheFunction(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	r := p.run(t, []string{"REGION=europe-west1", "PROTECTED_MEMBERS=users/1,boss@example.com,app", "LOG_LEVEL=debug"},
+		"--project=other-proj", "--function", "offboard", "--sweeps", "--max-event-age=12h", "--secret", "tok", "--timeout=300")
+	mustSucceed(t, r)
+	deploy := find(r.calls, "functions deploy offboard")
+	if deploy < 0 {
+		t.Fatalf("no deploy: %q", r.calls)
+	}
+	env := envVars(t, r.calls[deploy])
+	if env["PROTECTED_MEMBERS"] != "users/1,boss@example.com,app" || env["LOG_LEVEL"] != "debug" ||
+		env["MAX_EVENT_AGE"] != "12h" || env["TOKEN_SECRET"] != "projects/other-proj/secrets/tok/versions/latest" {
+		t.Errorf("env = %v", env)
+	}
+	for _, w := range []string{"region=europe-west1", "project=other-proj", "timeout=300s",
+		"service-account=offboard-run@other-proj.iam.gserviceaccount.com"} {
+		if !slices.Contains(r.calls[deploy], "--"+w) {
+			t.Errorf("deploy lacks --%s: %q", w, r.calls[deploy])
+		}
+	}
+	if i := find(r.calls, "services enable"); i < 0 || !slices.Contains(r.calls[i], "admin.googleapis.com") {
+		t.Errorf("--sweeps did not enable the Admin SDK API")
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	r := p.run(t, nil, "--help")
+	mustSucceed(t, r)
+	for _, s := range []string{"PROJECT", "REGION", "FUNCTION", "REQUEST_TOPIC", "RESULT_TOPIC", "DEAD_LETTER_TOPIC",
+		"SECRET", "CHAT_WRITES_PER_MINUTE", "CHAT_READS_PER_MINUTE", "MAX_INSTANCES", "CONCURRENCY",
+		"PROTECTED_MEMBERS", "TIMEOUT", "MAX_DELIVERY_ATTEMPTS", "--dry-run"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("--help does not mention %s", s)
+		}
+	}
+	if len(r.calls) != 0 {
+		t.Errorf("--help ran gcloud")
+	}
+}
+
+// TestShellcheck runs Debian's shellcheck on deploy.sh when it is installed
+// (.ci/run installs it).
+func TestShellcheck(t *testing.T) {
+	t.Parallel()
+	sc, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Skip("shellcheck not on PATH (apt-get install shellcheck)")
+	}
+	out, err := exec.Command(sc, "--shell=bash", "--severity=style", script).CombinedOutput()
+	if err != nil {
+		t.Errorf("shellcheck deploy.sh: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,514 @@
+package deploytest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// The fake gcloud is this test binary itself: TestMain runs fakeGcloud when
+// FAKEGCLOUD_STATE is set, and the tests put a symlink named gcloud to the
+// binary first on PATH. It appends every call's argv to FAKEGCLOUD_LOG (one
+// JSON array per line) and keeps a small model of a project in the JSON file
+// FAKEGCLOUD_STATE: describes, lists and get-iam-policy answer from it (a
+// missing resource is exit 1 with NOT_FOUND on stderr, as gcloud does), and
+// creates, updates, deploys and bindings change it. Like the real services it
+// refuses calls to an API that is not enabled and bindings for a service
+// account that does not exist, so that ordering mistakes fail the run.
+//
+// FAKEGCLOUD_FAIL, when set, is a command prefix ("secrets describe") that
+// answers PERMISSION_DENIED.
+
+// fakeProjectNumber is the project number the fake reports.
+const fakeProjectNumber = "123456789012"
+
+// fakeState is the model of the project.
+type fakeState struct {
+	Services  []string            `json:"services"`
+	Topics    map[string]bool     `json:"topics"`        // topic id
+	Subs      map[string]*fakeSub `json:"subscriptions"` // full name
+	Secrets   map[string]int      `json:"secrets"`       // id -> enabled versions
+	SAs       map[string]bool     `json:"serviceAccounts"`
+	Functions map[string]string   `json:"functions"` // region/name -> trigger full name
+	Triggers  map[string]string   `json:"triggers"`  // trigger id -> subscription full name
+	Policies  map[string][]string `json:"policies"`  // "group resource" -> "role\tmember"
+}
+
+type fakeSub struct {
+	Topic           string `json:"topic"`
+	DeadLetterTopic string `json:"deadLetterTopic,omitempty"`
+	MaxAttempts     int    `json:"maxDeliveryAttempts,omitempty"`
+}
+
+func loadState(path string) (*fakeState, error) {
+	st := &fakeState{}
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) > 0 {
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("state %s: %w", path, err)
+		}
+	} else if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	if st.Topics == nil {
+		st.Topics = map[string]bool{}
+	}
+	if st.Subs == nil {
+		st.Subs = map[string]*fakeSub{}
+	}
+	if st.Secrets == nil {
+		st.Secrets = map[string]int{}
+	}
+	if st.SAs == nil {
+		st.SAs = map[string]bool{}
+	}
+	if st.Functions == nil {
+		st.Functions = map[string]string{}
+	}
+	if st.Triggers == nil {
+		st.Triggers = map[string]string{}
+	}
+	if st.Policies == nil {
+		st.Policies = map[string][]string{}
+	}
+	return st, nil
+}
+
+func (st *fakeState) save(path string) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// fakeCall is one parsed invocation.
+type fakeCall struct {
+	pos   []string          // positional words
+	flags map[string]string // --k=v, or "true" for a bare --k
+}
+
+func parseCall(args []string) (fakeCall, error) {
+	c := fakeCall{flags: map[string]string{}}
+	for _, a := range args {
+		if !strings.HasPrefix(a, "--") {
+			c.pos = append(c.pos, a)
+			continue
+		}
+		k, v, ok := strings.Cut(a[2:], "=")
+		if !ok {
+			// deploy.sh writes every valued flag as --k=v, so a bare
+			// flag is a boolean; anything else is a mistake to catch.
+			if !slices.Contains([]string{"gen2", "retry", "quiet", "enabled"}, k) {
+				return c, fmt.Errorf("flag --%s without =value", k)
+			}
+			v = "true"
+		}
+		c.flags[k] = v
+	}
+	return c, nil
+}
+
+// fakeGcloud runs one gcloud invocation against the state file and returns
+// its exit code.
+func fakeGcloud(statePath, logPath string, args []string, stdout, stderr io.Writer) int {
+	if logPath != "" {
+		line, _ := json.Marshal(args)
+		f, err := os.OpenFile(logPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintln(stderr, "fake gcloud:", err)
+			return 3
+		}
+		fmt.Fprintf(f, "%s\n", line)
+		f.Close()
+	}
+	st, err := loadState(statePath)
+	if err != nil {
+		fmt.Fprintln(stderr, "fake gcloud:", err)
+		return 3
+	}
+	c, err := parseCall(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "fake gcloud: unsupported call:", err)
+		return 2
+	}
+	if p := os.Getenv("FAKEGCLOUD_FAIL"); p != "" && strings.HasPrefix(strings.Join(c.pos, " "), p) {
+		fmt.Fprintf(stderr, "ERROR: (gcloud.%s) PERMISSION_DENIED: Permission denied on resource (or it may not exist).\n", strings.ReplaceAll(p, " ", "."))
+		return 1
+	}
+	f := &fake{st: st, c: c, out: stdout, err: stderr}
+	code := f.dispatch()
+	if f.dirty {
+		if err := st.save(statePath); err != nil {
+			fmt.Fprintln(stderr, "fake gcloud:", err)
+			return 3
+		}
+	}
+	return code
+}
+
+type fake struct {
+	st    *fakeState
+	c     fakeCall
+	out   io.Writer
+	err   io.Writer
+	dirty bool
+}
+
+func (f *fake) cmd() string { return strings.Join(f.c.pos, ".") }
+
+func (f *fake) notFound(what string) int {
+	fmt.Fprintf(f.err, "ERROR: (gcloud.%s) NOT_FOUND: Resource not found (resource=%s).\n", f.cmd(), what)
+	return 1
+}
+
+func (f *fake) fail(format string, a ...any) int {
+	fmt.Fprintf(f.err, "ERROR: (gcloud.%s) %s\n", f.cmd(), fmt.Sprintf(format, a...))
+	return 1
+}
+
+func (f *fake) unsupported() int {
+	fmt.Fprintf(f.err, "fake gcloud: unsupported call %q %v\n", f.c.pos, f.c.flags)
+	return 2
+}
+
+// needAPI refuses a call to a disabled API, as Google does.
+func (f *fake) needAPI(api string) bool {
+	if slices.Contains(f.st.Services, api) {
+		return true
+	}
+	f.fail("PERMISSION_DENIED: %s has not been used in project before or it is disabled.", api)
+	return false
+}
+
+// project returns --project and checks it is there.
+func (f *fake) project() (string, bool) {
+	p := f.c.flags["project"]
+	if p == "" {
+		f.fail("INVALID_ARGUMENT: no --project (the fake has no default project)")
+		return "", false
+	}
+	return p, true
+}
+
+// value prints the fields of a --format=value(...) from fields.
+func (f *fake) value(fields map[string]string) int {
+	format := f.c.flags["format"]
+	if !strings.HasPrefix(format, "value(") || !strings.HasSuffix(format, ")") {
+		fmt.Fprintf(f.err, "fake gcloud: unsupported --format %q\n", format)
+		return 2
+	}
+	var vals []string
+	for _, k := range strings.Split(format[len("value("):len(format)-1], ",") {
+		v, ok := fields[strings.TrimSpace(k)]
+		if !ok {
+			fmt.Fprintf(f.err, "fake gcloud: unsupported field %q\n", k)
+			return 2
+		}
+		vals = append(vals, v)
+	}
+	fmt.Fprintln(f.out, strings.Join(vals, "\t"))
+	return 0
+}
+
+func (f *fake) dispatch() int {
+	p := f.c.pos
+	switch {
+	case len(p) == 3 && p[0] == "projects" && p[1] == "describe":
+		return f.value(map[string]string{"projectNumber": fakeProjectNumber, "projectId": p[2]})
+	case len(p) == 2 && p[0] == "services" && p[1] == "list":
+		if f.c.flags["enabled"] != "true" || f.c.flags["format"] != "value(config.name)" {
+			return f.unsupported()
+		}
+		for _, s := range f.st.Services {
+			fmt.Fprintln(f.out, s)
+		}
+		return 0
+	case len(p) >= 3 && p[0] == "services" && p[1] == "enable":
+		for _, s := range p[2:] {
+			if !slices.Contains(f.st.Services, s) {
+				f.st.Services = append(f.st.Services, s)
+			}
+		}
+		f.dirty = true
+		return 0
+	case len(p) == 4 && p[0] == "pubsub" && p[1] == "topics":
+		return f.topics(p[2], p[3])
+	case len(p) == 4 && p[0] == "pubsub" && p[1] == "subscriptions":
+		return f.subscriptions(p[2], p[3])
+	case len(p) == 3 && p[0] == "secrets":
+		return f.secrets(p[1], p[2])
+	case len(p) == 4 && p[0] == "secrets" && p[1] == "versions" && p[2] == "list":
+		if !f.needAPI("secretmanager.googleapis.com") {
+			return 1
+		}
+		n, ok := f.st.Secrets[p[3]]
+		if !ok {
+			return f.notFound(p[3])
+		}
+		if n > 0 {
+			return f.value(map[string]string{"name": "1"})
+		}
+		return 0
+	case len(p) == 4 && p[0] == "iam" && p[1] == "service-accounts":
+		return f.serviceAccounts(p[2], p[3])
+	case len(p) == 3 && p[0] == "functions":
+		return f.functions(p[1], p[2])
+	case len(p) == 4 && p[0] == "run" && p[1] == "services":
+		if !f.needAPI("run.googleapis.com") {
+			return 1
+		}
+		key := f.c.flags["region"] + "/" + p[3]
+		if _, ok := f.st.Functions[key]; !ok {
+			return f.notFound(p[3])
+		}
+		return f.iam("run services", key, p[2])
+	case len(p) == 4 && p[0] == "eventarc" && p[1] == "triggers" && p[2] == "describe":
+		if !f.needAPI("eventarc.googleapis.com") {
+			return 1
+		}
+		sub, ok := f.st.Triggers[p[3]]
+		if !ok {
+			return f.notFound(p[3])
+		}
+		return f.value(map[string]string{"transport.pubsub.subscription": sub})
+	}
+	return f.unsupported()
+}
+
+// iam answers get-iam-policy and add-iam-policy-binding for one resource.
+func (f *fake) iam(group, resource, verb string) int {
+	key := group + " " + resource
+	switch verb {
+	case "get-iam-policy":
+		if f.c.flags["flatten"] != "bindings[].members" || f.c.flags["format"] != "value(bindings.role,bindings.members)" {
+			return f.unsupported()
+		}
+		for _, b := range f.st.Policies[key] {
+			fmt.Fprintln(f.out, b)
+		}
+		return 0
+	case "add-iam-policy-binding":
+		role, member := f.c.flags["role"], f.c.flags["member"]
+		if role == "" || member == "" {
+			return f.unsupported()
+		}
+		if email, ok := strings.CutPrefix(member, "serviceAccount:"); ok &&
+			strings.HasSuffix(email, ".iam.gserviceaccount.com") && !strings.Contains(email, "@gcp-sa-") && !f.st.SAs[email] {
+			return f.fail("INVALID_ARGUMENT: Service account %s does not exist.", email)
+		}
+		b := role + "\t" + member
+		if !slices.Contains(f.st.Policies[key], b) {
+			f.st.Policies[key] = append(f.st.Policies[key], b)
+			f.dirty = true
+		}
+		fmt.Fprintf(f.out, "Updated IAM policy for %s.\n", resource)
+		return 0
+	}
+	return f.unsupported()
+}
+
+func (f *fake) topics(verb, id string) int {
+	if !f.needAPI("pubsub.googleapis.com") {
+		return 1
+	}
+	project, ok := f.project()
+	if !ok {
+		return 1
+	}
+	switch verb {
+	case "describe":
+		if !f.st.Topics[id] {
+			return f.notFound(id)
+		}
+		return f.value(map[string]string{"name": "projects/" + project + "/topics/" + id})
+	case "create":
+		if f.st.Topics[id] {
+			return f.fail("ALREADY_EXISTS: Resource already exists in the project (resource=%s).", id)
+		}
+		f.st.Topics[id], f.dirty = true, true
+		return 0
+	case "get-iam-policy", "add-iam-policy-binding":
+		if !f.st.Topics[id] {
+			return f.notFound(id)
+		}
+		return f.iam("pubsub topics", id, verb)
+	}
+	return f.unsupported()
+}
+
+func (f *fake) subscriptions(verb, id string) int {
+	if !f.needAPI("pubsub.googleapis.com") {
+		return 1
+	}
+	name := id
+	if !strings.HasPrefix(id, "projects/") {
+		project, ok := f.project()
+		if !ok {
+			return 1
+		}
+		name = "projects/" + project + "/subscriptions/" + id
+	}
+	s := f.st.Subs[name]
+	switch verb {
+	case "describe":
+		if s == nil {
+			return f.notFound(id)
+		}
+		attempts := ""
+		if s.MaxAttempts > 0 {
+			attempts = fmt.Sprint(s.MaxAttempts)
+		}
+		return f.value(map[string]string{
+			"name":                                 name,
+			"deadLetterPolicy.deadLetterTopic":     s.DeadLetterTopic,
+			"deadLetterPolicy.maxDeliveryAttempts": attempts,
+		})
+	case "create":
+		if s != nil {
+			return f.fail("ALREADY_EXISTS: Resource already exists in the project (resource=%s).", id)
+		}
+		topic := f.c.flags["topic"]
+		if !f.st.Topics[topic] {
+			return f.fail("NOT_FOUND: Resource not found (resource=%s).", topic)
+		}
+		f.st.Subs[name], f.dirty = &fakeSub{Topic: topic}, true
+		return 0
+	case "update":
+		if s == nil {
+			return f.notFound(id)
+		}
+		dl := f.c.flags["dead-letter-topic"]
+		if !f.st.Topics[dl[strings.LastIndex(dl, "/")+1:]] {
+			return f.fail("INVALID_ARGUMENT: dead letter topic %s does not exist", dl)
+		}
+		var n int
+		if _, err := fmt.Sscan(f.c.flags["max-delivery-attempts"], &n); err != nil || n < 5 || n > 100 {
+			return f.fail("INVALID_ARGUMENT: max delivery attempts")
+		}
+		s.DeadLetterTopic, s.MaxAttempts, f.dirty = dl, n, true
+		return 0
+	case "get-iam-policy", "add-iam-policy-binding":
+		if s == nil {
+			return f.notFound(id)
+		}
+		return f.iam("pubsub subscriptions", name, verb)
+	}
+	return f.unsupported()
+}
+
+func (f *fake) secrets(verb, id string) int {
+	if !f.needAPI("secretmanager.googleapis.com") {
+		return 1
+	}
+	project, ok := f.project()
+	if !ok {
+		return 1
+	}
+	_, exists := f.st.Secrets[id]
+	switch verb {
+	case "describe":
+		if !exists {
+			fmt.Fprintf(f.err, "ERROR: (gcloud.secrets.describe) NOT_FOUND: Secret [projects/%s/secrets/%s] not found or has no versions.\n", fakeProjectNumber, id)
+			return 1
+		}
+		return f.value(map[string]string{"name": "projects/" + project + "/secrets/" + id})
+	case "create":
+		if exists {
+			return f.fail("ALREADY_EXISTS: Secret [%s] already exists.", id)
+		}
+		if f.c.flags["replication-policy"] != "automatic" {
+			return f.unsupported()
+		}
+		f.st.Secrets[id], f.dirty = 0, true
+		return 0
+	case "get-iam-policy", "add-iam-policy-binding":
+		if !exists {
+			return f.notFound(id)
+		}
+		return f.iam("secrets", id, verb)
+	}
+	return f.unsupported()
+}
+
+func (f *fake) serviceAccounts(verb, arg string) int {
+	if !f.needAPI("iam.googleapis.com") {
+		return 1
+	}
+	project, ok := f.project()
+	if !ok {
+		return 1
+	}
+	switch verb {
+	case "describe":
+		if !f.st.SAs[arg] {
+			return f.fail("NOT_FOUND: Unknown service account")
+		}
+		return f.value(map[string]string{"email": arg})
+	case "create":
+		email := arg + "@" + project + ".iam.gserviceaccount.com"
+		if f.st.SAs[email] {
+			return f.fail("ALREADY_EXISTS: Service account %s already exists within project projects/%s.", arg, project)
+		}
+		f.st.SAs[email], f.dirty = true, true
+		return 0
+	case "get-iam-policy", "add-iam-policy-binding":
+		if !f.st.SAs[arg] {
+			return f.fail("NOT_FOUND: Unknown service account")
+		}
+		return f.iam("iam service-accounts", arg, verb)
+	}
+	return f.unsupported()
+}
+
+func (f *fake) functions(verb, name string) int {
+	if !f.needAPI("cloudfunctions.googleapis.com") {
+		return 1
+	}
+	project, ok := f.project()
+	if !ok {
+		return 1
+	}
+	region := f.c.flags["region"]
+	key := region + "/" + name
+	switch verb {
+	case "describe":
+		trigger, exists := f.st.Functions[key]
+		if !exists {
+			fmt.Fprintf(f.err, "ERROR: (gcloud.functions.describe) ResponseError: status=[404], code=[Ok], message=[Function %s in region %s in project %s does not exist]\n", name, region, project)
+			return 1
+		}
+		return f.value(map[string]string{
+			"name":                 "projects/" + project + "/locations/" + region + "/functions/" + name,
+			"eventTrigger.trigger": trigger,
+		})
+	case "deploy":
+		for _, api := range []string{"run.googleapis.com", "eventarc.googleapis.com", "cloudbuild.googleapis.com", "artifactregistry.googleapis.com"} {
+			if !f.needAPI(api) {
+				return 1
+			}
+		}
+		topic := f.c.flags["trigger-topic"]
+		if !f.st.Topics[topic] {
+			return f.fail("INVALID_ARGUMENT: trigger topic %s does not exist", topic)
+		}
+		for _, k := range []string{"service-account", "trigger-service-account"} {
+			if sa := f.c.flags[k]; !f.st.SAs[sa] {
+				return f.fail("INVALID_ARGUMENT: --%s %s does not exist", k, sa)
+			}
+		}
+		if _, exists := f.st.Functions[key]; !exists {
+			id := name + "-123456"
+			sub := "projects/" + project + "/subscriptions/eventarc-" + region + "-" + id + "-sub-789"
+			f.st.Functions[key] = "projects/" + project + "/locations/" + region + "/triggers/" + id
+			f.st.Triggers[id] = sub
+			f.st.Subs[sub] = &fakeSub{Topic: topic}
+		}
+		f.dirty = true
+		return 0
+	}
+	return f.unsupported()
+}
