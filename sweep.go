@@ -98,7 +98,10 @@ func (f *Function) sweepPage(ctx context.Context, log *slog.Logger, m Message, v
 		root = v.ParentRequestID
 	}
 	people, successor := v.People, v.Successor
-	unknown := 0
+	// A page's result always says how many results to expect from it, even
+	// when it fails, so that a consumer counting completeness can finish.
+	n, unknown := 0, 0
+	r.Children, r.ExpectedResults = &n, &unknown
 	if v.PageToken == "" {
 		ids, err := f.resolvePeople(ctx, log, m, v, root, deadline)
 		if err != nil {
@@ -119,8 +122,6 @@ func (f *Function) sweepPage(ctx context.Context, log *slog.Logger, m Message, v
 			successor = id
 		}
 	}
-	n := 0
-	r.Children, r.ExpectedResults = &n, &unknown
 	if len(people) == 0 {
 		r.Outcome, r.Detail = OutcomePlanned, "nobody left to sweep: "+sweepScopeNote
 		return nil

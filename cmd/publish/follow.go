@@ -440,18 +440,23 @@ func (t *tracker) add(eventID string, r *offboard.Result) (*result, bool) {
 		t.node(r.ParentRequestID, root).kids[n.id] = true
 	}
 	st := t.states[root]
+	// A sweep page announces what it expects, whether it was planned or
+	// failed (a failed page expects only the results it already published).
+	page := r.ExpectedResults != nil
+	if page && !st.pages[r.RequestID] {
+		st.pages[r.RequestID] = true
+		st.expected += *r.ExpectedResults
+		if r.Continued {
+			st.continued++
+		}
+	}
 	if r.Outcome == offboard.OutcomePlanned {
 		n.planned = true
 		if r.Children != nil && *r.Children > n.children {
 			n.children = *r.Children
 		}
-		if r.ExpectedResults != nil && !st.pages[r.RequestID] {
-			st.pages[r.RequestID] = true
-			st.expected += *r.ExpectedResults
-			if r.Continued {
-				st.continued++
-			}
-		}
+	} else if page {
+		n.terminal = true
 	} else {
 		n.terminal = true
 		if r.RequestID != root {
