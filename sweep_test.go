@@ -346,3 +346,23 @@ func TestSweepDryRunWritesNothing(t *testing.T) {
 		t.Errorf("%d dry_run results, want 3", n)
 	}
 }
+
+func TestSweepFailedPageStillCounts(t *testing.T) {
+	e := newEnv(t)
+	if err := e.send(t, `{"requestId":"sw","allSpaces":true,"members":["ghost@example.com","users/101"],"successor":"nobody@example.com"}`); err != nil {
+		t.Fatal(err)
+	}
+	rs := e.results(t)
+	if len(rs) != 2 {
+		t.Fatalf("%d results: %+v", len(rs), rs)
+	}
+	if r := rs[0]; r.Outcome != OutcomeFailed || r.ParentRequestID != "sw" || !strings.Contains(r.Error.Message, "ghost@example.com") {
+		t.Errorf("unknown person: %+v", r.Result)
+	}
+	if r := rs[1]; r.Outcome != OutcomeFailed || r.ExpectedResults == nil || *r.ExpectedResults != 1 || r.Continued || !strings.Contains(r.Error.Message, "nobody@example.com") {
+		t.Errorf("page: %+v %+v", r.Result, r.Error)
+	}
+	if n := e.stack.Chat.Stats().Calls["spaces.search"]; n != 0 {
+		t.Errorf("%d searches after the successor was found unknown", n)
+	}
+}
