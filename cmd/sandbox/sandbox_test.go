@@ -1,0 +1,470 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pubsubtest.RunMain(m)) }
+
+// want is what each embedded sample must end in: outcome, and the note (or
+// a part of it) where it tells more.
+var want = map[string]struct{ outcome, note string }{
+	"remove-alice-eng":      {offboard.OutcomeRemoved, "was ROLE_MANAGER"},
+	"remove-alice-sales":    {offboard.OutcomeRemoved, "was ROLE_MEMBER"},
+	"remove-alice-hr":       {offboard.OutcomeNotMember, ""},
+	"dry-run-carol-ops":     {offboard.OutcomeDryRun, "wouldRemove=true"},
+	"dry-run-erin-ops":      {offboard.OutcomeDryRun, "wouldRemove=false"},
+	"remove-admin-eng":      {offboard.OutcomeRefused, "PROTECTED_MEMBERS"},
+	"remove-app-eng":        {offboard.OutcomeRefused, "PROTECTED_MEMBERS"},
+	"path-trick":            {offboard.OutcomeInvalid, "member"},
+	"two-targets":           {offboard.OutcomeInvalid, "target"},
+	"remove-alice-solo":     {offboard.OutcomeFailed, "400 FAILED_PRECONDITION"},
+	"remove-frank-secret":   {offboard.OutcomeFailed, "403 PERMISSION_DENIED"},
+	"remove-dave-ops-503":   {offboard.OutcomeRemoved, "was ROLE_MEMBER"},
+	"remove-erin-sales-429": {offboard.OutcomeRemoved, "was ROLE_MEMBER"},
+}
+
+// wantAfter are the memberships of the default workspace after the default
+// run (* = manager).
+var wantAfter = map[string]string{
+	"spaces/ENG":    "admin* bob carol app",    // alice removed; the admin and the app are protected
+	"spaces/SALES":  "admin* dave*",            // alice and erin (after a 429) removed
+	"spaces/HR":     "admin* erin frank",       // alice was not a member
+	"spaces/OPS":    "admin* bob* carol frank", // dave removed after a 503; carol only dry-run
+	"spaces/SOLO":   "alice* bob carol",        // alice is the only manager
+	"spaces/SECRET": "dave* frank",             // the admin has no access
+	"spaces/GROUP":  "alice bob carol",
+	"spaces/DM":     "alice bob",
+}
+
+var cellSep = regexp.MustCompile(`\s{2,}`)
+
+// table returns the rows of the tabwriter table whose header starts with
+// first, as maps from column name to cell.
+func table(t *testing.T, out, first string) []map[string]string {
+	t.Helper()
+	var head []string
+	var rows []map[string]string
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimRight(line, " ")
+		if head == nil {
+			if strings.HasPrefix(line, first+" ") {
+				head = cellSep.Split(line, -1)
+			}
+			continue
+		}
+		if line == "" {
+			break
+		}
+		cells := cellSep.Split(line, -1)
+		row := map[string]string{}
+		for i, h := range head {
+			if i < len(cells) {
+				row[h] = cells[i]
+			}
+		}
+		rows = append(rows, row)
+	}
+	if head == nil {
+		t.Fatalf("no table %q in:\n%s", first, out)
+	}
+	return rows
+}
+
+func runSandbox(t *testing.T, args ...string) (code int, stdout, stderr string, took time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code = run(ctx, args, &out, &errb)
+	return code, out.String(), errb.String(), time.Since(start)
+}
+
+func checkMemberships(t *testing.T, out string, want map[string]string) {
+	t.Helper()
+	rows := table(t, out, "SPACE")
+	if len(rows) != len(want) {
+		t.Errorf("%d spaces in the memberships table, want %d", len(rows), len(want))
+	}
+	for _, r := range rows {
+		if w, ok := want[r["SPACE"]]; !ok || r["AFTER"] != w {
+			t.Errorf("%s after = %q, want %q", r["SPACE"], r["AFTER"], w)
+		}
+	}
+}
+
+// TestDefaultRun is `go run ./cmd/sandbox` with the in-process Pub/Sub:
+// every sample ends in its outcome, the transient faults are retried to
+// success, and the memberships are right afterwards.
+func TestDefaultRun(t *testing.T) {
+	code, out, errs, took := runSandbox(t, "--emulator=")
+	t.Logf("took %s\n%s%s", took, out, errs)
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	rows := table(t, out, "REQUEST")
+	if len(rows) != len(want) {
+		t.Errorf("%d result rows, want %d", len(rows), len(want))
+	}
+	seen := map[string]bool{}
+	for _, r := range rows {
+		id := r["REQUEST"]
+		w, ok := want[id]
+		if !ok {
+			t.Errorf("unexpected row %v", r)
+			continue
+		}
+		seen[id] = true
+		if r["OUTCOME"] != w.outcome || r["CHECK"] != "ok" || !strings.Contains(r["NOTE"], w.note) {
+			t.Errorf("%s: %v, want outcome %s, check ok, note with %q", id, r, w.outcome, w.note)
+		}
+		if r["DELIVERIES"] != "1" {
+			t.Errorf("%s: %s deliveries, want 1", id, r["DELIVERIES"])
+		}
+	}
+	for id := range want {
+		if !seen[id] {
+			t.Errorf("no row for %s", id)
+		}
+	}
+	// The faults: 503 then 200 on the delete, after a get (dave is named by
+	// email, and PROTECTED_MEMBERS holds an id); 429 with Retry-After 1s,
+	// then 200.
+	for _, r := range rows {
+		switch r["REQUEST"] {
+		case "remove-dave-ops-503":
+			if r["ATTEMPTS"] != "3" {
+				t.Errorf("remove-dave-ops-503: %s Chat attempts, want 3 (get, 503, 200)", r["ATTEMPTS"])
+			}
+		case "remove-erin-sales-429":
+			if r["ATTEMPTS"] != "2" {
+				t.Errorf("remove-erin-sales-429: %s Chat attempts, want 2 (429, 200)", r["ATTEMPTS"])
+			}
+		}
+	}
+	if !strings.Contains(out, "13 requests, 13 results, 13 of 13 expectations met") ||
+		!strings.Contains(out, "2 faults injected, 2 retried within the invocation") {
+		t.Error("summary lines missing or wrong")
+	}
+	checkMemberships(t, out, wantAfter)
+	if errs != "" {
+		t.Errorf("standard error (not a terminal) should be empty, got:\n%s", errs)
+	}
+	if took > 30*time.Second {
+		t.Errorf("the default run took %s", took)
+	}
+}
+
+// TestNoFaults: --faults=false publishes the same requests without
+// injecting anything.
+func TestNoFaults(t *testing.T) {
+	code, out, errs, _ := runSandbox(t, "--emulator=", "--faults=false")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for _, r := range table(t, out, "REQUEST") {
+		if r["REQUEST"] == "remove-erin-sales-429" && r["ATTEMPTS"] != "1" {
+			t.Errorf("without faults: %v", r)
+		}
+	}
+	if !strings.Contains(out, "0 faults injected, 0 retried") {
+		t.Errorf("summary:\n%s", out)
+	}
+}
+
+// TestEmulatorRun is the default run through the real Pub/Sub emulator and
+// a push subscription to the function, with --json.
+func TestEmulatorRun(t *testing.T) {
+	host := pubsubtest.Emulator(t)
+	code, out, errs, took := runSandbox(t, "--emulator="+host, "--json",
+		"--topic="+pubsubtest.UniqueID("sandbox-req"), "--result-topic="+pubsubtest.UniqueID("sandbox-res"))
+	t.Logf("took %s\n%s", took, errs)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	got := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var e struct {
+			SpecVersion string          `json:"specversion"`
+			Type        string          `json:"type"`
+			ID          string          `json:"id"`
+			Data        offboard.Result `json:"data"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("stdout line %q: %v", sc.Text(), err)
+		}
+		if e.SpecVersion != "1.0" || e.Type != offboard.ResultEventType ||
+			e.ID != offboard.EventID(e.Data.RequestID, e.Data.Membership, e.Data.Outcome) {
+			t.Errorf("event %s", sc.Text())
+		}
+		got[e.Data.RequestID] = e.Data.Outcome
+	}
+	for id, w := range want {
+		if got[id] != w.outcome {
+			t.Errorf("%s: outcome %q, want %q", id, got[id], w.outcome)
+		}
+	}
+	if !strings.Contains(errs, "push subscription") {
+		t.Errorf("not through the emulator's push subscription? %s", errs)
+	}
+	checkMemberships(t, errs, wantAfter)
+}
+
+// syncBuffer is a bytes.Buffer that run may write while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServe follows what --serve prints: it posts the binary CloudEvent of
+// its curl command to the function and sees the result arrive; cancelling
+// (Ctrl-C) ends the run with status 0.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	reqs := filepath.Join(dir, "requests.jsonl")
+	if err := os.WriteFile(reqs, []byte(`{"sandbox":{"expect":"removed"},"requestId":"one","space":"spaces/ENG","member":"users/103"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"--emulator=", "--serve", "--requests", reqs}, &out, &errb) }()
+	waitFor := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), what); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in:\n%s\nstderr:\n%s", what, out.String(), errb.String())
+			}
+		}
+	}
+	waitFor("Results as they arrive")
+	o := out.String()
+	for _, s := range []string{"go run ./cmd/publish --project chat-offboard-sandbox --topic offboard-requests --result-topic offboard-results",
+		"gcloud and curl cannot reach the in-process Pub/Sub", "go run ./cmd/function", "TOKEN_SECRET=projects/emulator-project/secrets/chat-offboard-token"} {
+		if !strings.Contains(o, s) {
+			t.Errorf("instructions lack %q", s)
+		}
+	}
+	m := regexp.MustCompile(`curl -sS -X POST (http://127\.0\.0\.1:\d+)/`).FindStringSubmatch(o)
+	if m == nil {
+		t.Fatalf("no curl command in:\n%s", o)
+	}
+	// bob is the first plain member left (carol went with the sample).
+	data := base64.StdEncoding.EncodeToString([]byte(`{"requestId":"manual-1","space":"spaces/ENG","member":"bob@example.com"}`))
+	if !strings.Contains(o, data) {
+		t.Errorf("the curl command does not carry %s", data)
+	}
+	body := fmt.Sprintf(`{"message":{"messageId":"manual-1","data":%q},"subscription":"projects/chat-offboard-sandbox/subscriptions/manual"}`, data)
+	req, _ := http.NewRequest(http.MethodPost, m[1]+"/", strings.NewReader(body))
+	for k, v := range map[string]string{"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "manual-1",
+		"ce-type": "google.cloud.pubsub.topic.v1.messagePublished", "ce-source": "//pubsub.googleapis.com/projects/chat-offboard-sandbox/topics/offboard-requests"} {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the function answered %d", resp.StatusCode)
+	}
+	live := regexp.MustCompile(`\d\d:\d\d:\d\d +manual-1 +spaces/ENG/members/bob@example.com +removed`)
+	for deadline := time.Now().Add(30 * time.Second); !live.MatchString(out.String()); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no live result line in:\n%s", out.String())
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit %d after Ctrl-C in --serve", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	o = out.String()
+	i := strings.Index(o, "Memberships at the start and now")
+	if i < 0 {
+		t.Fatalf("no final memberships:\n%s", o)
+	}
+	for _, r := range table(t, o[i:], "SPACE") {
+		if r["SPACE"] == "spaces/ENG" && (r["AFTER"] != "admin* alice* app" || r["CHANGE"] != "-bob -carol") {
+			t.Errorf("spaces/ENG at the end: %v", r)
+		}
+	}
+}
+
+// TestCustomFiles runs --workspace and --requests files: lines without
+// expectations are reported, not checked; a line that is not JSON is
+// published as it is (and ends invalid).
+func TestCustomFiles(t *testing.T) {
+	dir := t.TempDir()
+	ws := filepath.Join(dir, "ws.json")
+	reqs := filepath.Join(dir, "reqs.jsonl")
+	if err := os.WriteFile(ws, []byte(`{"admins":["users/1"],
+		"users":[{"id":"1","email":"root@corp.test"},{"id":"2","email":"x@corp.test"}],
+		"spaces":[{"name":"spaces/A","displayName":"A","members":[{"user":"users/1","role":"ROLE_MANAGER"},{"user":"users/2"}]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(reqs, []byte(`{"requestId":"r1","space":"spaces/A","member":"x@corp.test","sandbox":{"expect":"removed"}}
+
+not json
+{"requestId":"r3","space":"spaces/A","member":"users/1"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs, _ := runSandbox(t, "--emulator=", "--workspace", ws, "--requests", reqs)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	rows := table(t, out, "REQUEST")
+	if len(rows) != 3 || rows[0]["REQUEST"] != "r1" || rows[0]["OUTCOME"] != "removed" || rows[0]["CHECK"] != "ok" ||
+		rows[1]["OUTCOME"] != "invalid" || rows[1]["CHECK"] != "-" || rows[2]["OUTCOME"] != "refused" {
+		t.Errorf("rows: %v", rows)
+	}
+	checkMemberships(t, out, map[string]string{"spaces/A": "root*"})
+}
+
+// TestUnexpected: a request that does not end as expected makes the exit
+// status 1 and says which.
+func TestUnexpected(t *testing.T) {
+	reqs := filepath.Join(t.TempDir(), "reqs.jsonl")
+	if err := os.WriteFile(reqs, []byte(`{"sandbox":{"expect":"removed"},"requestId":"nope","space":"spaces/HR","member":"users/101"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs, _ := runSandbox(t, "--emulator=", "--requests", reqs)
+	if code != exitUnexpected || !strings.Contains(out, "NOT AS EXPECTED: line 1: want removed") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+	if !strings.Contains(errs, "The function's last") {
+		t.Errorf("no function logs on failure:\n%s", errs)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"-h"}, exitOK, "usage: go run ./cmd/sandbox"},
+		{[]string{"--nope"}, exitSetup, "flag provided but not defined"},
+		{[]string{"extra"}, exitSetup, "unexpected argument"},
+		{[]string{"--topic", "a/b"}, exitSetup, "--topic"},
+		{[]string{"--workspace", filepath.Join(dir, "missing.json")}, exitSetup, "--workspace"},
+		{[]string{"--workspace", write("bad.json", `{"users":[],"spaces":[{"name":"spaces/a/b","members":[]}]}`)}, exitSetup, "is not spaces/{space}"},
+		{[]string{"--workspace", write("unknown.json", `{"users":[],"spaces":[],"extra":1}`)}, exitSetup, "unknown field"},
+		{[]string{"--workspace", write("noadmin.json", `{"users":[],"spaces":[]}`)}, exitSetup, "needs at least one admin"},
+		{[]string{"--requests", write("badmeta.jsonl", `{"sandbox":{"expect":"gone"},"space":"spaces/A","member":"x"}`)}, exitSetup, `line 1: "sandbox" member: expect "gone"`},
+		{[]string{"--requests", write("badfault.jsonl", `{"sandbox":{"faults":[{"method":"token","status":503}]}}`)}, exitSetup, "fault method"},
+	} {
+		code, out, errs, _ := runSandbox(t, c.args...)
+		if code != c.code || !strings.Contains(out+errs, c.msg) {
+			t.Errorf("%v: exit %d, output:\n%s%s\nwant exit %d and %q", c.args, code, out, errs, c.code, c.msg)
+		}
+	}
+}
+
+func TestSplitSandbox(t *testing.T) {
+	for _, c := range []struct{ in, data, expect string }{
+		{`{"b":1,"sandbox":{"expect":"removed"},"a":2,"b":3}`, `{"b":1,"a":2,"b":3}`, "removed"},
+		{`{"sandbox":{"expect":"dry_run","wouldRemove":false}, "x" : [1, 2]}`, `{"x":[1, 2]}`, "dry_run"},
+		{`{"a":1,  "b":2}`, `{"a":1,  "b":2}`, ""}, // untouched without "sandbox"
+		{`not json`, `not json`, ""},                               // published as it is
+		{`{"sandbox":{}} trailing`, `{"sandbox":{}} trailing`, ""}, // not one object: as it is
+		{`["sandbox"]`, `["sandbox"]`, ""},
+	} {
+		data, m, err := splitSandbox([]byte(c.in))
+		if err != nil || string(data) != c.data || m.Expect != c.expect {
+			t.Errorf("splitSandbox(%s) = %s, %+v, %v; want %s, expect %q", c.in, data, m, err, c.data, c.expect)
+		}
+	}
+	for _, in := range []string{
+		`{"sandbox":{"expect":"removed","typo":1}}`,
+		`{"sandbox":{"wouldRemove":true}}`,
+		`{"sandbox":{},"sandbox":{}}`,
+		`{"sandbox":{"faults":[{"method":"members.delete"}]}}`,
+		`{"sandbox":{"faults":[{"method":"members.delete","status":200}]}}`,
+		`{"sandbox":{"faults":[{"method":"members.delete","status":429,"retryAfter":"soon"}]}}`,
+	} {
+		if _, _, err := splitSandbox([]byte(in)); err == nil {
+			t.Errorf("splitSandbox(%s): no error", in)
+		}
+	}
+}
+
+// TestEmbeddedSamples keeps the embedded samples and the test's table in
+// step, and checks that they cover every outcome the issue names.
+func TestEmbeddedSamples(t *testing.T) {
+	s, err := parseSamples(bytes.NewReader(defaultSamples))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]bool{}
+	faults := 0
+	for _, smp := range s {
+		var r struct {
+			RequestID string `json:"requestId"`
+		}
+		if err := json.Unmarshal(smp.data, &r); err != nil {
+			t.Fatal(err)
+		}
+		if w, ok := want[r.RequestID]; !ok || w.outcome != smp.meta.Expect {
+			t.Errorf("sample %s expects %q; the test wants %q", r.RequestID, smp.meta.Expect, w.outcome)
+		}
+		if strings.Contains(string(smp.data), `"`+sandboxKey+`":`) {
+			t.Errorf("sample %s still has its %q member", r.RequestID, sandboxKey)
+		}
+		outcomes[smp.meta.Expect] = true
+		faults += len(smp.meta.Faults)
+	}
+	for _, o := range []string{offboard.OutcomeRemoved, offboard.OutcomeNotMember, offboard.OutcomeDryRun,
+		offboard.OutcomeRefused, offboard.OutcomeInvalid, offboard.OutcomeFailed} {
+		if !outcomes[o] {
+			t.Errorf("no sample ends %s", o)
+		}
+	}
+	if len(s) != len(want) || faults != 2 {
+		t.Errorf("%d samples with %d faults", len(s), faults)
+	}
+}
