@@ -1,7 +1,6 @@
 package offboard
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/pstest"
@@ -37,25 +38,10 @@ func TestMain(m *testing.M) {
 const testProject = "test-project"
 
 // syncBuffer collects log lines from concurrent events.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuffer = syncbuf.Buffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines decodes the JSON log lines.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+// logLines decodes the JSON log lines in s.
+func logLines(t *testing.T, s *syncBuffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
@@ -628,7 +614,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 			t.Errorf("a secret appears in the logs")
 		}
 	}
-	for _, l := range e.logs.lines(t) {
+	for _, l := range logLines(t, e.logs) {
 		if l["severity"] == nil || l["message"] == nil {
 			t.Errorf("log line lacks severity or message: %v", l)
 		}
@@ -641,7 +627,7 @@ func TestLogLinesCarryEventContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	found := false
-	for _, l := range e.logs.lines(t) {
+	for _, l := range logLines(t, e.logs) {
 		if l["message"] == "decision published" {
 			found = true
 			if l["requestId"] != "hr-9" || l["membership"] != "spaces/ENG/members/101" || l["eventId"] == nil || l["severity"] != "INFO" {

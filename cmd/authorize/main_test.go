@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
+
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -32,23 +33,8 @@ import (
 	"github.com/chat-offboard/chat-offboard/tokens"
 )
 
-// syncBuffer is an io.Writer that the test may read while run writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is written by run while the test reads it.
+type syncBuffer = syncbuf.Buffer
 
 // fixture is the emulated Google side: OAuth (consent by the Workspace admin
 // users/100), Secret Manager, Chat and Directory.

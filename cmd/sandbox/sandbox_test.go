@@ -12,9 +12,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
 
 	offboard "github.com/chat-offboard/chat-offboard"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
@@ -228,23 +229,8 @@ func TestEmulatorRun(t *testing.T) {
 	checkMemberships(t, errs, wantAfter)
 }
 
-// syncBuffer is a bytes.Buffer that run may write while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is written by run while the test reads it.
+type syncBuffer = syncbuf.Buffer
 
 // TestServe follows what --serve prints: it posts the binary CloudEvent of
 // its curl command to the function and sees the result arrive; cancelling
