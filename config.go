@@ -81,13 +81,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, &ConfigError{"TOKEN_SECRET", err.Error()}
 	}
 	c.TokenSecret = name
-	if c.ResultTopic, err = topicName(getenv("RESULT_TOPIC"), c.Project); err != nil {
+	if c.ResultTopic, err = TopicName(getenv("RESULT_TOPIC"), c.Project); err != nil {
 		return c, &ConfigError{"RESULT_TOPIC", err.Error()}
 	}
 	if c.ResultTopic == "" {
 		return c, &ConfigError{"RESULT_TOPIC", "required: the topic that result events are published to"}
 	}
-	if c.RequestTopic, err = topicName(getenv("REQUEST_TOPIC"), c.Project); err != nil {
+	if c.RequestTopic, err = TopicName(getenv("REQUEST_TOPIC"), c.Project); err != nil {
 		return c, &ConfigError{"REQUEST_TOPIC", err.Error()}
 	}
 	for _, p := range strings.Split(getenv("PROTECTED_MEMBERS"), ",") {
@@ -140,9 +140,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
-// topicName expands a topic id to projects/P/topics/ID and checks a full
-// name.
-func topicName(v, project string) (string, error) {
+// TopicName expands a topic id to projects/P/topics/ID in project and checks
+// a full name; an empty value stays empty. The publisher CLI uses it too.
+func TopicName(v, project string) (string, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return "", nil

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	offboard "github.com/chat-offboard/chat-offboard"
 )
 
 // Exit codes.
@@ -247,29 +249,16 @@ func resolveDestinations(c *config, env func(string) string) (destinations, erro
 		return d, errors.New("no project: set --project or GOOGLE_CLOUD_PROJECT (or give full topic names)")
 	}
 	var err error
-	if d.topic, err = topicName(c.topic, d.project); err != nil {
+	if d.topic, err = offboard.TopicName(c.topic, d.project); err != nil {
 		return d, fmt.Errorf("--topic: %w", err)
 	}
 	if c.wait {
 		if strings.TrimSpace(c.resultTopic) == "" {
 			return d, errors.New("--wait needs the result topic: set --result-topic or RESULT_TOPIC")
 		}
-		if d.resultTopic, err = topicName(c.resultTopic, d.project); err != nil {
+		if d.resultTopic, err = offboard.TopicName(c.resultTopic, d.project); err != nil {
 			return d, fmt.Errorf("--result-topic: %w", err)
 		}
 	}
 	return d, nil
-}
-
-// topicName expands a topic id to projects/P/topics/ID and checks a full name.
-func topicName(v, project string) (string, error) {
-	v = strings.TrimSpace(v)
-	if !strings.HasPrefix(v, "projects/") {
-		v = "projects/" + project + "/topics/" + v
-	}
-	p := strings.Split(v, "/")
-	if len(p) != 4 || p[2] != "topics" || p[1] == "" || p[3] == "" {
-		return "", fmt.Errorf("%q is not a topic id or projects/P/topics/T", v)
-	}
-	return v, nil
 }
