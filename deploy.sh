@@ -19,8 +19,9 @@ usage() {
 Usage: deploy.sh --project PROJECT [options]
 
 Deploys chat-offboard (a 2nd-gen Cloud Function triggered by Pub/Sub) with its
-topics, dead-letter subscription, runtime service account, secret and IAM
-bindings. Safe to run again: existing resources are left "unchanged".
+topics, the subscriptions that keep its results and dead letters, runtime
+service account, secret and IAM bindings. Safe to run again: existing
+resources are left "unchanged".
 
 Options (each also read from the environment variable in brackets; a flag wins):
   --project ID                 project id [PROJECT]                       (required)
@@ -28,6 +29,8 @@ Options (each also read from the environment variable in brackets; a flag wins):
   --function NAME              function name [FUNCTION]                   (chat-offboard)
   --request-topic ID           requests topic [REQUEST_TOPIC]             (chat-offboard-requests)
   --result-topic ID            results topic [RESULT_TOPIC]               (chat-offboard-results)
+  --result-subscription ID     pull subscription that keeps every result for
+                               7 days [RESULT_SUBSCRIPTION]               (<result-topic>-audit)
   --dead-letter-topic ID       dead-letter topic [DEAD_LETTER_TOPIC]      (chat-offboard-dead-letters)
   --dead-letter-subscription ID  pull subscription that keeps dead letters
                                [DEAD_LETTER_SUBSCRIPTION]                 (<dead-letter-topic>-hold)
@@ -86,6 +89,7 @@ REGION="${REGION-us-central1}"
 FUNCTION="${FUNCTION-chat-offboard}"
 REQUEST_TOPIC="${REQUEST_TOPIC-chat-offboard-requests}"
 RESULT_TOPIC="${RESULT_TOPIC-chat-offboard-results}"
+RESULT_SUBSCRIPTION="${RESULT_SUBSCRIPTION-}"
 DEAD_LETTER_TOPIC="${DEAD_LETTER_TOPIC-chat-offboard-dead-letters}"
 DEAD_LETTER_SUBSCRIPTION="${DEAD_LETTER_SUBSCRIPTION-}"
 SECRET="${SECRET-chat-offboard-token}"
@@ -131,8 +135,9 @@ while (($# > 0)); do
 		continue
 		;;
 	--project | --region | --function | --request-topic | --result-topic | \
-		--dead-letter-topic | --dead-letter-subscription | --secret | \
-		--service-account | --writes-per-minute | --reads-per-minute | \
+		--result-subscription | --dead-letter-topic | \
+		--dead-letter-subscription | --secret | --service-account | \
+		--writes-per-minute | --reads-per-minute | \
 		--max-instances | --concurrency | --cpu | --memory | --timeout | \
 		--max-delivery-attempts | --protected-members | --max-event-age | \
 		--log-level)
@@ -143,6 +148,7 @@ while (($# > 0)); do
 		--function) FUNCTION="$2" ;;
 		--request-topic) REQUEST_TOPIC="$2" ;;
 		--result-topic) RESULT_TOPIC="$2" ;;
+		--result-subscription) RESULT_SUBSCRIPTION="$2" ;;
 		--dead-letter-topic) DEAD_LETTER_TOPIC="$2" ;;
 		--dead-letter-subscription) DEAD_LETTER_SUBSCRIPTION="$2" ;;
 		--secret) SECRET="$2" ;;
@@ -166,6 +172,7 @@ while (($# > 0)); do
 	shift
 done
 
+[[ -n "$RESULT_SUBSCRIPTION" ]] || RESULT_SUBSCRIPTION="${RESULT_TOPIC}-audit"
 [[ -n "$DEAD_LETTER_SUBSCRIPTION" ]] || DEAD_LETTER_SUBSCRIPTION="${DEAD_LETTER_TOPIC}-hold"
 [[ -n "$SERVICE_ACCOUNT" ]] || SERVICE_ACCOUNT="${FUNCTION}-run"
 
@@ -197,10 +204,13 @@ topic_id() {
 topic_id REQUEST_TOPIC "$REQUEST_TOPIC"
 topic_id RESULT_TOPIC "$RESULT_TOPIC"
 topic_id DEAD_LETTER_TOPIC "$DEAD_LETTER_TOPIC"
+topic_id RESULT_SUBSCRIPTION "$RESULT_SUBSCRIPTION"
 topic_id DEAD_LETTER_SUBSCRIPTION "$DEAD_LETTER_SUBSCRIPTION"
 if [[ "$REQUEST_TOPIC" == "$RESULT_TOPIC" || "$REQUEST_TOPIC" == "$DEAD_LETTER_TOPIC" || "$RESULT_TOPIC" == "$DEAD_LETTER_TOPIC" ]]; then
 	die_setting DEAD_LETTER_TOPIC "the requests, results and dead-letter topics must be three different topics"
 fi
+[[ "$RESULT_SUBSCRIPTION" != "$DEAD_LETTER_SUBSCRIPTION" ]] ||
+	die_setting RESULT_SUBSCRIPTION "the results and dead-letter subscriptions must be two different subscriptions"
 [[ "$SECRET" =~ ^[A-Za-z0-9_-]{1,255}$ ]] ||
 	die_setting SECRET "\"$SECRET\" is not a secret id (letters, digits, - and _)"
 [[ "$SERVICE_ACCOUNT" =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
@@ -434,6 +444,21 @@ ensure_binding() {
 	status "IAM ${role} for ${member#*:} on ${resource##*/}" added
 }
 
+# ensure_subscription NAME TOPIC [FLAGS...]: a never-expiring pull subscription
+# NAME on TOPIC, created with FLAGS when it does not exist. An existing one is
+# left as it is.
+ensure_subscription() {
+	local name="$1" topic="$2"
+	shift 2
+	if check pubsub subscriptions describe "$name" "--project=${PROJECT}" '--format=value(name)'; then
+		status "subscription ${name}" unchanged
+	else
+		run pubsub subscriptions create "$name" "--project=${PROJECT}" \
+			"--topic=${topic}" --expiration-period=never "$@"
+		status "subscription ${name}" created
+	fi
+}
+
 # --- the plan ------------------------------------------------------------------------
 if ((DRY_RUN)); then
 	echo "# deploy.sh --dry-run: the gcloud commands for a fresh project, in order; none is run."
@@ -482,17 +507,14 @@ for topic in "$REQUEST_TOPIC" "$RESULT_TOPIC" "$DEAD_LETTER_TOPIC"; do
 	fi
 done
 
-# 4. A pull subscription on the dead-letter topic, so that nothing dead-lettered
-#    is lost (a topic without subscriptions drops what is published to it). It
-#    never expires and keeps messages for the 31 days Pub/Sub allows.
-if check pubsub subscriptions describe "$DEAD_LETTER_SUBSCRIPTION" "--project=${PROJECT}" '--format=value(name)'; then
-	status "subscription ${DEAD_LETTER_SUBSCRIPTION}" unchanged
-else
-	run pubsub subscriptions create "$DEAD_LETTER_SUBSCRIPTION" "--project=${PROJECT}" \
-		"--topic=${DEAD_LETTER_TOPIC}" --expiration-period=never \
-		--message-retention-duration=31d --ack-deadline=60
-	status "subscription ${DEAD_LETTER_SUBSCRIPTION}" created
-fi
+# 4. Pull subscriptions that keep what the function publishes: a topic without
+#    subscriptions drops every message published to it. Both never expire.
+#    They are created before the function, so that its very first result is
+#    kept. The results subscription is the record of every decision, read by
+#    operators with their own rights (no binding is granted on it); it keeps
+#    messages 7 days. The dead-letter one keeps them the 31 days Pub/Sub allows.
+ensure_subscription "$RESULT_SUBSCRIPTION" "$RESULT_TOPIC" --message-retention-duration=7d
+ensure_subscription "$DEAD_LETTER_SUBSCRIPTION" "$DEAD_LETTER_TOPIC" --message-retention-duration=31d --ack-deadline=60
 
 # 5. The secret (its versions are added by `go run ./cmd/authorize`).
 if check secrets describe "$SECRET" "--project=${PROJECT}" '--format=value(name)'; then
@@ -606,11 +628,10 @@ Publish a first request (a dry run: it removes nothing, and reports what it woul
   gcloud pubsub topics publish ${REQUEST_TOPIC} --project=${PROJECT} \\
     --message='{"requestId":"first-test","space":"spaces/SPACE_ID","member":"users/someone@example.com","dryRun":true,"reason":"deployment test"}'
 
-Results are CloudEvents published to ${RESULT_TOPIC_NAME}; a topic keeps
-nothing by itself, so create a pull subscription once (before publishing) and read it:
+Every result (a CloudEvent on the topic ${RESULT_TOPIC}) is kept for 7 days in
+the subscription ${RESULT_SUBSCRIPTION}. Read them (--auto-ack removes what it prints):
 
-  gcloud pubsub subscriptions create ${RESULT_TOPIC}-audit --project=${PROJECT} --topic=${RESULT_TOPIC} --expiration-period=never --message-retention-duration=31d
-  gcloud pubsub subscriptions pull ${RESULT_TOPIC}-audit --project=${PROJECT} --limit=10 --auto-ack
+  gcloud pubsub subscriptions pull ${RESULT_SUBSCRIPTION} --project=${PROJECT} --auto-ack --limit=10
 
 Requests that failed ${MAX_DELIVERY_ATTEMPTS} deliveries are kept in ${DEAD_LETTER_SUBSCRIPTION}:
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ const (
 	saMember = "serviceAccount:" + saEmail
 	agent    = "serviceAccount:service-" + fakeProjectNumber + "@gcp-sa-pubsub.iam.gserviceaccount.com"
 	trigSub  = "projects/my-proj/subscriptions/eventarc-us-central1-chat-offboard-123456-sub-789"
+	auditSub = "projects/my-proj/subscriptions/chat-offboard-results-audit"
 )
 
 // project is a fake project: a state file and a call log shared by the runs
@@ -190,6 +192,17 @@ func mutating(c []string) bool {
 	return false
 }
 
+// changesOf returns the words of the calls that change something, in order.
+func changesOf(calls [][]string) []string {
+	var changes []string
+	for _, c := range calls {
+		if mutating(c) {
+			changes = append(changes, strings.Join(words(c), " "))
+		}
+	}
+	return changes
+}
+
 // binding is a granted role, as recorded by the fake.
 type binding struct{ group, resource, role, member string }
 
@@ -249,6 +262,16 @@ func TestFreshProject(t *testing.T) {
 	if find(calls, "pubsub subscriptions create chat-offboard-dead-letters-hold",
 		"topic=chat-offboard-dead-letters", "expiration-period=never") < 0 {
 		t.Errorf("no never-expiring subscription on the dead-letter topic")
+	}
+	// The results subscription keeps every result from the first one on:
+	// it exists before the function does, and after its topic.
+	audit := find(calls, "pubsub subscriptions create chat-offboard-results-audit", "project=my-proj",
+		"topic=chat-offboard-results", "expiration-period=never", "message-retention-duration=7d")
+	if audit < 0 {
+		t.Fatalf("no never-expiring 7-day subscription on the results topic: %q", calls)
+	}
+	if i := find(calls, "pubsub topics create chat-offboard-results"); i > audit {
+		t.Errorf("results topic created (call %d) after its subscription (call %d)", i, audit)
 	}
 	if find(calls, "secrets create chat-offboard-token", "replication-policy=automatic") < 0 {
 		t.Errorf("secret not created")
@@ -326,7 +349,13 @@ func TestFreshProject(t *testing.T) {
 	if update < deploy {
 		t.Errorf("dead-letter policy (call %d) before the deploy (call %d)", update, deploy)
 	}
+	if audit > deploy {
+		t.Errorf("results subscription (call %d) after the deploy (call %d): early results would be lost", audit, deploy)
+	}
 	st := p.loadState(t)
+	if s := st.Subs[auditSub]; s == nil || s.Topic != "chat-offboard-results" || s.Retention != "7d" || s.Expiration != "never" {
+		t.Errorf("audit subscription state = %+v", s)
+	}
 	if s := st.Subs[trigSub]; s == nil || s.MaxAttempts != 10 || s.DeadLetterTopic != "projects/my-proj/topics/chat-offboard-dead-letters" {
 		t.Errorf("trigger subscription state = %+v", s)
 	}
@@ -335,14 +364,16 @@ func TestFreshProject(t *testing.T) {
 	for _, s := range []string{
 		"gcloud pubsub topics publish chat-offboard-requests --project=my-proj",
 		"--message='{\"requestId\":",
-		"gcloud pubsub subscriptions create chat-offboard-results-audit --project=my-proj --topic=chat-offboard-results",
-		"gcloud pubsub subscriptions pull chat-offboard-results-audit",
+		"gcloud pubsub subscriptions pull chat-offboard-results-audit --project=my-proj --auto-ack --limit=10",
 		"gcloud pubsub subscriptions pull chat-offboard-dead-letters-hold",
 		"go run ./cmd/authorize",
 	} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("output lacks %q:\n%s", s, r.stdout)
 		}
+	}
+	if _, next, _ := strings.Cut(r.stdout, "deploy.sh: done"); strings.Contains(next, "subscriptions create") {
+		t.Errorf("instructions still ask the operator to create a subscription:\n%s", next)
 	}
 }
 
@@ -395,8 +426,13 @@ func TestSecondRunChangesNothing(t *testing.T) {
 			t.Errorf("second run changed something: %q", c)
 		}
 	}
-	if n := strings.Count(r.stdout, "unchanged"); n < 15 {
+	if n := strings.Count(r.stdout, "unchanged"); n < 16 {
 		t.Errorf("second run reports %d unchanged things, want every one:\n%s", n, r.stdout)
+	}
+	for _, sub := range []string{"chat-offboard-results-audit", "chat-offboard-dead-letters-hold"} {
+		if !regexp.MustCompile(`(?m)^subscription ` + sub + ` +unchanged$`).MatchString(r.stdout) {
+			t.Errorf("second run does not report subscription %s unchanged:\n%s", sub, r.stdout)
+		}
 	}
 	for _, s := range []string{"created", "added", "deployed", "enabled", "go run ./cmd/authorize"} {
 		if strings.Contains(r.stdout, s) {
@@ -407,13 +443,7 @@ func TestSecondRunChangesNothing(t *testing.T) {
 	// --redeploy deploys the function again and changes nothing else.
 	r = p.run(t, nil, "--project", project, "--redeploy")
 	mustSucceed(t, r)
-	var changes []string
-	for _, c := range r.calls {
-		if mutating(c) {
-			changes = append(changes, strings.Join(words(c), " "))
-		}
-	}
-	if !slices.Equal(changes, []string{"functions deploy chat-offboard"}) {
+	if changes := changesOf(r.calls); !slices.Equal(changes, []string{"functions deploy chat-offboard"}) {
 		t.Errorf("--redeploy changed %q, want only the deploy", changes)
 	}
 }
@@ -427,30 +457,30 @@ func TestPartialProject(t *testing.T) {
 	st := p.loadState(t)
 	st.Services = slices.DeleteFunc(st.Services, func(s string) bool { return s == "chat.googleapis.com" })
 	delete(st.Subs, "projects/my-proj/subscriptions/chat-offboard-dead-letters-hold")
+	// A deployment made before deploy.sh kept results has no audit subscription.
+	delete(st.Subs, auditSub)
 	st.Policies["pubsub topics chat-offboard-results"] = []string{"roles/pubsub.viewer\tuser:someone@example.com"}
 	st.Subs[trigSub].MaxAttempts = 5
 	p.saveState(t, st)
 
 	r := p.run(t, nil, "--project", project)
 	mustSucceed(t, r)
-	var changes []string
-	for _, c := range r.calls {
-		if mutating(c) {
-			changes = append(changes, strings.Join(words(c), " "))
-		}
-	}
 	want := []string{
 		"services enable chat.googleapis.com",
+		"pubsub subscriptions create chat-offboard-results-audit",
 		"pubsub subscriptions create chat-offboard-dead-letters-hold",
 		"pubsub topics add-iam-policy-binding chat-offboard-results",
 		"pubsub subscriptions update " + trigSub,
 	}
-	if !slices.Equal(changes, want) {
+	if changes := changesOf(r.calls); !slices.Equal(changes, want) {
 		t.Errorf("changes:\n got %q\nwant %q", changes, want)
 	}
 	st = p.loadState(t)
 	if got := st.Policies["pubsub topics chat-offboard-results"]; len(got) != 2 || got[0] != "roles/pubsub.viewer\tuser:someone@example.com" {
 		t.Errorf("existing binding not kept: %q", got)
+	}
+	if s := st.Subs[auditSub]; s == nil || s.Topic != "chat-offboard-results" {
+		t.Errorf("audit subscription state = %+v", s)
 	}
 }
 
@@ -567,6 +597,8 @@ func TestBadSettings(t *testing.T) {
 		{"function with uppercase", []string{"FUNCTION=Chat-Offboard"}, []string{"--project", project}, "FUNCTION"},
 		{"topic with slash", nil, []string{"--project", project, "--result-topic", "projects/x/topics/y"}, "RESULT_TOPIC"},
 		{"same topics", nil, []string{"--project", project, "--result-topic", "chat-offboard-requests"}, "DEAD_LETTER_TOPIC"},
+		{"result subscription with slash", []string{"RESULT_SUBSCRIPTION=a/b/c"}, []string{"--project", project}, "RESULT_SUBSCRIPTION"},
+		{"same subscriptions", nil, []string{"--project", project, "--result-subscription", "keep", "--dead-letter-subscription=keep"}, "RESULT_SUBSCRIPTION"},
 		{"secret with space", []string{"SECRET=my secret"}, []string{"--project", project}, "SECRET"},
 		{"timeout too long", nil, []string{"--project", project, "--timeout", "600s"}, "TIMEOUT"},
 		{"delivery attempts 3", nil, []string{"--project", project, "--max-delivery-attempts", "3"}, "MAX_DELIVERY_ATTEMPTS"},
@@ -661,8 +693,15 @@ func TestSettingsReachTheFunction(t *testing.T) {
 	t.Parallel()
 	p := newProject(t)
 	r := p.run(t, []string{"REGION=europe-west1", "PROTECTED_MEMBERS=users/1,boss@example.com,app", "LOG_LEVEL=debug"},
-		"--project=other-proj", "--function", "offboard", "--sweeps", "--max-event-age=12h", "--secret", "tok", "--timeout=300")
+		"--project=other-proj", "--function", "offboard", "--sweeps", "--max-event-age=12h", "--secret", "tok", "--timeout=300",
+		"--result-subscription", "offboard-log")
 	mustSucceed(t, r)
+	if find(r.calls, "pubsub subscriptions create offboard-log", "project=other-proj", "topic=chat-offboard-results") < 0 {
+		t.Errorf("--result-subscription not created: %q", r.calls)
+	}
+	if !strings.Contains(r.stdout, "gcloud pubsub subscriptions pull offboard-log --project=other-proj") {
+		t.Errorf("output does not read the results from offboard-log:\n%s", r.stdout)
+	}
 	deploy := find(r.calls, "functions deploy offboard")
 	if deploy < 0 {
 		t.Fatalf("no deploy: %q", r.calls)
@@ -688,7 +727,7 @@ func TestHelp(t *testing.T) {
 	p := newProject(t)
 	r := p.run(t, nil, "--help")
 	mustSucceed(t, r)
-	for _, s := range []string{"PROJECT", "REGION", "FUNCTION", "REQUEST_TOPIC", "RESULT_TOPIC", "DEAD_LETTER_TOPIC",
+	for _, s := range []string{"PROJECT", "REGION", "FUNCTION", "REQUEST_TOPIC", "RESULT_TOPIC", "RESULT_SUBSCRIPTION", "DEAD_LETTER_TOPIC",
 		"SECRET", "CHAT_WRITES_PER_MINUTE", "CHAT_READS_PER_MINUTE", "MAX_INSTANCES", "CONCURRENCY",
 		"PROTECTED_MEMBERS", "TIMEOUT", "MAX_DELIVERY_ATTEMPTS", "--dry-run"} {
 		if !strings.Contains(r.stdout, s) {

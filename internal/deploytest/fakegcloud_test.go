@@ -39,6 +39,8 @@ type fakeState struct {
 
 type fakeSub struct {
 	Topic           string `json:"topic"`
+	Retention       string `json:"messageRetentionDuration,omitempty"` // as given to create
+	Expiration      string `json:"expirationPeriod,omitempty"`         // as given to create
 	DeadLetterTopic string `json:"deadLetterTopic,omitempty"`
 	MaxAttempts     int    `json:"maxDeliveryAttempts,omitempty"`
 }
@@ -194,6 +196,20 @@ func (f *fake) project() (string, bool) {
 	return p, true
 }
 
+// begin checks what a call of most command groups needs, api enabled and
+// --project given, and returns the project.
+func (f *fake) begin(api string) (string, bool) {
+	if !f.needAPI(api) {
+		return "", false
+	}
+	return f.project()
+}
+
+// alreadyExists answers a create of something that exists, as Pub/Sub does.
+func (f *fake) alreadyExists(id string) int {
+	return f.fail("ALREADY_EXISTS: Resource already exists in the project (resource=%s).", id)
+}
+
 // value prints the fields of a --format=value(...) from fields.
 func (f *fake) value(fields map[string]string) int {
 	format := f.c.flags["format"]
@@ -312,10 +328,7 @@ func (f *fake) iam(group, resource, verb string) int {
 }
 
 func (f *fake) topics(verb, id string) int {
-	if !f.needAPI("pubsub.googleapis.com") {
-		return 1
-	}
-	project, ok := f.project()
+	project, ok := f.begin("pubsub.googleapis.com")
 	if !ok {
 		return 1
 	}
@@ -327,7 +340,7 @@ func (f *fake) topics(verb, id string) int {
 		return f.value(map[string]string{"name": "projects/" + project + "/topics/" + id})
 	case "create":
 		if f.st.Topics[id] {
-			return f.fail("ALREADY_EXISTS: Resource already exists in the project (resource=%s).", id)
+			return f.alreadyExists(id)
 		}
 		f.st.Topics[id], f.dirty = true, true
 		return 0
@@ -369,13 +382,14 @@ func (f *fake) subscriptions(verb, id string) int {
 		})
 	case "create":
 		if s != nil {
-			return f.fail("ALREADY_EXISTS: Resource already exists in the project (resource=%s).", id)
+			return f.alreadyExists(id)
 		}
 		topic := f.c.flags["topic"]
 		if !f.st.Topics[topic] {
 			return f.fail("NOT_FOUND: Resource not found (resource=%s).", topic)
 		}
-		f.st.Subs[name], f.dirty = &fakeSub{Topic: topic}, true
+		f.st.Subs[name] = &fakeSub{Topic: topic, Retention: f.c.flags["message-retention-duration"], Expiration: f.c.flags["expiration-period"]}
+		f.dirty = true
 		return 0
 	case "update":
 		if s == nil {
@@ -401,10 +415,7 @@ func (f *fake) subscriptions(verb, id string) int {
 }
 
 func (f *fake) secrets(verb, id string) int {
-	if !f.needAPI("secretmanager.googleapis.com") {
-		return 1
-	}
-	project, ok := f.project()
+	project, ok := f.begin("secretmanager.googleapis.com")
 	if !ok {
 		return 1
 	}
@@ -435,10 +446,7 @@ func (f *fake) secrets(verb, id string) int {
 }
 
 func (f *fake) serviceAccounts(verb, arg string) int {
-	if !f.needAPI("iam.googleapis.com") {
-		return 1
-	}
-	project, ok := f.project()
+	project, ok := f.begin("iam.googleapis.com")
 	if !ok {
 		return 1
 	}
@@ -465,10 +473,7 @@ func (f *fake) serviceAccounts(verb, arg string) int {
 }
 
 func (f *fake) functions(verb, name string) int {
-	if !f.needAPI("cloudfunctions.googleapis.com") {
-		return 1
-	}
-	project, ok := f.project()
+	project, ok := f.begin("cloudfunctions.googleapis.com")
 	if !ok {
 		return 1
 	}

@@ -443,14 +443,7 @@ type request struct {
 }
 
 func route(r *http.Request) request {
-	raw := r.RequestURI
-	if !strings.HasPrefix(raw, "/") {
-		raw = r.URL.EscapedPath()
-	}
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i]
-	}
-	rest, ok := strings.CutPrefix(raw, "/v1/")
+	rest, ok := strings.CutPrefix(requestPath(r), "/v1/")
 	if !ok {
 		return request{}
 	}
@@ -538,16 +531,11 @@ func (c *Chat) serve(w http.ResponseWriter, r *http.Request, rq *request) int {
 		return fail(errf(404, "", "The requested URL %s was not found on this server.", r.URL.Path))
 	}
 	if f, ok := c.faults.match(methodNames[rq.m]); ok {
-		if st, answered := applyHTTPFault(w, r, f); answered {
-			c.faulted.Add(1)
+		if st, answered := applyHTTPFault(w, r, f, &c.faulted); answered {
 			return st
 		}
 	}
-	tok, ok := bearerToken(r)
-	var g Grant
-	if ok {
-		g, ok = c.auth.Verify(tok)
-	}
+	g, ok := c.auth.verifyBearer(r)
 	if !ok {
 		c.unauthorized.Add(1)
 		return fail(errf(401, "", "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential."))
@@ -712,6 +700,44 @@ func (c *Chat) authorize(rq *request, userScopes, adminScopes []string) *apiErro
 	return nil
 }
 
+// Scopes accepted by the membership methods, without and with admin access.
+var (
+	readScopes       = []string{ScopeChatMemberships, ScopeChatMembershipsReadonly}
+	adminReadScopes  = []string{ScopeChatAdminMemberships, ScopeChatAdminMembershipsReadonly}
+	adminWriteScopes = []string{ScopeChatAdminMemberships}
+)
+
+// authorizeRead checks the scopes of members.get and members.list.
+func (c *Chat) authorizeRead(rq *request) *apiError {
+	return c.authorize(rq, readScopes, adminReadScopes)
+}
+
+// authorizeWrite checks a members.create or members.delete call. An app
+// membership (users/app) needs chat.memberships.app instead of
+// chat.memberships, and admin access cannot be used for it: the error then
+// says that useAdminAccess can't be used to appAction.
+func (c *Chat) authorizeWrite(rq *request, isApp bool, appAction string) *apiError {
+	if isApp && rq.admin {
+		return errf(400, "", "useAdminAccess can't be used to %s.", appAction)
+	}
+	userScopes := []string{ScopeChatMemberships}
+	if isApp {
+		userScopes = []string{ScopeChatMembershipsApp}
+	}
+	return c.authorize(rq, userScopes, adminWriteScopes)
+}
+
+// memberLocked resolves the member segment seg (id, email, alias, "app") and
+// returns the user id (empty for an unknown email) and that user's
+// membership of s, or nil.
+func (c *Chat) memberLocked(s *spaceState, seg string) (string, *memberState) {
+	id, known := c.resolveLocked(seg)
+	if !known {
+		return id, nil
+	}
+	return id, s.members[id]
+}
+
 // spaceForLocked finds the space and checks the caller's access to it:
 // with admin access it must be a SPACE; without, the caller must be a
 // member. It returns the caller's membership (nil with admin access).
@@ -734,15 +760,7 @@ func (c *Chat) spaceForLocked(rq *request) (*spaceState, *memberState, *apiError
 }
 
 func (c *Chat) deleteMember(rq *request) (any, *apiError) {
-	isApp := rq.member == "app"
-	if isApp && rq.admin {
-		return nil, errf(400, "", "useAdminAccess can't be used to delete app memberships.")
-	}
-	userScopes := []string{ScopeChatMemberships}
-	if isApp {
-		userScopes = []string{ScopeChatMembershipsApp}
-	}
-	if e := c.authorize(rq, userScopes, []string{ScopeChatAdminMemberships}); e != nil {
+	if e := c.authorizeWrite(rq, rq.member == "app", "delete app memberships"); e != nil {
 		return nil, e
 	}
 	c.mu.Lock()
@@ -754,13 +772,9 @@ func (c *Chat) deleteMember(rq *request) (any, *apiError) {
 	if s.spaceType == SpaceTypeDirectMessage {
 		return nil, errf(400, "", "Memberships of direct messages can't be deleted.")
 	}
-	id, known := c.resolveLocked(rq.member)
+	id, m := c.memberLocked(s, rq.member)
 	if me != nil && id != rq.caller && me.role != RoleManager {
 		return nil, errf(403, "", "The caller doesn't have permission to delete memberships of %s: only space managers can remove other members.", s.name)
-	}
-	var m *memberState
-	if known {
-		m = s.members[id]
 	}
 	if m == nil {
 		return nil, errNoMember(rq.name)
@@ -778,9 +792,7 @@ func (c *Chat) getMember(rq *request) (any, *apiError) {
 	if rq.member == "app" && rq.admin {
 		return nil, errf(400, "", "useAdminAccess can't be used to get app memberships.")
 	}
-	if e := c.authorize(rq,
-		[]string{ScopeChatMemberships, ScopeChatMembershipsReadonly},
-		[]string{ScopeChatAdminMemberships, ScopeChatAdminMembershipsReadonly}); e != nil {
+	if e := c.authorizeRead(rq); e != nil {
 		return nil, e
 	}
 	c.mu.RLock()
@@ -789,11 +801,7 @@ func (c *Chat) getMember(rq *request) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	id, known := c.resolveLocked(rq.member)
-	var m *memberState
-	if known {
-		m = s.members[id]
-	}
+	_, m := c.memberLocked(s, rq.member)
 	if m == nil {
 		return nil, errNoMember(rq.name)
 	}
@@ -863,9 +871,7 @@ type listMembershipsJSON struct {
 }
 
 func (c *Chat) listMembers(rq *request) (any, *apiError) {
-	if e := c.authorize(rq,
-		[]string{ScopeChatMemberships, ScopeChatMembershipsReadonly},
-		[]string{ScopeChatAdminMemberships, ScopeChatAdminMembershipsReadonly}); e != nil {
+	if e := c.authorizeRead(rq); e != nil {
 		return nil, e
 	}
 	filterText := rq.q.Get("filter")
@@ -980,14 +986,7 @@ func (c *Chat) createMember(w http.ResponseWriter, r *http.Request, rq *request)
 	default:
 		return nil, errf(400, "", "Invalid member type %q: only HUMAN users and users/app (BOT) can be added.", typ)
 	}
-	if isApp && rq.admin {
-		return nil, errf(400, "", "useAdminAccess can't be used to add apps.")
-	}
-	userScopes := []string{ScopeChatMemberships}
-	if isApp {
-		userScopes = []string{ScopeChatMembershipsApp}
-	}
-	if e := c.authorize(rq, userScopes, []string{ScopeChatAdminMemberships}); e != nil {
+	if e := c.authorizeWrite(rq, isApp, "add apps"); e != nil {
 		return nil, e
 	}
 	c.mu.Lock()
@@ -1049,11 +1048,7 @@ func (c *Chat) patchMember(w http.ResponseWriter, r *http.Request, rq *request) 
 	if me != nil && me.role != RoleManager {
 		return nil, errf(403, "", "The caller doesn't have permission to change roles in %s: only space managers can.", s.name)
 	}
-	id, known := c.resolveLocked(rq.member)
-	var m *memberState
-	if known {
-		m = s.members[id]
-	}
+	_, m := c.memberLocked(s, rq.member)
 	if m == nil {
 		return nil, errNoMember(rq.name)
 	}

@@ -124,29 +124,17 @@ func (d *Directory) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		e.write(w)
 	}
-	raw := r.RequestURI
-	if !strings.HasPrefix(raw, "/") {
-		raw = r.URL.EscapedPath()
-	}
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i]
-	}
-	key, ok := strings.CutPrefix(raw, "/admin/directory/v1/users/")
+	key, ok := strings.CutPrefix(requestPath(r), "/admin/directory/v1/users/")
 	if !ok || r.Method != http.MethodGet {
 		fail(errf(404, "", "The requested URL %s was not found on this server.", r.URL.Path))
 		return
 	}
 	if f, ok := d.faults.match("users.get"); ok {
-		if _, answered := applyHTTPFault(w, r, f); answered {
-			d.faulted.Add(1)
+		if _, answered := applyHTTPFault(w, r, f, &d.faulted); answered {
 			return
 		}
 	}
-	tok, ok := bearerToken(r)
-	var g Grant
-	if ok {
-		g, ok = d.auth.Verify(tok)
-	}
+	g, ok := d.auth.verifyBearer(r)
 	if !ok {
 		d.unauthorized.Add(1)
 		fail(errf(401, "", "Login Required."))

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -167,17 +169,23 @@ func writeJSON(w http.ResponseWriter, v any) int {
 
 // applyHTTPFault applies a matched fault to an HTTP call. It reports
 // whether the call was answered (or dropped) by the fault; a latency-only
-// fault waits and reports false.
-func applyHTTPFault(w http.ResponseWriter, r *http.Request, f Fault) (status int, answered bool) {
+// fault waits and reports false. counter is incremented before the client
+// can see the answer, so that a test reading the stats after its call sees
+// the fault counted.
+func applyHTTPFault(w http.ResponseWriter, r *http.Request, f Fault, counter *atomic.Int64) (status int, answered bool) {
 	if !sleepCtx(r.Context(), f.Latency) {
+		counter.Add(1)
 		return 499, true
 	}
 	if f.Drop {
+		counter.Add(1)
 		if dropConn(w) {
 			return 0, true
 		}
 		// Not hijackable (e.g. HTTP/2): the closest is an abrupt 503.
 		f.Status = http.StatusServiceUnavailable
+	} else if f.Status != 0 {
+		counter.Add(1)
 	}
 	if f.Status == 0 {
 		return 0, false
@@ -185,6 +193,19 @@ func applyHTTPFault(w http.ResponseWriter, r *http.Request, f Fault) (status int
 	e := &apiError{code: f.Status, msg: "injected fault", retryAfter: f.RetryAfter}
 	e.write(w)
 	return f.Status, true
+}
+
+// requestPath returns the path of r as the client sent it (escapes intact,
+// as Google's servers match them), without the query.
+func requestPath(r *http.Request) string {
+	raw := r.RequestURI
+	if !strings.HasPrefix(raw, "/") {
+		raw = r.URL.EscapedPath()
+	}
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	return raw
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer" header.

@@ -211,6 +211,16 @@ func (o *OAuth) Verify(accessToken string) (Grant, bool) {
 	return e.g, true
 }
 
+// verifyBearer verifies the access token of r's "Authorization: Bearer"
+// header, as Verify does; a request without one has no grant.
+func (o *OAuth) verifyBearer(r *http.Request) (Grant, bool) {
+	tok, ok := bearerToken(r)
+	if !ok {
+		return Grant{}, false
+	}
+	return o.Verify(tok)
+}
+
 // ExpireAccessTokens invalidates every access token issued so far,
 // simulating early expiry: APIs then answer 401 until the client refreshes.
 func (o *OAuth) ExpireAccessTokens() {
@@ -304,10 +314,15 @@ func (o *OAuth) serveToken(w http.ResponseWriter, r *http.Request) {
 		if !sleepCtx(r.Context(), f.Latency) {
 			return
 		}
-		if f.Drop && dropConn(w) {
+		if f.Drop {
+			// Counted before the client can see the drop.
 			o.faulted.Add(1)
 			o.errs.Add(1)
-			return
+			if dropConn(w) {
+				return
+			}
+			o.faulted.Add(-1)
+			o.errs.Add(-1)
 		}
 		if f.Drop && f.Status == 0 {
 			f.Status = http.StatusServiceUnavailable
@@ -391,10 +406,20 @@ func (o *OAuth) authenticateClient(r *http.Request, form url.Values) (string, bo
 	return id, true
 }
 
+// requiredParam returns the value of the form parameter name, or answers
+// invalid_request and reports false when it is missing or empty.
+func (o *OAuth) requiredParam(w http.ResponseWriter, form url.Values, name string) (string, bool) {
+	v := form.Get(name)
+	if v == "" {
+		o.oauthError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: "+name)
+		return "", false
+	}
+	return v, true
+}
+
 func (o *OAuth) refreshGrant(w http.ResponseWriter, form url.Values, clientID string) {
-	rt := form.Get("refresh_token")
-	if rt == "" {
-		o.oauthError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: refresh_token")
+	rt, ok := o.requiredParam(w, form, "refresh_token")
+	if !ok {
 		return
 	}
 	o.mu.RLock()
@@ -431,9 +456,8 @@ func writeToken(w http.ResponseWriter, tr tokenResponse) {
 }
 
 func (o *OAuth) codeGrant(w http.ResponseWriter, form url.Values, clientID string) {
-	code := form.Get("code")
-	if code == "" {
-		o.oauthError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: code")
+	code, ok := o.requiredParam(w, form, "code")
+	if !ok {
 		return
 	}
 	o.mu.Lock()

@@ -120,7 +120,7 @@ func (sm *SecretManager) SetSecretOmitChecksum(secret string, on bool) bool {
 	return s != nil
 }
 
-// InjectFault adds a fault. Status maps to a gRPC code: 503 Unavailable,
+// InjectFault adds a fault. Status maps to a gRPC code: 503 and 502 Unavailable,
 // 500 Internal, 429 ResourceExhausted (with a RetryInfo detail when
 // RetryAfter is set), 403 PermissionDenied, 404 NotFound, 400
 // InvalidArgument, 401 Unauthenticated, 504 DeadlineExceeded, others
@@ -201,28 +201,27 @@ func (sm *SecretManager) intercept(ctx context.Context, req any, info *grpc.Unar
 	return handler(ctx, req)
 }
 
+// grpcCodes maps a Fault's HTTP status to the gRPC code Google's gRPC
+// services answer with; any other status is codes.Unknown.
+var grpcCodes = map[int]codes.Code{
+	400: codes.InvalidArgument,
+	401: codes.Unauthenticated,
+	403: codes.PermissionDenied,
+	404: codes.NotFound,
+	429: codes.ResourceExhausted,
+	500: codes.Internal,
+	502: codes.Unavailable,
+	503: codes.Unavailable,
+	504: codes.DeadlineExceeded,
+}
+
 func faultStatus(f Fault) error {
 	if f.Drop {
 		return status.Error(codes.Unavailable, "injected fault: connection dropped")
 	}
-	c := codes.Unknown
-	switch f.Status {
-	case 503, 502:
-		c = codes.Unavailable
-	case 500:
-		c = codes.Internal
-	case 429:
-		c = codes.ResourceExhausted
-	case 403:
-		c = codes.PermissionDenied
-	case 404:
-		c = codes.NotFound
-	case 400:
-		c = codes.InvalidArgument
-	case 401:
-		c = codes.Unauthenticated
-	case 504:
-		c = codes.DeadlineExceeded
+	c, ok := grpcCodes[f.Status]
+	if !ok {
+		c = codes.Unknown
 	}
 	st := status.New(c, "injected fault")
 	if f.RetryAfter > 0 {
