@@ -603,24 +603,6 @@ func TestPublishFailureReturnsError(t *testing.T) {
 	}
 }
 
-func TestSecretsNeverLogged(t *testing.T) {
-	e := newEnv(t)
-	e.stack.OAuth.RevokeRefreshToken(e.stack.RefreshToken)
-	_ = e.send(t, `{"space":"spaces/ENG","member":"users/101"}`)
-	e.stack.Chat.InjectFault(emulator.Fault{Status: 500, Times: 1})
-	logs := e.logs.String()
-	for _, secret := range []string{e.stack.ClientSecret, e.stack.RefreshToken} {
-		if strings.Contains(logs, secret) {
-			t.Errorf("a secret appears in the logs")
-		}
-	}
-	for _, l := range logLines(t, e.logs) {
-		if l["severity"] == nil || l["message"] == nil {
-			t.Errorf("log line lacks severity or message: %v", l)
-		}
-	}
-}
-
 func TestLogLinesCarryEventContext(t *testing.T) {
 	e := newEnv(t)
 	if err := e.send(t, `{"requestId":"hr-9","space":"spaces/ENG","member":"users/101"}`); err != nil {

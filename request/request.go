@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 )
@@ -195,6 +196,22 @@ func jsonTypeName(goType string) string {
 	return goType
 }
 
+// knownFields are the JSON names of Request's fields, spelled exactly.
+// encoding/json matches names case-insensitively, with Unicode folding
+// ("ſpace" is "space"), and the last of two spellings wins: without this
+// check {"dryRun":true,"dryrun":false} would be a real removal to the
+// function and a dry run to any case-sensitive reader of the same request.
+var knownFields = func() map[string]bool {
+	m := map[string]bool{}
+	t := reflect.TypeFor[Request]()
+	for i := 0; i < t.NumField(); i++ {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			m[name] = true
+		}
+	}
+	return m
+}()
+
 // checkDuplicateKeys rejects a document whose top-level object repeats a key,
 // which encoding/json would otherwise resolve silently (last one wins), and a
 // top level that is not an object.
@@ -214,6 +231,9 @@ func checkDuplicateKeys(data []byte) *Error {
 			return jsonError(err)
 		}
 		key, _ := t.(string)
+		if !knownFields[key] {
+			return invalid(clip(key), "unknown field (schema version 1 has no such field)")
+		}
 		if seen[key] {
 			return invalid(clip(key), "duplicate field")
 		}

@@ -231,7 +231,7 @@ func TestStackCredential(t *testing.T) {
 	ctx := context.Background()
 	st := startStack(t, emulator.ChatOptions{})
 	js := emulator.AuthorizedUserJSON(st.ClientID, st.ClientSecret, st.RefreshToken, st.OAuth.TokenURL())
-	creds, err := google.CredentialsFromJSON(ctx, js)
+	creds, err := google.CredentialsFromJSONWithType(ctx, js, google.AuthorizedUser)
 	if err != nil {
 		t.Fatal(err)
 	}

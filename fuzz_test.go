@@ -1,0 +1,111 @@
+package offboard
+
+import (
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/chat-offboard/chat-offboard/request"
+)
+
+var fuzzNameRE = regexp.MustCompile(`^spaces/[^/]+(/members/[^/]+)?$`)
+
+// FuzzDecodeEvent runs what Handle does before any network call, on
+// arbitrary CloudEvent data: DecodeEvent, request.Parse and the encoding of
+// the result event. Nothing may panic; a rejection by the validator is a
+// *request.Error with a reason; an accepted request yields only well-formed
+// names; the result event (invalid or not) always encodes.
+func FuzzDecodeEvent(f *testing.F) {
+	seeds := []struct{ typ, id, data string }{
+		{EventTypePublished, "m-1", `{"message":{"data":"eyJzcGFjZSI6InNwYWNlcy9FTkciLCJtZW1iZXIiOiJ1c2Vycy8xMDIifQ==","messageId":"1","publishTime":"2026-11-28T10:00:00Z"},"subscription":"projects/p/subscriptions/s"}`},
+		{EventTypePublished, "m-2", `{"message":{"data":"eyJtZW1iZXJzaGlwIjoic3BhY2VzL0EvbWVtYmVycy94Ly4uLy4uL3NwYWNlcy9CL21lbWJlcnMveSJ9","message_id":"2","publish_time":"2026-11-28T10:00:00.123456789+01:00","attributes":{"member":"users/1"}}}`},
+		{"", "m-3", `{"message":{"data":"e30=","attributes":{"requestId":"x","space":"spaces/A"}}}`},
+		{"com.example.other", "m-4", `{"message":{}}`},
+		{EventTypePublished, "m-5", `{"message":{"data":"not base64!"}}`},
+		{EventTypePublished, "m-6", `{"message":{"data":"e30=","publishTime":"yesterday"}}`},
+		{EventTypePublished, "m-7", `{"message":null}`},
+		{EventTypePublished, "m-8", `{}`},
+		{EventTypePublished, "", "{\"message\":{\"data\":\"/w==\"}}"},
+		{EventTypePublished, "m-9", `[[[[[[[[[[]]]]]]]]]]`},
+	}
+	for _, s := range seeds {
+		f.Add(s.typ, s.id, []byte(s.data))
+	}
+	f.Fuzz(func(t *testing.T, typ, id string, data []byte) {
+		e := event.New()
+		e.SetID(id)
+		if typ != "" {
+			e.SetType(typ)
+		}
+		e.DataEncoded = data
+		m, err := DecodeEvent(e)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty decode error")
+			}
+			checkResultEncodes(t, &Result{RequestID: e.ID(), Outcome: OutcomeInvalid, Error: &ErrorInfo{Code: 400, Message: err.Error()}})
+			return
+		}
+		v, err := request.Parse(m.Data, m.ID)
+		if err != nil {
+			var re *request.Error
+			if !errors.As(err, &re) || re.Reason == "" {
+				t.Fatalf("rejection %T %v is not a *request.Error with a reason", err, err)
+			}
+			if !utf8.ValidString(err.Error()) || len(err.Error()) > 1024 {
+				t.Fatalf("rejection is not short, valid UTF-8: %.200q", err.Error())
+			}
+			rid := looseRequestID(m.Data, m.ID)
+			if len(rid) > 512 {
+				t.Fatalf("request id of %d bytes taken from a rejected request", len(rid))
+			}
+			checkResultEncodes(t, &Result{RequestID: rid, SourceMessageID: m.ID, Outcome: OutcomeInvalid, Error: &ErrorInfo{Code: 400, Message: err.Error()}})
+			return
+		}
+		// The attributes never override the request: the target comes from
+		// the data alone.
+		if again, err := request.Parse(m.Data, m.ID); err != nil || again.Name != v.Name || again.Kind != v.Kind {
+			t.Fatalf("parse is not deterministic: %+v vs %+v (%v)", v, again, err)
+		}
+		names := append([]string(nil), v.SpaceNames...)
+		if v.Name != "" {
+			names = append(names, v.Name)
+		}
+		for _, s := range v.SpaceNames {
+			for _, p := range v.People {
+				names = append(names, s+"/members/"+p)
+			}
+		}
+		for _, n := range names {
+			if !fuzzNameRE.MatchString(n) || strings.Contains(n, "..") || strings.ContainsAny(n, "%?#") {
+				t.Fatalf("accepted name %q is not well-formed", n)
+			}
+			for i := 0; i < len(n); i++ {
+				if n[i] <= 0x20 || n[i] >= 0x7f {
+					t.Fatalf("accepted name %q holds byte %#x", n, n[i])
+				}
+			}
+		}
+		checkResultEncodes(t, &Result{RequestID: v.RequestID, Membership: v.Name, Outcome: OutcomeRemoved, SourceMessageID: m.ID})
+	})
+}
+
+func checkResultEncodes(t *testing.T, r *Result) {
+	t.Helper()
+	msg, err := resultMessage(r)
+	if err != nil {
+		t.Fatalf("result does not encode: %v", err)
+	}
+	var back Result
+	if err := json.Unmarshal(msg.Data, &back); err != nil {
+		t.Fatalf("result data is not JSON: %v", err)
+	}
+	if msg.Attributes["ce-id"] != EventID(r.RequestID, r.Membership, r.Outcome) || msg.Attributes["outcome"] != r.Outcome {
+		t.Fatalf("result attributes: %v", msg.Attributes)
+	}
+}
