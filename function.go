@@ -87,6 +87,7 @@ type Function struct {
 	protected map[string]bool
 	reads     *budget
 	writes    *budget
+	pending   pendingRemovals
 	now       func() time.Time
 	onChat    func(time.Duration)
 
@@ -372,14 +373,27 @@ func looseRequestID(data []byte, fallback string) string {
 // report publishes r and returns nil once Pub/Sub has acknowledged it, or the
 // publish error (so that the event is redelivered and nothing is lost).
 func (f *Function) report(ctx context.Context, log *slog.Logger, r *Result) error {
+	if r.Outcome == OutcomeNotMember {
+		if earlier, ok := f.pending.get(r); ok {
+			// This delivery's 404 is an earlier delivery's removal.
+			earlier.Detail = "removed by an earlier delivery of this request, whose result could not be published then"
+			r = &earlier
+		}
+	}
 	r.ProcessedAt = f.now().UTC()
 	msg, err := resultMessage(r)
 	if err != nil {
 		return err
 	}
 	if err := f.results.publish(ctx, msg); err != nil {
+		if r.Outcome == OutcomeRemoved {
+			f.pending.put(r)
+		}
 		log.Warn("result not published; the event will be redelivered", "outcome", r.Outcome, "error", err.Error())
 		return fmt.Errorf("publishing the %s result: %w", r.Outcome, err)
+	}
+	if r.Outcome == OutcomeRemoved {
+		f.pending.remove(r)
 	}
 	level := slog.LevelInfo
 	if r.Outcome == OutcomeFailed || r.Outcome == OutcomeExpired {

@@ -683,3 +683,37 @@ func TestSecretManagerEndpointMustBeLoopback(t *testing.T) {
 // httpStatusOK guards the functions framework's answer: the emulator acks
 // only 102, 200, 201, 203 and 204.
 var _ = http.StatusOK
+
+func TestRemovalSurvivesAFailedResultPublish(t *testing.T) {
+	// The first delivery removes the membership but cannot publish its
+	// result; the redelivery meets a 404 and must still report the removal,
+	// with the role that restoring the membership would need.
+	e := newEnv(t, func(c *Config) { c.ResultTopic = "projects/" + testProject + "/topics/late-results" })
+	req := `{"requestId":"hr-late","space":"spaces/ENG","member":"users/101"}`
+	if err := e.send(t, req); err == nil {
+		t.Fatal("Handle = nil with no result topic, want an error")
+	}
+	if _, ok := e.stack.Chat.IsMember("spaces/ENG", "101"); ok {
+		t.Fatal("the first delivery did not remove the membership")
+	}
+	if err := pubsubtest.CreateTopic(context.Background(), e.ps, testProject, "late-results"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.send(t, req); err != nil {
+		t.Fatal(err)
+	}
+	r := e.only(t)
+	if r.Outcome != OutcomeRemoved || r.Role != "ROLE_MANAGER" || r.Member == nil || !strings.Contains(r.Detail, "earlier delivery") {
+		t.Fatalf("result = %+v", r.Result)
+	}
+	if r.Attrs["ce-id"] != EventID("hr-late", "spaces/ENG/members/101", OutcomeRemoved) {
+		t.Error("the late result's ce-id differs from the removal's")
+	}
+	// Once published, it is forgotten: a third delivery is not_member.
+	if err := e.send(t, req); err != nil {
+		t.Fatal(err)
+	}
+	if rs := e.results(t); len(rs) != 2 || rs[1].Outcome != OutcomeNotMember {
+		t.Errorf("third delivery: %+v", rs)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -121,4 +122,49 @@ func resultMessage(r *Result) (*pubsub.Message, error) {
 			"requestId":      r.RequestID,
 		},
 	}, nil
+}
+
+// maxPending bounds the removals an instance remembers while their results
+// wait to be published.
+const maxPending = 10000
+
+// pendingRemovals remembers removals whose result could not be published.
+// The event is redelivered, the Chat API then answers 404, and the result
+// would say not_member and lose the role that restoring the membership
+// needs; instead the remembered removal is published (with the same ce-id
+// the first attempt had). It covers publish failures, not a process that
+// dies between the delete and the publish. Safe for concurrent use.
+type pendingRemovals struct {
+	mu sync.Mutex
+	m  map[string]Result
+}
+
+func pendingKey(r *Result) string { return r.RequestID + "\x00" + r.Membership }
+
+func (p *pendingRemovals) put(r *Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]Result{}
+	}
+	if len(p.m) >= maxPending {
+		for k := range p.m { // drop any one: the map is only a best effort
+			delete(p.m, k)
+			break
+		}
+	}
+	p.m[pendingKey(r)] = *r
+}
+
+func (p *pendingRemovals) get(r *Result) (Result, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.m[pendingKey(r)]
+	return v, ok
+}
+
+func (p *pendingRemovals) remove(r *Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, pendingKey(r))
 }
