@@ -34,6 +34,7 @@ type TransientError struct {
 	Err error
 }
 
+// Error describes the failed operation and its cause.
 func (e *TransientError) Error() string { return e.Op + ": " + e.Err.Error() }
 
 // Unwrap returns the cause.

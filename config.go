@@ -50,6 +50,7 @@ type ConfigError struct {
 	Reason string
 }
 
+// Error names the variable and the reason.
 func (e *ConfigError) Error() string { return "configuration: " + e.Var + ": " + e.Reason }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in

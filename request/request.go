@@ -71,6 +71,7 @@ const (
 	KindSpaceMembers
 )
 
+// String names the target form.
 func (k Kind) String() string {
 	switch k {
 	case KindMembership:
@@ -95,6 +96,7 @@ type Error struct {
 	Reason string
 }
 
+// Error says which field is wrong and why.
 func (e *Error) Error() string {
 	if e.Field == "" {
 		return "invalid request: " + e.Reason

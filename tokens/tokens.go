@@ -339,6 +339,7 @@ type RefreshError struct {
 	Err         error
 }
 
+// Error describes the refresh failure without the response body.
 func (e *RefreshError) Error() string {
 	if e.Code != "" {
 		return fmt.Sprintf("tokens: token endpoint answered %d %s: %s", e.Status, e.Code, e.Description)
