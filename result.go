@@ -22,7 +22,6 @@ const (
 	OutcomeFailed    = "failed"
 	OutcomePlanned   = "planned"
 	OutcomeExpired   = "expired"
-	OutcomeHandedOff = "handed_off"
 )
 
 // Result event constants.

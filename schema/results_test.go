@@ -34,7 +34,7 @@ func TestGoResultsValidate(t *testing.T) {
 		{RequestID: "r6", Membership: "spaces/A/members/1", Outcome: offboard.OutcomeFailed, Error: &offboard.ErrorInfo{Code: 403, Status: "PERMISSION_DENIED", Message: "no"}, ProcessedAt: now},
 		{RequestID: "r7", Membership: "spaces/A/members/1", Outcome: offboard.OutcomeExpired, Error: &offboard.ErrorInfo{Message: "too old"}, ProcessedAt: now},
 		{RequestID: "r8", Outcome: offboard.OutcomePlanned, Children: &two, ExpectedResults: &two, Continued: true, AdminAccess: true, ProcessedAt: now},
-		{RequestID: "r9/spaces/A", ParentRequestID: "r9", Membership: "spaces/A/members/1", Outcome: offboard.OutcomeHandedOff,
+		{RequestID: "r9/spaces/A", ParentRequestID: "r9", Membership: "spaces/A/members/1", Outcome: offboard.OutcomeRemoved,
 			HandOff: &offboard.HandOffLog{Successor: "users/2", Added: true, Promoted: true}, Reason: "offboarding", RequestedBy: "workday", ProcessedAt: now},
 	} {
 		data, err := json.Marshal(r)

@@ -217,7 +217,7 @@ func TestSchemasDescribeEveryGoField(t *testing.T) {
 	}
 	got := doc.Properties.Outcome.Enum
 	sort.Strings(got)
-	want := []string{offboard.OutcomeDryRun, offboard.OutcomeExpired, offboard.OutcomeFailed, offboard.OutcomeHandedOff,
+	want := []string{offboard.OutcomeDryRun, offboard.OutcomeExpired, offboard.OutcomeFailed,
 		offboard.OutcomeInvalid, offboard.OutcomeNotMember, offboard.OutcomePlanned, offboard.OutcomeRefused, offboard.OutcomeRemoved}
 	sort.Strings(want)
 	if !reflect.DeepEqual(got, want) {

@@ -304,10 +304,9 @@ func (res *result) detail() string {
 		} else if r.WouldRemove != nil {
 			parts = append(parts, "would not remove: not a member")
 		}
-	case offboard.OutcomeHandedOff:
-		if h := r.HandOff; h != nil {
-			parts = append(parts, fmt.Sprintf("manager role handed to %s (added %t, promoted %t)", h.Successor, h.Added, h.Promoted))
-		}
+	}
+	if h := r.HandOff; h != nil {
+		parts = append(parts, fmt.Sprintf("manager role handed to %s (added %t, promoted %t)", h.Successor, h.Added, h.Promoted))
 	}
 	if r.Role != "" && r.Outcome != offboard.OutcomePlanned {
 		parts = append(parts, "role "+r.Role)
@@ -330,7 +329,7 @@ func (res *result) detail() string {
 
 func isSuccess(outcome string) bool {
 	switch outcome {
-	case offboard.OutcomeRemoved, offboard.OutcomeNotMember, offboard.OutcomeDryRun, offboard.OutcomeHandedOff:
+	case offboard.OutcomeRemoved, offboard.OutcomeNotMember, offboard.OutcomeDryRun:
 		return true
 	}
 	return false

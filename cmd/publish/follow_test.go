@@ -80,7 +80,7 @@ func TestTrackerCountsChildren(t *testing.T) {
 	add("s1", res("sweep", "", offboard.OutcomePlanned, 3))
 	add("s2", res("sweep/spaces/A", "sweep", offboard.OutcomeRemoved, 0))
 	add("s3", res("sweep/page-2", "sweep", offboard.OutcomePlanned, 1))
-	add("s4", res("sweep/spaces/B", "sweep", offboard.OutcomeHandedOff, 0))
+	add("s4", res("sweep/spaces/B", "sweep", offboard.OutcomeNotMember, 0))
 	if tr.completed() != 1 {
 		t.Fatal("sweep complete before its second page's child")
 	}
@@ -101,7 +101,7 @@ func TestTrackerCountsChildren(t *testing.T) {
 	}
 	var b strings.Builder
 	tr.table(&b)
-	for _, want := range []string{"sweep/page-2/spaces/C", "planned", "children: 3", "handed_off"} {
+	for _, want := range []string{"sweep/page-2/spaces/C", "planned", "children: 3", "not_member"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

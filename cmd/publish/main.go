@@ -9,7 +9,7 @@
 // or to the emulator named by PUBSUB_EMULATOR_HOST.
 //
 // Exit codes: 0 every request ended in a success outcome (removed,
-// not_member, dry_run, handed_off, or planned with all children so); 1 some
+// not_member, dry_run, or planned with all children so); 1 some
 // ended failed, invalid, refused or expired; 2 usage, input, connection
 // errors or a timeout.
 //

@@ -79,7 +79,7 @@ var chatMethods = map[string]bool{
 var outcomes = map[string]bool{
 	offboard.OutcomeRemoved: true, offboard.OutcomeNotMember: true, offboard.OutcomeDryRun: true,
 	offboard.OutcomeRefused: true, offboard.OutcomeInvalid: true, offboard.OutcomeFailed: true,
-	offboard.OutcomePlanned: true, offboard.OutcomeExpired: true, offboard.OutcomeHandedOff: true,
+	offboard.OutcomePlanned: true, offboard.OutcomeExpired: true,
 }
 
 // fault converts s to an emulator.Fault (Times defaults to 1).
@@ -228,7 +228,7 @@ func (m meta) check() error {
 func outcomeList() string {
 	return strings.Join([]string{offboard.OutcomeRemoved, offboard.OutcomeNotMember, offboard.OutcomeDryRun,
 		offboard.OutcomeRefused, offboard.OutcomeInvalid, offboard.OutcomeFailed, offboard.OutcomePlanned,
-		offboard.OutcomeExpired, offboard.OutcomeHandedOff}, ", ")
+		offboard.OutcomeExpired}, ", ")
 }
 
 // verdict compares a result with the expectations of m. It returns "" when
