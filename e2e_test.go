@@ -198,9 +198,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// TestBinaryCloudEventToServer posts a binary-mode CloudEvent, as Eventarc
-// does, straight to cmd/function's server.
-func TestBinaryCloudEventToServer(t *testing.T) {
+// TestCloudEventModesToServer posts a binary-mode and a structured-mode
+// CloudEvent straight to cmd/function's server, and checks that a
+// misconfigured function says so and keeps the event.
+func TestCloudEventModesToServer(t *testing.T) {
 	host := pubsubtest.Emulator(t)
 	ctx := context.Background()
 	stack, err := emulator.StartAll(emulator.Default(), emulator.ChatOptions{})
@@ -236,6 +237,22 @@ func TestBinaryCloudEventToServer(t *testing.T) {
 	}
 	if _, ok := stack.Chat.IsMember("spaces/ENG", "102"); ok {
 		t.Error("users/102 still in spaces/ENG")
+	}
+
+	// Structured mode: the whole CloudEvent as one JSON document.
+	structured := `{"specversion":"1.0","type":"` + EventTypePublished + `","source":"//pubsub.googleapis.com/projects/ce-project/topics/requests",` +
+		`"id":"ce-s1","datacontenttype":"application/json","data":{"message":{"data":"eyJzcGFjZSI6InNwYWNlcy9FTkciLCJtZW1iZXIiOiJ1c2Vycy8xMDMifQ==",` +
+		`"messageId":"ce-s1","publishTime":"` + time.Now().UTC().Format(time.RFC3339) + `"},"subscription":"projects/ce-project/subscriptions/s"}}`
+	resp, err = http.Post(url, "application/cloudevents+json", strings.NewReader(structured))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("structured mode: status %d\n%s", resp.StatusCode, logs)
+	}
+	if _, ok := stack.Chat.IsMember("spaces/ENG", "103"); ok {
+		t.Error("structured mode: users/103 still in spaces/ENG")
 	}
 
 	// Misconfiguration: one clear line naming the variable, an error status
