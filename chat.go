@@ -88,8 +88,11 @@ func (b *budget) limit() rate.Limit {
 // wait would end after deadline. ctx cancels the wait.
 func (b *budget) wait(ctx context.Context, deadline time.Time) error {
 	for {
-		now := time.Now()
 		b.mu.Lock()
+		// now is read under the lock, so that reservations are made at
+		// non-decreasing times: an older time would move the limiter's
+		// clock back and credit the same interval twice.
+		now := time.Now()
 		at := now
 		if b.pauseUntil.After(at) {
 			at = b.pauseUntil

@@ -37,8 +37,12 @@ import (
 // FunctionName is the entry point registered with the functions framework.
 const FunctionName = "RemoveMembership"
 
+// init registers RemoveMembership behind EventHandler, as an HTTP function:
+// the framework's own CloudEvent wrapper can leave a request unanswered until
+// another one arrives and run an event under another request's context
+// (EventHandler says why).
 func init() {
-	functions.CloudEvent(FunctionName, RemoveMembership)
+	functions.HTTP(FunctionName, EventHandler(RemoveMembership).ServeHTTP)
 }
 
 // instance is this process's Function, built at the first event from the
