@@ -4,7 +4,8 @@
 //
 // The function RemoveMembership is registered with the functions framework in
 // init() and receives Pub/Sub messages as CloudEvents
-// (google.cloud.pubsub.topic.v1.messagePublished). DESIGN.md holds the
+// (google.cloud.pubsub.topic.v1.messagePublished), read by EventHandler in
+// the request's own goroutine. DESIGN.md holds the
 // contract: configuration, request and result schemas, and the outcome table
 // that Handle applies.
 package offboard
