@@ -87,8 +87,8 @@ type Function struct {
 	dir       *admin.Service
 	ps        *pubsub.Client
 	ownPS     bool
-	results   *pubsubPublisher
-	requests  *pubsubPublisher
+	results   publisher
+	requests  *pubsub.Publisher // fan-out children; nil without REQUEST_TOPIC
 	protected map[string]bool
 	reads     *budget
 	writes    *budget
@@ -199,9 +199,12 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Function, error) {
 		}
 		f.ownPS = true
 	}
-	f.results = newPublisher(f.ps, cfg.ResultTopic, false)
+	f.results = &directPublisher{c: f.ps, topic: cfg.ResultTopic}
 	if cfg.RequestTopic != "" {
-		f.requests = newPublisher(f.ps, cfg.RequestTopic, true)
+		// Children are published many at a time by one event: batched.
+		f.requests = f.ps.Publisher(cfg.RequestTopic)
+		f.requests.PublishSettings.DelayThreshold = time.Millisecond
+		f.requests.PublishSettings.Timeout = 20 * time.Second
 	}
 	f.protected = map[string]bool{}
 	for _, p := range cfg.Protected {
@@ -212,27 +215,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Function, error) {
 	return f, nil
 }
 
-// newPublisher returns a publisher for topic. Results are sent at once
-// (batch of one): each event waits for its own result's acknowledgement, so
-// a batching delay would be added to every event's latency (BENCHMARKS.md:
-// 1.45 ms a event at concurrency 80 with a 1 ms delay). Fan-out children are
-// published many at a time by one event and keep the default batching.
-func newPublisher(c *pubsub.Client, topic string, batch bool) *pubsubPublisher {
-	p := c.Publisher(topic)
-	if batch {
-		p.PublishSettings.DelayThreshold = time.Millisecond
-	} else {
-		p.PublishSettings.CountThreshold = 1
-	}
-	p.PublishSettings.Timeout = 20 * time.Second
-	return &pubsubPublisher{p: p}
-}
-
 // Close flushes and stops the publishers and closes the clients.
 func (f *Function) Close() error {
-	f.results.p.Stop()
 	if f.requests != nil {
-		f.requests.p.Stop()
+		f.requests.Stop()
 	}
 	var errs []error
 	if f.ownPS {

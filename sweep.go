@@ -71,7 +71,7 @@ func (f *Function) publishChildren(ctx context.Context, children []request.Reque
 		if err != nil {
 			return fmt.Errorf("encoding child request: %w", err)
 		}
-		results = append(results, f.requests.p.Publish(ctx, &pubsub.Message{
+		results = append(results, f.requests.Publish(ctx, &pubsub.Message{
 			Data:       data,
 			Attributes: map[string]string{"requestId": c.RequestID, "parentRequestId": c.ParentRequestID},
 		}))
