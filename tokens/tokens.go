@@ -148,19 +148,9 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if !validSecretVersion(cfg.Secret) {
 		return nil, fmt.Errorf("tokens: secret %q is not projects/P/secrets/S/versions/V", cfg.Secret)
 	}
-	opts := append([]option.ClientOption(nil), cfg.ClientOptions...)
-	if cfg.SecretManagerEndpoint != "" {
-		if err := checkLoopback(cfg.SecretManagerEndpoint); err != nil {
-			return nil, err
-		}
-		opts = append(opts,
-			option.WithEndpoint(cfg.SecretManagerEndpoint),
-			option.WithoutAuthentication(),
-			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
-	}
-	sm, err := secretmanager.NewClient(ctx, opts...)
+	sm, err := NewSecretManagerClient(ctx, cfg.SecretManagerEndpoint, cfg.ClientOptions...)
 	if err != nil {
-		return nil, fmt.Errorf("tokens: secret manager client: %w", err)
+		return nil, err
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -412,11 +402,35 @@ func SecretVersionName(value, project string) (string, error) {
 	return value, nil
 }
 
-// checkLoopback refuses a plaintext endpoint that is not on this machine.
-func checkLoopback(hostport string) error {
+// NewSecretManagerClient builds a Secret Manager client: Google's, with
+// Application Default Credentials, or, when endpoint is set, an emulator at
+// that host:port, dialled in plaintext without credentials and therefore
+// refused unless it is a loopback address. The function and cmd/authorize
+// both use it.
+func NewSecretManagerClient(ctx context.Context, endpoint string, opts ...option.ClientOption) (*secretmanager.Client, error) {
+	opts = append([]option.ClientOption(nil), opts...)
+	if endpoint != "" {
+		if err := CheckLoopback(endpoint); err != nil {
+			return nil, err
+		}
+		opts = append(opts,
+			option.WithEndpoint(endpoint),
+			option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	}
+	sm, err := secretmanager.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: secret manager client: %w", err)
+	}
+	return sm, nil
+}
+
+// CheckLoopback refuses a plaintext endpoint (host:port) that is not on this
+// machine.
+func CheckLoopback(hostport string) error {
 	host, _, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return fmt.Errorf("tokens: SECRET_MANAGER_ENDPOINT %q is not host:port: %w", hostport, err)
+		return fmt.Errorf("tokens: Secret Manager endpoint %q is not host:port: %w", hostport, err)
 	}
 	if host == "localhost" {
 		return nil
@@ -424,7 +438,7 @@ func checkLoopback(hostport string) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("tokens: SECRET_MANAGER_ENDPOINT %q is not a loopback address; refusing to send credentials in plaintext", hostport)
+	return fmt.Errorf("tokens: Secret Manager endpoint %q is not a loopback address; refusing to send credentials in plaintext", hostport)
 }
 
 // Transport is an http.RoundTripper that authorizes each request with a token

@@ -58,10 +58,7 @@ import (
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"golang.org/x/oauth2"
-	"google.golang.org/api/option"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/chat-offboard/chat-offboard/tokens"
@@ -247,7 +244,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--port %d is not a port", o.port)
 	}
 	if o.smEndpoint != "" {
-		if err := checkLoopback(o.smEndpoint); err != nil {
+		if err := tokens.CheckLoopback(o.smEndpoint); err != nil {
 			return nil, fmt.Errorf("--secret-manager-endpoint: %w", err)
 		}
 	}
@@ -315,19 +312,6 @@ func checkEndpointURL(u string) error {
 		}
 	}
 	return fmt.Errorf("%q is neither https nor http on a loopback address", u)
-}
-
-// checkLoopback refuses a plaintext endpoint that is not on this machine,
-// as tokens does for SECRET_MANAGER_ENDPOINT.
-func checkLoopback(hostport string) error {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port: %w", hostport, err)
-	}
-	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-		return nil
-	}
-	return fmt.Errorf("%q is not a loopback address; refusing to send credentials in plaintext", hostport)
 }
 
 func validSecretName(name string) bool {
@@ -607,16 +591,9 @@ func writeFile0600(path string, data []byte) error {
 // secretManager dials Secret Manager: Google's with Application Default
 // Credentials, or a loopback emulator in plaintext.
 func secretManager(ctx context.Context, endpoint string) (*secretmanager.Client, error) {
-	var opts []option.ClientOption
-	if endpoint != "" {
-		opts = append(opts,
-			option.WithEndpoint(endpoint),
-			option.WithoutAuthentication(),
-			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
-	}
-	c, err := secretmanager.NewClient(ctx, opts...)
+	c, err := tokens.NewSecretManagerClient(ctx, endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("secret manager client (are Application Default Credentials set up? gcloud auth application-default login): %w", err)
+		return nil, fmt.Errorf("%w (are Application Default Credentials set up? gcloud auth application-default login)", err)
 	}
 	return c, nil
 }
