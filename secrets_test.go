@@ -1,103 +1,26 @@
 package offboard
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 )
 
-// tokenTap sits between the function and the OAuth emulation's token
-// endpoint (through OAUTH_TOKEN_URL) and keeps every token it hands out, so
-// that the secrets test knows the access tokens it must not find.
-type tokenTap struct {
-	srv      *httptest.Server
-	upstream atomic.Pointer[string]
-	mu       sync.Mutex
-	tokens   []string
-}
-
-func newTokenTap(t *testing.T) *tokenTap {
-	tap := &tokenTap{}
-	tap.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		up := tap.upstream.Load()
-		body, _ := io.ReadAll(r.Body)
-		if up == nil {
-			http.Error(w, "no upstream", http.StatusBadGateway)
-			return
-		}
-		out, _ := http.NewRequestWithContext(r.Context(), r.Method, *up, bytes.NewReader(body))
-		out.Header = r.Header.Clone()
-		resp, err := http.DefaultTransport.RoundTrip(out)
-		if err != nil {
-			// The emulation dropped the connection: do the same.
-			if hj, ok := w.(http.Hijacker); ok {
-				if c, _, err := hj.Hijack(); err == nil {
-					c.Close()
-					return
-				}
-			}
-			http.Error(w, "upstream failed", http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var tok struct {
-			AccessToken  string `json:"access_token"`
-			RefreshToken string `json:"refresh_token"`
-		}
-		if json.Unmarshal(b, &tok) == nil {
-			tap.mu.Lock()
-			for _, s := range []string{tok.AccessToken, tok.RefreshToken} {
-				if s != "" {
-					tap.tokens = append(tap.tokens, s)
-				}
-			}
-			tap.mu.Unlock()
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		w.Write(b)
-	}))
-	t.Cleanup(tap.srv.Close)
-	return tap
-}
-
-func (tap *tokenTap) issued() []string {
-	tap.mu.Lock()
-	defer tap.mu.Unlock()
-	return append([]string(nil), tap.tokens...)
-}
-
-// secretsEnv is an env whose token endpoint is tapped, and which records
-// every error Handle returned.
+// secretsEnv is an env that records every error Handle returned; the
+// tokens it must not find are those the OAuth emulation issued.
 type secretsEnv struct {
 	*env
-	tap     *tokenTap
 	errs    []string
-	secrets []string // known secret values besides the stack's and the tapped tokens
+	secrets []string // known secret values besides the stack's and the issued tokens
 }
 
 func newSecretsEnv(t *testing.T) *secretsEnv {
-	tap := newTokenTap(t)
-	e := newEnv(t, func(c *Config) {
-		c.OAuthTokenURL = tap.srv.URL
-		c.EventTimeout = 3 * time.Second
-	})
-	up := e.stack.OAuth.TokenURL()
-	tap.upstream.Store(&up)
-	return &secretsEnv{env: e, tap: tap}
+	e := newEnv(t, func(c *Config) { c.EventTimeout = 3 * time.Second })
+	return &secretsEnv{env: e}
 }
 
 // do sends one request and keeps the error, if any.
@@ -131,7 +54,7 @@ func (s *secretsEnv) check(t *testing.T) {
 		hay = append(hay, string(b), string(a))
 	}
 	secrets := append([]string{s.stack.ClientSecret, s.stack.RefreshToken}, s.secrets...)
-	tokens := s.tap.issued()
+	tokens := s.stack.OAuth.IssuedTokens()
 	secrets = append(secrets, tokens...)
 	for _, sec := range secrets {
 		pieces := []string{sec}
@@ -172,8 +95,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		} {
 			_ = s.do(t, d)
 		}
-		if len(s.tap.issued()) == 0 {
-			t.Fatal("the tap saw no access token")
+		if s.stack.OAuth.Stats().Refreshes == 0 {
+			t.Fatal("no access token was issued")
 		}
 		s.check(t)
 	})
@@ -206,8 +129,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		if err := s.do(t, req("users/103")); err == nil {
 			t.Error("persistent 401: no error")
 		}
-		if len(s.tap.issued()) < 2 {
-			t.Errorf("%d tokens issued, want a refresh after the 401", len(s.tap.issued()))
+		if n := s.stack.OAuth.Stats().Refreshes; n < 2 {
+			t.Errorf("%d refreshes, want one more after the 401", n)
 		}
 		s.check(t)
 	})

@@ -96,7 +96,8 @@ type OAuth struct {
 	consentOnly []string // nil = grant what is asked
 	deny        bool
 	lastAuth    url.Values
-	issued      int // access tokens issued since the last sweep
+	issued      int      // access tokens issued since the last sweep
+	minted      []string // every access and refresh token issued, in order
 
 	refreshes, exchanges, errs, faulted atomic.Int64
 }
@@ -156,8 +157,18 @@ func (o *OAuth) IssueRefreshToken(clientID, user string, scopes []string) string
 	e := &refreshEntry{clientID: clientID, user: user, scopes: slices.Clone(scopes), scope: strings.Join(scopes, " ")}
 	o.mu.Lock()
 	o.refresh[rt] = e
+	o.minted = append(o.minted, rt)
 	o.mu.Unlock()
 	return rt
+}
+
+// IssuedTokens returns every access and refresh token the emulation has
+// issued, so that a test can check that none of them leaks into logs,
+// errors or results.
+func (o *OAuth) IssuedTokens() []string {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return slices.Clone(o.minted)
 }
 
 // RevokeRefreshToken revokes a refresh token and every access token minted
@@ -195,6 +206,7 @@ func (o *OAuth) mint(user string, scopes []string, rt string) string {
 		}
 	}
 	o.access[at] = accessEntry{g: Grant{User: user, Scopes: scopes, Expiry: now.Add(o.lifetime)}, rt: rt}
+	o.minted = append(o.minted, at)
 	o.mu.Unlock()
 	return at
 }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -304,56 +302,6 @@ func (p *tcpProxy) closeAll() {
 func (p *tcpProxy) cut()  { p.broken.Store(true); p.closeAll() }
 func (p *tcpProxy) heal() { p.broken.Store(false) }
 
-// tokenRecorder sits in front of the OAuth emulation's token endpoint and
-// keeps every access token it hands out, so that the test can look for them
-// in the logs.
-type tokenRecorder struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	tokens []string
-}
-
-func newTokenRecorder(t *testing.T, upstream string) *tokenRecorder {
-	r := &tokenRecorder{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		out, err := http.NewRequestWithContext(req.Context(), req.Method, upstream, bytes.NewReader(body))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		out.Header = req.Header.Clone()
-		resp, err := http.DefaultTransport.RoundTrip(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var tok struct {
-			AccessToken string `json:"access_token"`
-		}
-		if json.Unmarshal(b, &tok) == nil && tok.AccessToken != "" {
-			r.mu.Lock()
-			r.tokens = append(r.tokens, tok.AccessToken)
-			r.mu.Unlock()
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		w.Write(b)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *tokenRecorder) issued() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.tokens...)
-}
-
 func buildFunction(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "function")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/chat-offboard/chat-offboard/cmd/function")
@@ -448,7 +396,6 @@ func TestFaults(t *testing.T) {
 	}
 
 	proxy := newTCPProxy(t, host)
-	tokensSeen := newTokenRecorder(t, stack.OAuth.TokenURL())
 	var protList []string
 	for _, p := range protected {
 		protList = append(protList, "users/"+p)
@@ -461,7 +408,7 @@ func TestFaults(t *testing.T) {
 		"PUBSUB_EMULATOR_HOST=" + proxy.ln.Addr().String(),
 		"CHAT_ENDPOINT=" + stack.Chat.URL(),
 		"SECRET_MANAGER_ENDPOINT=" + stack.Secrets.Addr(),
-		"OAUTH_TOKEN_URL=" + tokensSeen.srv.URL,
+		"OAUTH_TOKEN_URL=" + stack.OAuth.TokenURL(),
 		"PROTECTED_MEMBERS=" + strings.Join(protList, ","),
 		"CHAT_WRITES_PER_MINUTE=1000000",
 		"CHAT_READS_PER_MINUTE=1000000",
@@ -669,7 +616,7 @@ func TestFaults(t *testing.T) {
 
 	// No secret in the function's logs (all processes, faults included).
 	logs, _ := os.ReadFile(fn.logPath)
-	secrets := append([]string{stack.ClientSecret, stack.RefreshToken}, tokensSeen.issued()...)
+	secrets := append([]string{stack.ClientSecret, stack.RefreshToken}, stack.OAuth.IssuedTokens()...)
 	for _, s := range secrets {
 		if bytes.Contains(logs, []byte(s)) {
 			t.Errorf("a secret (%.8s…) appears in the function's logs", s)
@@ -697,7 +644,7 @@ func TestFaults(t *testing.T) {
 	t.Logf("  deliveries: %d (acked %d, failed %d, peak in flight %d+%d)", ps0.Delivered+ps1.Delivered, ps0.Acked+ps1.Acked, ps0.Failed+ps1.Failed, ps0.PeakInFlight, ps1.PeakInFlight)
 	t.Logf("  chat calls %d: faulted %d, throttled by quota %d, 401 %d, by status %v", chatCalls, cs.Faulted, cs.Throttled, cs.Unauthorized, statuses)
 	t.Logf("  secret manager: accesses %d, faulted %d; token endpoint: refreshes %d, faulted %d, tokens issued %d; pub/sub connections refused during the cut %d; SIGKILLs %d",
-		stack.Secrets.Stats().Accesses, stack.Secrets.Stats().Faulted, stack.OAuth.Stats().Refreshes, stack.OAuth.Stats().Faulted, len(tokensSeen.issued()), proxy.refused.Load(), kills)
+		stack.Secrets.Stats().Accesses, stack.Secrets.Stats().Faulted, stack.OAuth.Stats().Refreshes, stack.OAuth.Stats().Faulted, len(stack.OAuth.IssuedTokens()), proxy.refused.Load(), kills)
 	t.Logf("  results %d for %d requests: duplicates (same ce-id) %d, requests with two outcomes (removed then not_member) %d; outcomes by request %v",
 		total, len(reqs)-lost, dups, mixed, strings.Join(outs, " "))
 	t.Logf("  removal requests answered only not_member (the removed result, with the role, never got out) %d", roleLost)
