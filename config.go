@@ -39,8 +39,9 @@ type Config struct {
 	OAuthTokenURL         string
 	SecretManagerEndpoint string
 	// EventTimeout bounds one invocation when its context carries no
-	// deadline (the functions framework sets one only when
-	// CLOUD_RUN_TIMEOUT_SECONDS is set).
+	// deadline: INVOCATION_TIMEOUT (deploy.sh sets it to the function's
+	// --timeout), else CLOUD_RUN_TIMEOUT_SECONDS (which the functions
+	// framework also applies to the request context), else 9 minutes.
 	EventTimeout time.Duration
 }
 
@@ -91,6 +92,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.RequestTopic, err = TopicName(getenv("REQUEST_TOPIC"), c.Project); err != nil {
 		return c, &ConfigError{"REQUEST_TOPIC", err.Error()}
 	}
+	if c.RequestTopic != "" && c.RequestTopic == c.ResultTopic {
+		return c, &ConfigError{"RESULT_TOPIC", "must differ from REQUEST_TOPIC (" + c.RequestTopic + "): results published to the requests topic would come back as requests"}
+	}
 	for _, p := range strings.Split(getenv("PROTECTED_MEMBERS"), ",") {
 		p = strings.TrimSpace(p)
 		if p == "" {
@@ -137,6 +141,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			c.EventTimeout = time.Duration(n) * time.Second
 		}
+	}
+	if v := getenv("INVOCATION_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, &ConfigError{"INVOCATION_TIMEOUT", fmt.Sprintf("%q is not a positive Go duration such as 540s", v)}
+		}
+		c.EventTimeout = d
 	}
 	return c, nil
 }
