@@ -165,17 +165,28 @@ type spaceState struct {
 //     space must be a SPACE (400), the member can't be "app" (400), and
 //     members.list needs a filter with member.type = "HUMAN" or
 //     member.type != "BOT" (400). spaces.search requires it (400).
+//   - Roles as Chat has them since October 2025: ROLE_MANAGER is a space
+//     owner, ROLE_ASSISTANT_MANAGER a manager, ROLE_MEMBER a member.
 //   - Without admin access the caller must be a member of the space (403);
-//     deleting, adding or re-roling others needs ROLE_MANAGER (403), except
-//     that anyone may leave and, in a GROUP_CHAT, any member may add people.
-//     Memberships of a DIRECT_MESSAGE can't be created or deleted (400);
-//     roles exist in SPACEs only (400).
-//   - {member} is a user id, an email or alias of a Workspace user
-//     (case-insensitive), or "app"; answers always name the id
+//     adding others needs an owner or a manager, deleting others an owner
+//     (a manager may delete plain members only), changing roles an owner
+//     (403), except that anyone may leave and, in a GROUP_CHAT, any member
+//     may add people. Memberships of a DIRECT_MESSAGE can't be created or
+//     deleted (400); roles exist in SPACEs only (400).
+//   - {member} in a path is the user id, or "app"; members.get and
+//     members.delete also take the user's primary email as an alias
+//     (case-insensitive), as Google documents for those two methods only.
+//     members.patch takes only the server-assigned name
+//     spaces/{space}/members/{user id} (400 for an email). Secondary
+//     addresses (Directory aliases) are not accepted anywhere in Chat (404
+//     NOT_FOUND): Google documents "the user's email", and the emulation
+//     stays on the strict side. members.create takes member.name
+//     users/{id} or users/{primary email}. Answers always name the id
 //     (spaces/S/members/ID, or spaces/S/members/app with member users/app,
 //     BOT). An unknown email or a non-member is 404 NOT_FOUND.
-//   - Deleting the only manager of a SPACE while other humans remain, or
-//     demoting the only manager, is 400 FAILED_PRECONDITION.
+//   - Deleting the only owner (ROLE_MANAGER) of a SPACE while other humans
+//     remain, or changing the only owner's role, is 400
+//     FAILED_PRECONDITION; assistant managers do not count as owners.
 //   - members.delete answers the deleted Membership (state NOT_A_MEMBER,
 //     the role it had); get, create and patch answer state JOINED.
 //     Creating an existing membership is 409 ALREADY_EXISTS.
@@ -201,7 +212,7 @@ type Chat struct {
 	admins    map[string]bool // user ids
 	adminList []string        // as seeded
 	users     []User
-	byEmail   map[string]string // lower-case email or alias -> id
+	byEmail   map[string]string // lower-case primary email -> id
 	spaces    map[string]*spaceState
 	order     []*spaceState // by seq
 	seq       int64
@@ -258,10 +269,9 @@ func (c *Chat) load(ws Workspace) {
 	c.users = ws.Users
 	c.byEmail = map[string]string{}
 	for _, u := range ws.Users {
+		// Primary addresses only: Chat documents "the user's email" as an
+		// alias, not the Directory's further addresses.
 		c.byEmail[strings.ToLower(u.Email)] = u.ID
-		for _, a := range u.Aliases {
-			c.byEmail[strings.ToLower(a)] = u.ID
-		}
 	}
 	c.spaces = map[string]*spaceState{}
 	for _, s := range ws.Spaces {
@@ -400,7 +410,7 @@ func (c *Chat) Snapshot() Workspace {
 }
 
 // IsMember reports the role of user in space. user may be "users/ID", "ID",
-// an email or alias, "app" or "users/app"; space is "spaces/X".
+// a primary email, "app" or "users/app"; space is "spaces/X".
 func (c *Chat) IsMember(space, user string) (role string, ok bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -419,7 +429,7 @@ func (c *Chat) IsMember(space, user string) (role string, ok bool) {
 	return m.role, true
 }
 
-// resolveLocked turns a member segment (id, email, alias, "app") into a
+// resolveLocked turns a member segment (id, primary email, "app") into a
 // user id; an unknown email reports false.
 func (c *Chat) resolveLocked(seg string) (string, bool) {
 	if strings.IndexByte(seg, '@') < 0 {
@@ -727,7 +737,7 @@ func (c *Chat) authorizeWrite(rq *request, isApp bool, appAction string) *apiErr
 	return c.authorize(rq, userScopes, adminWriteScopes)
 }
 
-// memberLocked resolves the member segment seg (id, email, alias, "app") and
+// memberLocked resolves the member segment seg (id, primary email, "app") and
 // returns the user id (empty for an unknown email) and that user's
 // membership of s, or nil.
 func (c *Chat) memberLocked(s *spaceState, seg string) (string, *memberState) {
@@ -773,14 +783,17 @@ func (c *Chat) deleteMember(rq *request) (any, *apiError) {
 		return nil, errf(400, "", "Memberships of direct messages can't be deleted.")
 	}
 	id, m := c.memberLocked(s, rq.member)
-	if me != nil && id != rq.caller && me.role != RoleManager {
-		return nil, errf(403, "", "The caller doesn't have permission to delete memberships of %s: only space managers can remove other members.", s.name)
+	if me != nil && id != rq.caller && me.role != RoleManager && me.role != RoleAssistantManager {
+		return nil, errf(403, "", "The caller doesn't have permission to delete memberships of %s: only space owners and managers can remove other members.", s.name)
 	}
 	if m == nil {
 		return nil, errNoMember(rq.name)
 	}
+	if me != nil && id != rq.caller && me.role == RoleAssistantManager && m.role != RoleMember {
+		return nil, errf(403, "", "The caller doesn't have permission to delete %s: a space manager can remove members only.", rq.name)
+	}
 	if s.spaceType == SpaceTypeSpace && m.role == RoleManager && s.managers == 1 && s.humans > 1 {
-		return nil, errf(400, "FAILED_PRECONDITION", "The membership cannot be deleted because it is the only manager of the space. Promote another member to manager first.")
+		return nil, errf(400, "FAILED_PRECONDITION", "The membership cannot be deleted because it is the only owner of the space. Make another member an owner first.")
 	}
 	c.removeMemberLocked(s, m)
 	out := membershipOf(s.name, m, "NOT_A_MEMBER")
@@ -998,8 +1011,8 @@ func (c *Chat) createMember(w http.ResponseWriter, r *http.Request, rq *request)
 	if s.spaceType == SpaceTypeDirectMessage {
 		return nil, errf(400, "", "Members can't be added to direct messages.")
 	}
-	if me != nil && s.spaceType == SpaceTypeSpace && me.role != RoleManager {
-		return nil, errf(403, "", "The caller doesn't have permission to add members to %s: only space managers can.", s.name)
+	if me != nil && s.spaceType == SpaceTypeSpace && me.role != RoleManager && me.role != RoleAssistantManager {
+		return nil, errf(403, "", "The caller doesn't have permission to add members to %s: only space owners and managers can.", s.name)
 	}
 	id, known := c.resolveLocked(seg)
 	if !known {
@@ -1027,11 +1040,17 @@ func (c *Chat) patchMember(w http.ResponseWriter, r *http.Request, rq *request) 
 	if e != nil {
 		return nil, e
 	}
-	if in.Role != RoleMember && in.Role != RoleManager {
-		return nil, errf(400, "", "Invalid role %q: must be ROLE_MEMBER or ROLE_MANAGER.", in.Role)
+	if in.Role != RoleMember && in.Role != RoleManager && in.Role != RoleAssistantManager {
+		return nil, errf(400, "", "Invalid role %q: must be ROLE_MEMBER, ROLE_ASSISTANT_MANAGER or ROLE_MANAGER.", in.Role)
 	}
 	if rq.member == "app" {
 		return nil, errf(400, "", "The role of an app membership can't be changed.")
+	}
+	if strings.Contains(rq.member, "@") {
+		// Google documents the email alias for members.get and
+		// members.delete only; patch takes "the resource name of the
+		// membership, assigned by the server".
+		return nil, errf(400, "", "Invalid membership name %q: members.patch takes the name the server assigned, spaces/{space}/members/{member id}; an email address is not accepted.", rq.name)
 	}
 	if e := c.authorize(rq, []string{ScopeChatMemberships}, []string{ScopeChatAdminMemberships}); e != nil {
 		return nil, e
@@ -1046,7 +1065,7 @@ func (c *Chat) patchMember(w http.ResponseWriter, r *http.Request, rq *request) 
 		return nil, errf(400, "", "Roles can only be changed in spaces of type SPACE.")
 	}
 	if me != nil && me.role != RoleManager {
-		return nil, errf(403, "", "The caller doesn't have permission to change roles in %s: only space managers can.", s.name)
+		return nil, errf(403, "", "The caller doesn't have permission to change roles in %s: only space owners can.", s.name)
 	}
 	_, m := c.memberLocked(s, rq.member)
 	if m == nil {
@@ -1055,13 +1074,13 @@ func (c *Chat) patchMember(w http.ResponseWriter, r *http.Request, rq *request) 
 	if m.typ != MemberTypeHuman {
 		return nil, errf(400, "", "The role of an app membership can't be changed.")
 	}
-	if m.role == RoleManager && in.Role == RoleMember && s.managers == 1 {
-		return nil, errf(400, "FAILED_PRECONDITION", "The membership cannot be demoted because it is the only manager of the space. Promote another member to manager first.")
+	if m.role == RoleManager && in.Role != RoleManager && s.managers == 1 {
+		return nil, errf(400, "FAILED_PRECONDITION", "The membership cannot be changed because it is the only owner of the space. Make another member an owner first.")
 	}
 	if m.role != in.Role {
 		if in.Role == RoleManager {
 			s.managers++
-		} else {
+		} else if m.role == RoleManager {
 			s.managers--
 		}
 		m.role = in.Role

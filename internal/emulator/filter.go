@@ -194,7 +194,7 @@ func parseMemberFilter(s string) (*filterNode, error) {
 				return fmt.Errorf("invalid member.type %q", n.value)
 			}
 		case "role":
-			if n.value != RoleMember && n.value != RoleManager {
+			if n.value != RoleMember && n.value != RoleManager && n.value != RoleAssistantManager {
 				return fmt.Errorf("invalid role %q", n.value)
 			}
 		default:

@@ -28,7 +28,12 @@ const (
 
 func startStack(t *testing.T, opts emulator.ChatOptions) *emulator.Stack {
 	t.Helper()
-	st, err := emulator.StartAll(emulator.Default(), opts)
+	return startStackWith(t, emulator.Default(), opts)
+}
+
+func startStackWith(t *testing.T, ws emulator.Workspace, opts emulator.ChatOptions) *emulator.Stack {
+	t.Helper()
+	st, err := emulator.StartAll(ws, opts)
 	if err != nil {
 		t.Fatalf("StartAll: %v", err)
 	}

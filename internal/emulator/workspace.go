@@ -15,8 +15,12 @@ const (
 	MemberTypeHuman = "HUMAN"
 	MemberTypeBot   = "BOT"
 
-	RoleMember  = "ROLE_MEMBER"
-	RoleManager = "ROLE_MANAGER"
+	// Chat's roles since October 2025: ROLE_MANAGER is the space owner
+	// ("Owner" in Chat's interface), ROLE_ASSISTANT_MANAGER a manager
+	// ("Manager"), ROLE_MEMBER a member.
+	RoleMember           = "ROLE_MEMBER"
+	RoleManager          = "ROLE_MANAGER"
+	RoleAssistantManager = "ROLE_ASSISTANT_MANAGER"
 
 	// DefaultCustomer is the customer of a Workspace that names none.
 	DefaultCustomer = "customers/my_customer"
@@ -73,7 +77,8 @@ type Member struct {
 	User string `json:"user"`
 	// Type is HUMAN (default; BOT for "users/app") or BOT.
 	Type string `json:"type,omitempty"`
-	// Role is ROLE_MEMBER (default) or ROLE_MANAGER.
+	// Role is ROLE_MEMBER (default), ROLE_ASSISTANT_MANAGER (a manager)
+	// or ROLE_MANAGER (an owner).
 	Role string `json:"role,omitempty"`
 }
 
@@ -163,11 +168,11 @@ func (w Workspace) Validate() error {
 				return errors.New("emulator: users/app must be a BOT")
 			}
 			switch m.Role {
-			case "", RoleMember, RoleManager:
+			case "", RoleMember, RoleManager, RoleAssistantManager:
 			default:
 				return fmt.Errorf("emulator: space %q: member %q: unknown role %q", s.Name, m.User, m.Role)
 			}
-			if m.Role == RoleManager && (s.SpaceType == SpaceTypeGroupChat || s.SpaceType == SpaceTypeDirectMessage) {
+			if (m.Role == RoleManager || m.Role == RoleAssistantManager) && (s.SpaceType == SpaceTypeGroupChat || s.SpaceType == SpaceTypeDirectMessage) {
 				return fmt.Errorf("emulator: space %q: %s has no managers", s.Name, s.SpaceType)
 			}
 		}
