@@ -9,7 +9,10 @@
 // and tries again; only if that fails too does it report ErrInvalidGrant.
 //
 // No secret value (client secret, refresh token, access token) ever appears in
-// an error string or a log line written by this package.
+// an error string or a log line written by this package, and Credentials and
+// Source print and log REDACTED in place of secrets. The refresh token is sent
+// only to Google's token endpoint or to a loopback emulator: any other
+// token_uri or TokenURL is refused (CheckOAuthURL) before anything is sent.
 package tokens
 
 import (
@@ -59,14 +62,56 @@ type Credentials struct {
 	TokenURI     string `json:"token_uri,omitempty"`
 }
 
-// String hides the secret fields so that credentials printed by mistake leak
-// nothing.
-func (c Credentials) String() string {
-	return fmt.Sprintf("authorized_user{client_id:%s}", c.ClientID)
+// redacted stands for a secret field's value in printed credentials.
+const redacted = "REDACTED"
+
+// redact hides a secret value, telling only whether it is set.
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
 }
 
-// ParseCredentials decodes and checks an authorized_user document. Its errors
-// never quote the document.
+// String shows the non-secret fields (type, client_id, token_uri) and
+// REDACTED for client_secret and refresh_token, so that credentials printed by
+// mistake (%v, %+v, %s) leak nothing.
+func (c Credentials) String() string {
+	return fmt.Sprintf("%s{client_id:%s token_uri:%s client_secret:%s refresh_token:%s}",
+		c.Type, c.ClientID, c.TokenURI, redact(c.ClientSecret), redact(c.RefreshToken))
+}
+
+// GoString is String for %#v: Go syntax with the secret fields REDACTED.
+func (c Credentials) GoString() string {
+	return fmt.Sprintf("tokens.Credentials{Type:%q, ClientID:%q, ClientSecret:%q, RefreshToken:%q, TokenURI:%q}",
+		c.Type, c.ClientID, redact(c.ClientSecret), redact(c.RefreshToken), c.TokenURI)
+}
+
+// Format makes every fmt verb print String (GoString for %#v), so that no
+// verb (%d, %x, ...) reaches the secret fields.
+func (c Credentials) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, c.GoString())
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), c.String())
+}
+
+// LogValue implements slog.LogValuer: a group of the non-secret fields, with
+// client_secret and refresh_token REDACTED.
+func (c Credentials) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("type", c.Type),
+		slog.String("client_id", c.ClientID),
+		slog.String("token_uri", c.TokenURI),
+		slog.String("client_secret", redact(c.ClientSecret)),
+		slog.String("refresh_token", redact(c.RefreshToken)),
+	)
+}
+
+// ParseCredentials decodes and checks an authorized_user document: the
+// secret fields must be set, and a token_uri must be Google's token endpoint
+// or a loopback emulator (see CheckOAuthURL). Its errors never quote a secret.
 func ParseCredentials(b []byte) (Credentials, error) {
 	var c Credentials
 	if err := json.Unmarshal(b, &c); err != nil {
@@ -88,6 +133,11 @@ func ParseCredentials(b []byte) (Credentials, error) {
 	if len(missing) > 0 {
 		return Credentials{}, fmt.Errorf("%w: missing %s", ErrBadSecret, strings.Join(missing, ", "))
 	}
+	if c.TokenURI != "" {
+		if err := CheckOAuthURL("token_uri", c.TokenURI); err != nil {
+			return Credentials{}, fmt.Errorf("%w: %w", ErrBadSecret, err)
+		}
+	}
 	return c, nil
 }
 
@@ -100,7 +150,9 @@ type Config struct {
 	// emulator. It is dialled in plaintext without credentials, so only a
 	// loopback address is accepted.
 	SecretManagerEndpoint string
-	// TokenURL, when set, overrides the token endpoint of the credentials.
+	// TokenURL, when set, overrides the token endpoint of the credentials
+	// (the function's OAUTH_TOKEN_URL). Like a token_uri, it must be Google's
+	// token endpoint or a loopback emulator (see CheckOAuthURL).
 	TokenURL string
 	// HTTPClient performs token refreshes; nil means a client with a 30 s
 	// timeout.
@@ -148,6 +200,11 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if !validSecretVersion(cfg.Secret) {
 		return nil, fmt.Errorf("tokens: secret %q is not projects/P/secrets/S/versions/V", cfg.Secret)
 	}
+	if cfg.TokenURL != "" {
+		if err := CheckOAuthURL(tokenURLField, cfg.TokenURL); err != nil {
+			return nil, fmt.Errorf("tokens: %w", err)
+		}
+	}
 	sm, err := NewSecretManagerClient(ctx, cfg.SecretManagerEndpoint, cfg.ClientOptions...)
 	if err != nil {
 		return nil, err
@@ -161,6 +218,18 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		lg = slog.Default()
 	}
 	return &Source{cfg: cfg, log: lg, sm: sm, hc: hc, secret: cfg.Secret}, nil
+}
+
+// String names the Source by its secret version; the credentials and the
+// access token it holds are never printed.
+func (s *Source) String() string { return "tokens.Source{secret:" + s.secret + "}" }
+
+// GoString is String for %#v.
+func (s *Source) GoString() string { return fmt.Sprintf("&tokens.Source{secret:%q}", s.secret) }
+
+// LogValue implements slog.LogValuer with the secret version name only.
+func (s *Source) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("secret", s.secret))
 }
 
 // Close releases the Secret Manager connection.
@@ -300,13 +369,24 @@ func (s *Source) readSecret(ctx context.Context) (*Credentials, error) {
 	return &c, nil
 }
 
+// tokenURLField names Config.TokenURL in errors.
+const tokenURLField = "TokenURL (OAUTH_TOKEN_URL)"
+
 func (s *Source) exchange(ctx context.Context, c *Credentials) (*oauth2.Token, error) {
-	tokenURL := c.TokenURI
+	tokenURL, field := c.TokenURI, "token_uri"
 	if s.cfg.TokenURL != "" {
-		tokenURL = s.cfg.TokenURL
+		tokenURL, field = s.cfg.TokenURL, tokenURLField
 	}
 	if tokenURL == "" {
 		tokenURL = GoogleTokenURL
+	}
+	// New and ParseCredentials checked already; checked again here, right
+	// before the refresh token leaves, whatever path the URL came by.
+	if err := CheckOAuthURL(field, tokenURL); err != nil {
+		if field == "token_uri" {
+			return nil, fmt.Errorf("%w: %w", ErrBadSecret, err)
+		}
+		return nil, fmt.Errorf("tokens: %w", err)
 	}
 	conf := &oauth2.Config{
 		ClientID:     c.ClientID,

@@ -17,7 +17,9 @@
 // It prints the URL to open (and opens it with --open), waits for the
 // redirect, exchanges the code and stores the credential. It never prints a
 // secret: neither the client secret nor a token, only the secret version name
-// and the granted scopes.
+// and the granted scopes. Its endpoints (flags, or the client secrets file's
+// auth_uri and token_uri) must be Google's OAuth endpoints or a loopback
+// emulator: credentials go only to Google.
 //
 // Usage:
 //
@@ -41,9 +43,9 @@ import (
 	"hash/crc32"
 	"html"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -74,9 +76,10 @@ const (
 )
 
 // Google's endpoints, used unless the client secrets file or a flag names
-// others.
+// others. Any other endpoint must be on Google's OAuth hosts or a loopback
+// emulator (tokens.CheckOAuthURL).
 const (
-	GoogleAuthURL  = "https://accounts.google.com/o/oauth2/v2/auth"
+	GoogleAuthURL  = tokens.GoogleAuthURL
 	GoogleTokenURL = tokens.GoogleTokenURL
 )
 
@@ -137,7 +140,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// options are the parsed flags.
+// options are the parsed flags. They hold the client secret: print them only
+// through String, GoString or LogValue, which redact it.
 type options struct {
 	clientID, clientSecret string
 	authURL, tokenURL      string
@@ -150,6 +154,49 @@ type options struct {
 	port                   int
 	loginHint              string
 	smEndpoint             string
+}
+
+// String shows the options with the client secret REDACTED.
+func (o options) String() string {
+	return fmt.Sprintf("{client_id:%s client_secret:%s auth_url:%s token_url:%s scopes:%v secret:%s out:%s}",
+		o.clientID, redactSecret(o.clientSecret), o.authURL, o.tokenURL, o.scopes, o.secret, o.out)
+}
+
+// GoString is String for %#v.
+func (o options) GoString() string { return "main.options" + o.String() }
+
+// Format makes every fmt verb print String (GoString for %#v).
+func (o options) Format(f fmt.State, verb rune) { formatRedacted(f, verb, o.String(), o.GoString()) }
+
+// LogValue implements slog.LogValuer with the client secret REDACTED.
+func (o options) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("client_id", o.clientID),
+		slog.String("client_secret", redactSecret(o.clientSecret)),
+		slog.String("auth_url", o.authURL),
+		slog.String("token_url", o.tokenURL),
+		slog.Any("scopes", o.scopes),
+		slog.String("secret", o.secret),
+		slog.String("out", o.out),
+	)
+}
+
+// redactSecret hides a secret value, telling only whether it is set.
+func redactSecret(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "REDACTED"
+}
+
+// formatRedacted prints a value with a secret through its redacting String
+// (or GoString for %#v) whatever the verb.
+func formatRedacted(f fmt.State, verb rune, str, goStr string) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, goStr)
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), str)
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -168,8 +215,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		open             = fs.Bool("open", false, "open the URL in the default browser")
 		port             = fs.Int("port", 0, "loopback `port` of the redirect (0: random; a Web client needs a fixed, registered one)")
 		loginHint        = fs.String("login-hint", "", "`email` of the admin, preselected on the consent screen")
-		authURL          = fs.String("auth-url", "", "authorization endpoint `URL` (tests, emulators)")
-		tokenURL         = fs.String("token-url", "", "token endpoint `URL` (tests, emulators); also stored as token_uri")
+		authURL          = fs.String("auth-url", "", "authorization endpoint `URL`: Google's, or a loopback emulator (tests)")
+		tokenURL         = fs.String("token-url", "", "token endpoint `URL`: Google's, or a loopback emulator (tests); also stored as token_uri")
 		smEndpoint       = fs.String("secret-manager-endpoint", "", "`host:port` of a Secret Manager emulator (loopback, plaintext)")
 	)
 	fs.Usage = func() {
@@ -216,16 +263,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	default:
 		return nil, errors.New("name the OAuth client: --client-secrets FILE, or --client-id ID with --client-secret-file FILE")
 	}
+	// Credentials go only to Google (or a loopback emulator): the client
+	// secrets file's auth_uri and token_uri were checked as it was read.
 	if *authURL != "" {
+		if err := tokens.CheckOAuthURL("--auth-url", *authURL); err != nil {
+			return nil, err
+		}
 		o.authURL = *authURL
 	}
 	if *tokenURL != "" {
-		o.tokenURL = *tokenURL
-	}
-	for name, u := range map[string]string{"--auth-url": o.authURL, "--token-url": o.tokenURL} {
-		if err := checkEndpointURL(u); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+		if err := tokens.CheckOAuthURL("--token-url", *tokenURL); err != nil {
+			return nil, err
 		}
+		o.tokenURL = *tokenURL
 	}
 	switch {
 	case o.secret == "" && o.out == "":
@@ -265,12 +315,37 @@ func Scopes(sweeps, app bool) []string {
 }
 
 // clientConfig is the "installed" or "web" object of Google's client
-// secrets file.
+// secrets file. It holds the client secret: print it only through String,
+// GoString or LogValue, which redact it.
 type clientConfig struct {
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
 	AuthURI      string `json:"auth_uri"`
 	TokenURI     string `json:"token_uri"`
+}
+
+// String shows the client with the client secret REDACTED.
+func (c clientConfig) String() string {
+	return fmt.Sprintf("{client_id:%s client_secret:%s auth_uri:%s token_uri:%s}",
+		c.ClientID, redactSecret(c.ClientSecret), c.AuthURI, c.TokenURI)
+}
+
+// GoString is String for %#v.
+func (c clientConfig) GoString() string { return "main.clientConfig" + c.String() }
+
+// Format makes every fmt verb print String (GoString for %#v).
+func (c clientConfig) Format(f fmt.State, verb rune) {
+	formatRedacted(f, verb, c.String(), c.GoString())
+}
+
+// LogValue implements slog.LogValuer with the client secret REDACTED.
+func (c clientConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("client_id", c.ClientID),
+		slog.String("client_secret", redactSecret(c.ClientSecret)),
+		slog.String("auth_uri", c.AuthURI),
+		slog.String("token_uri", c.TokenURI),
+	)
 }
 
 func readClientSecrets(path string) (*clientConfig, error) {
@@ -293,25 +368,15 @@ func readClientSecrets(path string) (*clientConfig, error) {
 	if c == nil || c.ClientID == "" || c.ClientSecret == "" {
 		return nil, fmt.Errorf("--client-secrets %s has no \"installed\" or \"web\" client with client_id and client_secret", path)
 	}
-	return c, nil
-}
-
-// checkEndpointURL accepts https URLs, and http ones on a loopback host only
-// (emulators).
-func checkEndpointURL(u string) error {
-	p, err := url.Parse(u)
-	if err != nil || p.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", u)
-	}
-	switch p.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if ip := net.ParseIP(p.Hostname()); (ip != nil && ip.IsLoopback()) || p.Hostname() == "localhost" {
-			return nil
+	for _, f := range []struct{ field, value string }{{"auth_uri", c.AuthURI}, {"token_uri", c.TokenURI}} {
+		if f.value == "" {
+			continue
+		}
+		if err := tokens.CheckOAuthURL(f.field, f.value); err != nil {
+			return nil, fmt.Errorf("--client-secrets %s: %w", path, err)
 		}
 	}
-	return fmt.Errorf("%q is neither https nor http on a loopback address", u)
+	return c, nil
 }
 
 func validSecretName(name string) bool {

@@ -1,0 +1,80 @@
+package tokens
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// GoogleAuthURL is Google's OAuth 2.0 authorization endpoint.
+const GoogleAuthURL = "https://accounts.google.com/o/oauth2/v2/auth"
+
+// googleOAuthHosts are the hosts of Google's OAuth endpoints: the token
+// endpoints https://oauth2.googleapis.com/token and
+// https://www.googleapis.com/oauth2/v4/token, and the authorization endpoints
+// https://accounts.google.com/o/oauth2/auth and
+// https://accounts.google.com/o/oauth2/v2/auth.
+var googleOAuthHosts = map[string]bool{
+	"oauth2.googleapis.com": true,
+	"accounts.google.com":   true,
+	"www.googleapis.com":    true,
+}
+
+// CheckOAuthURL reports whether raw, the value of an OAuth endpoint setting
+// named field (token_uri, auth_uri, a flag or an environment variable), may
+// receive the client secret, a code or a refresh token. It accepts only
+//
+//   - https URLs on Google's OAuth hosts (oauth2.googleapis.com,
+//     accounts.google.com, www.googleapis.com) with no user info and no port
+//     other than 443, and
+//   - http or https URLs on a loopback host (127.0.0.0/8, ::1 or
+//     "localhost"), where the emulations of the tests run.
+//
+// Any other value, including an empty or unparsable one, is an error that
+// names field and the value, so that credentials go only to Google. Callers
+// that treat an empty setting as "Google's default" must not call it then.
+// Both the tokens package and cmd/authorize use it.
+func CheckOAuthURL(field, raw string) error {
+	want := GoogleTokenURL
+	if f := strings.ToLower(field); strings.Contains(f, "auth") && !strings.Contains(f, "token") {
+		want = GoogleAuthURL
+	}
+	reject := func(why string) error {
+		return fmt.Errorf("%s %q is not Google's OAuth endpoint (%s) or a loopback emulator: %s", field, raw, want, why)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// *url.Error quotes raw already; keep only the reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%s %q is not Google's OAuth endpoint (%s) or a loopback emulator: unparsable URL: %w", field, raw, want, err)
+	}
+	switch {
+	case u.Opaque != "" || u.Host == "":
+		return reject("not an absolute URL with a host")
+	case u.User != nil:
+		return reject("user info is not allowed")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return reject("the scheme must be https")
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	switch {
+	case !googleOAuthHosts[host]:
+		return reject("the host is not one of Google's OAuth hosts")
+	case u.Scheme != "https":
+		return reject("the scheme must be https")
+	case u.Port() != "" && u.Port() != "443":
+		return reject("a non-default port is not allowed")
+	}
+	return nil
+}
