@@ -35,7 +35,7 @@ const MaxSpaces = 10000
 const maxField = 512
 
 // Request is a removal request, schema version 1. The JSON field names are
-// the wire contract (DESIGN.md, schema/request.schema.json).
+// the wire contract (docs/design.md, schema/request.schema.json).
 type Request struct {
 	RequestID       string   `json:"requestId,omitempty"`
 	ParentRequestID string   `json:"parentRequestId,omitempty"`
