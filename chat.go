@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -307,22 +308,56 @@ func (e *unauthorizedError) Error() string {
 }
 func (e *unauthorizedError) Unwrap() error { return e.err }
 
+// scope is what every Chat call of one event needs besides its context:
+// the event's logger and the two times that bound its calls. One scope is
+// made per event by Handle and only read after that.
+type scope struct {
+	log *slog.Logger
+	// deadline is the invocation's deadline less publishReserve: no call
+	// runs past it.
+	deadline time.Time
+	// expiry is when the event passes MAX_EVENT_AGE (zero: never): no call
+	// starts after it, and no retry waits past it.
+	expiry time.Time
+}
+
+// errEventExpired ends the Chat calls of an event older than MAX_EVENT_AGE.
+var errEventExpired = errors.New("the event is older than MAX_EVENT_AGE: no further Chat call is made for it")
+
+// expiredBy reports whether the event's MAX_EVENT_AGE has passed at t.
+func (sc *scope) expiredBy(t time.Time) bool { return !sc.expiry.IsZero() && t.After(sc.expiry) }
+
 // call runs one Chat API call with the instance's budget, 401 handling, and
-// jittered exponential backoff for 429 and 5xx, never past deadline. It
-// returns the number of attempts made. A permanent error (400, 403, 404,
-// 409) is returned as is; a transient one wrapped in *TransientError.
-func (f *Function) call(ctx context.Context, op string, kind callKind, deadline time.Time, fn func(context.Context) error) (int, error) {
+// jittered exponential backoff for 429 and 5xx, never past the scope's
+// deadline and never starting an attempt after its expiry. It returns the
+// number of attempts made. A permanent error (400, 403, 404, 409) is
+// returned as is; a transient one wrapped in *TransientError, which wraps
+// errEventExpired (and the last error met) when the event expired.
+func (f *Function) call(ctx context.Context, sc *scope, op string, kind callKind, fn func(context.Context) error) (int, error) {
 	b := f.reads
 	if kind == write {
 		b = f.writes
 	}
 	refreshed := false
+	var last error
+	expired := func(attempt int) (int, error) {
+		if last == nil {
+			return attempt, &TransientError{Op: op, Err: errEventExpired}
+		}
+		return attempt, &TransientError{Op: op, Err: fmt.Errorf("%w; last error after %d attempts: %w", errEventExpired, attempt, last)}
+	}
 	for attempt := 1; ; attempt++ {
-		if err := b.wait(ctx, deadline); err != nil {
+		if sc.expiredBy(f.now()) {
+			return expired(attempt - 1)
+		}
+		if err := b.wait(ctx, sc.deadline); err != nil {
 			return attempt - 1, &TransientError{Op: op, Err: err}
 		}
+		if sc.expiredBy(f.now()) {
+			return expired(attempt - 1)
+		}
 		start := time.Now()
-		cctx, cancel := context.WithDeadline(ctx, deadline)
+		cctx, cancel := context.WithDeadline(ctx, sc.deadline)
 		err := fn(cctx)
 		cancel()
 		f.observeChat(time.Since(start))
@@ -330,12 +365,14 @@ func (f *Function) call(ctx context.Context, op string, kind callKind, deadline 
 			b.succeeded()
 			return attempt, nil
 		}
+		last = err
 		if ge, ok := apiError(err); ok && ge.Code == http.StatusUnauthorized {
 			if refreshed {
 				return attempt, &TransientError{Op: op, Err: &unauthorizedError{err}}
 			}
 			refreshed = true
 			f.tokens.InvalidateIssuedBefore(start)
+			sc.log.Debug("API call answered 401; refreshing the access token and trying again", "operation", op, "status", http.StatusUnauthorized, "attempt", attempt)
 			attempt--
 			continue
 		}
@@ -353,10 +390,14 @@ func (f *Function) call(ctx context.Context, op string, kind callKind, deadline 
 			b.throttled(max(after, time.Second))
 		}
 		wait := backoff(attempt, after)
-		if time.Now().Add(wait).After(deadline) {
+		if time.Now().Add(wait).After(sc.deadline) {
 			return attempt, &TransientError{Op: op, Err: fmt.Errorf("giving up before the invocation's deadline after %d attempts: %w", attempt, err)}
 		}
+		if sc.expiredBy(f.now().Add(wait)) {
+			return expired(attempt)
+		}
 		f.retries.Add(1)
+		sc.log.Debug("API call failed; retrying", "operation", op, "status", statusCode(err), "attempt", attempt, "wait", wait.String(), "error", err.Error())
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -365,4 +406,13 @@ func (f *Function) call(ctx context.Context, op string, kind callKind, deadline 
 			return attempt, &TransientError{Op: op, Err: err}
 		}
 	}
+}
+
+// statusCode is the HTTP status of a Google API error, 0 when there was no
+// answer (a transport error or a timeout).
+func statusCode(err error) int {
+	if ge, ok := apiError(err); ok {
+		return ge.Code
+	}
+	return 0
 }

@@ -22,7 +22,7 @@ const (
 )
 
 // Config is the function's configuration, read from the environment
-// (DESIGN.md, "Configuration"). The zero value is not valid; use LoadConfig.
+// (docs/design.md, "Configuration"). The zero value is not valid; use LoadConfig.
 type Config struct {
 	Project         string
 	TokenSecret     string // full version name, projects/P/secrets/S/versions/V
@@ -67,6 +67,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		OAuthTokenURL:         getenv("OAUTH_TOKEN_URL"),
 		SecretManagerEndpoint: getenv("SECRET_MANAGER_ENDPOINT"),
 		EventTimeout:          9 * time.Minute,
+	}
+	if c.OAuthTokenURL != "" {
+		if err := tokens.CheckOAuthURL("OAUTH_TOKEN_URL", c.OAuthTokenURL); err != nil {
+			return c, &ConfigError{"OAUTH_TOKEN_URL", err.Error()}
+		}
 	}
 	if c.Project == "" {
 		return c, &ConfigError{"GOOGLE_CLOUD_PROJECT", "required: the project of the topics and the secret"}

@@ -125,6 +125,7 @@ func TestEndToEnd(t *testing.T) {
 		"RESULT_TOPIC":            resTopic,
 		"PUBSUB_EMULATOR_HOST":    host,
 		"CHAT_ENDPOINT":           stack.Chat.URL(),
+		"DIRECTORY_ENDPOINT":      stack.Directory.URL(),
 		"SECRET_MANAGER_ENDPOINT": stack.Secrets.Addr(),
 		"LOG_LEVEL":               "debug",
 	})
@@ -217,7 +218,7 @@ func TestCloudEventModesToServer(t *testing.T) {
 	}
 	url, logs := startFunction(t, map[string]string{
 		"GOOGLE_CLOUD_PROJECT": project, "TOKEN_SECRET": stack.SecretName, "RESULT_TOPIC": resTopic,
-		"PUBSUB_EMULATOR_HOST": host, "CHAT_ENDPOINT": stack.Chat.URL(), "SECRET_MANAGER_ENDPOINT": stack.Secrets.Addr(),
+		"PUBSUB_EMULATOR_HOST": host, "CHAT_ENDPOINT": stack.Chat.URL(), "DIRECTORY_ENDPOINT": stack.Directory.URL(), "SECRET_MANAGER_ENDPOINT": stack.Secrets.Addr(),
 	})
 	body := `{"message":{"data":"eyJzcGFjZSI6InNwYWNlcy9FTkciLCJtZW1iZXIiOiJ1c2Vycy8xMDIifQ==","messageId":"ce-1","publishTime":"` +
 		time.Now().UTC().Format(time.RFC3339) + `"},"subscription":"projects/ce-project/subscriptions/s"}`

@@ -5,7 +5,7 @@
 // The function RemoveMembership is registered with the functions framework in
 // init() and receives Pub/Sub messages as CloudEvents
 // (google.cloud.pubsub.topic.v1.messagePublished), read by EventHandler in
-// the request's own goroutine. DESIGN.md holds the
+// the request's own goroutine. docs/design.md holds the
 // contract: configuration, request and result schemas, and the outcome table
 // that Handle applies.
 package offboard
@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,21 +79,21 @@ func RemoveMembership(ctx context.Context, e event.Event) error {
 // Function holds the long-lived clients of one instance. Handle may be called
 // from any number of goroutines at once; build one Function per process.
 type Function struct {
-	cfg       Config
-	log       *slog.Logger
-	tokens    *tokens.Source
-	chat      *chat.Service
-	dir       *admin.Service
-	ps        *pubsub.Client
-	ownPS     bool
-	results   publisher
-	requests  *pubsub.Publisher // fan-out children; nil without REQUEST_TOPIC
-	protected map[string]bool
-	reads     *budget
-	writes    *budget
-	pending   pendingRemovals
-	now       func() time.Time
-	onChat    func(time.Duration)
+	cfg        Config
+	log        *slog.Logger
+	tokens     *tokens.Source
+	chat       *chat.Service
+	dir        *admin.Service
+	ps         *pubsub.Client
+	ownPS      bool
+	results    publisher
+	requests   *pubsub.Publisher // fan-out children; nil without REQUEST_TOPIC
+	protection protection
+	reads      *budget
+	writes     *budget
+	pending    pendingRemovals
+	now        func() time.Time
+	onChat     func(time.Duration)
 
 	retries atomic.Int64
 }
@@ -206,10 +205,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Function, error) {
 		f.requests.PublishSettings.DelayThreshold = time.Millisecond
 		f.requests.PublishSettings.Timeout = 20 * time.Second
 	}
-	f.protected = map[string]bool{}
-	for _, p := range cfg.Protected {
-		f.protected[strings.ToLower(p)] = true
-	}
+	f.protection.entries = cfg.Protected
 	f.writes = newBudget(cfg.WritesPerMinute)
 	f.reads = newBudget(cfg.ReadsPerMinute)
 	return f, nil
@@ -243,7 +239,7 @@ func (f *Function) observeChat(d time.Duration) {
 // Handle processes one messagePublished CloudEvent: it decodes and validates
 // the request, acts on the Chat API, and publishes the result. It returns nil
 // once the decision is published (permanent outcomes included), and an error
-// when Pub/Sub should deliver the event again (DESIGN.md, "Outcomes and
+// when Pub/Sub should deliver the event again (docs/design.md, "Outcomes and
 // retries"). The context's deadline bounds all work, retries included.
 func (f *Function) Handle(ctx context.Context, e event.Event) error {
 	ctx, cancel := f.withDeadline(ctx)
@@ -251,11 +247,19 @@ func (f *Function) Handle(ctx context.Context, e event.Event) error {
 	deadline, _ := ctx.Deadline()
 	log := f.log.With("eventId", e.ID())
 
+	if e.Type() == ResultEventType {
+		log.WarnContext(ctx, "a result event was delivered as a request; acknowledged without an answer (is a subscription of RESULT_TOPIC pushing to this function?)")
+		return nil
+	}
 	msg, err := DecodeEvent(e)
 	if err != nil {
 		r := f.result(Message{ID: e.ID()}, nil, e.ID())
 		f.reject(r, &request.Error{Reason: err.Error()})
 		return f.report(ctx, log, r)
+	}
+	if msg.Attributes["ce-type"] == ResultEventType {
+		log.WarnContext(ctx, "a result message arrived on the requests topic; acknowledged without an answer (results must not be published to REQUEST_TOPIC)", "messageId", msg.ID)
+		return nil
 	}
 	v, err := request.Parse(msg.Data, msg.ID)
 	if err != nil {
@@ -272,28 +276,34 @@ func (f *Function) Handle(ctx context.Context, e event.Event) error {
 	if f.expired(msg) {
 		info := &ErrorInfo{Message: fmt.Sprintf("event published at %s is older than MAX_EVENT_AGE (%s); not acted on", msg.PublishTime.UTC().Format(time.RFC3339), f.cfg.MaxEventAge)}
 		if v.Kind == request.KindSpaceMembers {
-			return f.expireSpaceMembers(ctx, log, msg, v, info)
+			return f.expireSpaceMembers(ctx, log, msg, v, v.People, info)
 		}
 		r.Outcome, r.Error = OutcomeExpired, info
 		return f.report(ctx, log, r)
 	}
-	chatDeadline := deadline.Add(-publishReserve)
+	sc := &scope{log: log, deadline: deadline.Add(-publishReserve)}
+	if !msg.PublishTime.IsZero() {
+		sc.expiry = msg.PublishTime.Add(f.cfg.MaxEventAge)
+	}
 	switch v.Kind {
 	case request.KindBulk:
 		err = f.planBulk(ctx, v, r)
 	case request.KindSweep:
-		err = f.sweepPage(ctx, log, msg, v, r, chatDeadline)
+		err = f.sweepPage(ctx, sc, msg, v, r)
 	case request.KindSpaceMembers:
-		log = log.With("space", v.SpaceNames[0])
-		if err := f.sweepSpace(ctx, log, msg, v, chatDeadline); err != nil {
-			if f.expired(msg) {
-				return f.expireSpaceMembers(ctx, log, msg, v, errorInfo(err))
-			}
-			return f.transient(ctx, log, msg, r, err)
+		sc.log = log.With("space", v.SpaceNames[0])
+		if err := f.sweepSpace(ctx, sc, msg, v); err != nil {
+			return f.transient(ctx, sc.log, msg, r, err)
 		}
 		return nil
 	default:
-		err = f.removeOne(ctx, log, v, r, chatDeadline)
+		err = f.removeOne(ctx, sc, v, r)
+	}
+	var fe *fanOutError
+	if errors.As(err, &fe) {
+		f.reject(r, fe.err)
+		r.Detail = "the request cannot fan out: nothing was published and nothing was removed"
+		return f.report(ctx, log, r)
 	}
 	if err != nil {
 		return f.transient(ctx, log, msg, r, err)
@@ -315,18 +325,20 @@ func (f *Function) expired(m Message) bool {
 }
 
 // transient decides what to do with an error that Pub/Sub could retry: past
-// MAX_EVENT_AGE the event is answered expired with that error; otherwise a
-// WARNING (CRITICAL when an operator must act) is logged and the error is
-// returned for redelivery.
+// MAX_EVENT_AGE (or when a Chat call gave up because the event would pass
+// it) the event is answered expired with that error; otherwise a WARNING
+// (CRITICAL when an operator must act) is logged and the error is returned
+// for redelivery.
 func (f *Function) transient(ctx context.Context, log *slog.Logger, m Message, r *Result, err error) error {
-	if f.expired(m) {
+	if f.expired(m) || errors.Is(err, errEventExpired) {
 		r.Outcome = OutcomeExpired
 		r.Error = errorInfo(err)
 		return f.report(ctx, log, r)
 	}
 	level := slog.LevelWarn
 	var ua *unauthorizedError
-	if tokens.IsPermanent(err) || errors.As(err, &ua) {
+	var pe *protectionError
+	if tokens.IsPermanent(err) || errors.As(err, &ua) || errors.As(err, &pe) {
 		level = LevelCritical
 	}
 	log.Log(ctx, level, "transient failure; the event will be redelivered", "error", err.Error(), "attempts", r.Attempts)

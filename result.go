@@ -13,7 +13,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 )
 
-// Outcomes of a membership decision (DESIGN.md, "Outcomes and retries").
+// Outcomes of a membership decision (docs/design.md, "Outcomes and retries").
 const (
 	OutcomeRemoved   = "removed"
 	OutcomeNotMember = "not_member"
@@ -32,7 +32,7 @@ const (
 )
 
 // Result is the data of one result event: one membership decision. Its JSON
-// is the contract that consumers read (DESIGN.md, schema/result.schema.json).
+// is the contract that consumers read (docs/design.md, schema/result.schema.json).
 type Result struct {
 	RequestID       string      `json:"requestId"`
 	ParentRequestID string      `json:"parentRequestId,omitempty"`

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/chat/v1"
@@ -55,26 +54,41 @@ func (f *Function) planBulk(ctx context.Context, v *request.Valid, r *Result) er
 	return nil
 }
 
-// publishChildren validates and publishes child requests, returning once
-// every one is acknowledged. A child that fails validation is a bug in the
-// parent's validation, reported as an error.
+// fanOutError is a request whose children cannot be made (a child fails
+// validation, e.g. its requestId would pass the limit): it is answered
+// invalid, and nothing is published.
+type fanOutError struct{ err *request.Error }
+
+func (e *fanOutError) Error() string { return "cannot fan out: " + e.err.Error() }
+
+func (e *fanOutError) Unwrap() error { return e.err }
+
+// publishChildren validates every child request, then publishes them all,
+// returning once every one is acknowledged. A child that fails validation
+// stops the fan-out before anything is published (*fanOutError).
 func (f *Function) publishChildren(ctx context.Context, children []request.Request) error {
 	if f.requests == nil {
 		return errNoRequestTopic
 	}
-	results := make([]*pubsub.PublishResult, 0, len(children))
+	msgs := make([]*pubsub.Message, 0, len(children))
 	for _, c := range children {
 		if _, err := request.Validate(c); err != nil {
-			return fmt.Errorf("child request %s: %w", c.RequestID, err)
+			re := &request.Error{Reason: err.Error()}
+			errors.As(err, &re)
+			return &fanOutError{err: &request.Error{Field: re.Field, Reason: fmt.Sprintf("child request for %s: %s", childTarget(c), re.Reason)}}
 		}
 		data, err := json.Marshal(c)
 		if err != nil {
 			return fmt.Errorf("encoding child request: %w", err)
 		}
-		results = append(results, f.requests.Publish(ctx, &pubsub.Message{
+		msgs = append(msgs, &pubsub.Message{
 			Data:       data,
 			Attributes: map[string]string{"requestId": c.RequestID, "parentRequestId": c.ParentRequestID},
-		}))
+		})
+	}
+	results := make([]*pubsub.PublishResult, 0, len(msgs))
+	for _, m := range msgs {
+		results = append(results, f.requests.Publish(ctx, m))
 	}
 	var errs []error
 	for _, res := range results {
@@ -88,11 +102,19 @@ func (f *Function) publishChildren(ctx context.Context, children []request.Reque
 	return nil
 }
 
+// childTarget names what a child request is for, in an error.
+func childTarget(c request.Request) string {
+	if c.PageToken != "" {
+		return "the next page of spaces"
+	}
+	return c.Space
+}
+
 // sweepPage handles one page of a sweep: on the first page it resolves the
 // people named by email to user ids (one directory read each), then it
 // reads one page of spaces.search, publishes one child request per space
 // and a continuation for the next page, and reports a planned result.
-func (f *Function) sweepPage(ctx context.Context, log *slog.Logger, m Message, v *request.Valid, r *Result, deadline time.Time) error {
+func (f *Function) sweepPage(ctx context.Context, sc *scope, m Message, v *request.Valid, r *Result) error {
 	root := v.RequestID
 	if v.PageToken != "" && v.ParentRequestID != "" {
 		root = v.ParentRequestID
@@ -103,14 +125,15 @@ func (f *Function) sweepPage(ctx context.Context, log *slog.Logger, m Message, v
 	n, unknown := 0, 0
 	r.Children, r.ExpectedResults = &n, &unknown
 	if v.PageToken == "" {
-		ids, err := f.resolvePeople(ctx, log, m, v, root, deadline)
+		ids, err := f.resolvePeople(ctx, sc, m, v, root, r)
 		if err != nil {
 			return err
 		}
 		unknown = len(v.People) - len(ids)
 		people = ids
 		if successor != "" {
-			id, found, err := f.resolveUser(ctx, successor, deadline)
+			id, found, n, err := f.resolveUser(ctx, sc, successor)
+			r.Attempts += n
 			if err != nil {
 				return err
 			}
@@ -127,7 +150,7 @@ func (f *Function) sweepPage(ctx context.Context, log *slog.Logger, m Message, v
 		return nil
 	}
 	var page *chat.SearchSpacesResponse
-	attempts, err := f.call(ctx, "spaces.search", read, deadline, func(ctx context.Context) error {
+	attempts, err := f.call(ctx, sc, "spaces.search", read, func(ctx context.Context) error {
 		var err error
 		page, err = f.chat.Spaces.Search().UseAdminAccess(true).Query(SweepQuery).
 			PageSize(searchPageSize).PageToken(v.PageToken).Context(ctx).Do()
@@ -168,11 +191,19 @@ func (f *Function) sweepPage(ctx context.Context, log *slog.Logger, m Message, v
 
 // resolvePeople turns the people of a sweep into user ids ("users/ID"),
 // publishing a failed result for each person the directory does not know.
-func (f *Function) resolvePeople(ctx context.Context, log *slog.Logger, m Message, v *request.Valid, root string, deadline time.Time) ([]string, error) {
+// Protected people stay in the list: each space where they are a member
+// answers refused for them.
+func (f *Function) resolvePeople(ctx context.Context, sc *scope, m Message, v *request.Valid, root string, r *Result) ([]string, error) {
+	protected, n, err := f.protectedSet(ctx, sc)
+	r.Attempts += n
+	if err != nil {
+		return nil, err
+	}
 	var ids []string
 	seen := map[string]bool{}
 	for _, p := range v.People {
-		id, found, err := f.resolveUser(ctx, p, deadline)
+		id, found, n, err := f.resolveUser(ctx, sc, p)
+		r.Attempts += n
 		if err != nil {
 			return nil, err
 		}
@@ -183,10 +214,13 @@ func (f *Function) resolvePeople(ctx context.Context, log *slog.Logger, m Messag
 			fr.Member = &Member{Name: "users/" + p}
 			fr.Error = &ErrorInfo{Code: http.StatusNotFound, Status: "NOT_FOUND", Message: "the directory does not know " + p}
 			fr.Detail = "person not found in the directory: nothing was swept for them"
-			if err := f.report(ctx, log, fr); err != nil {
+			if err := f.report(ctx, sc.log, fr); err != nil {
 				return nil, err
 			}
 			continue
+		}
+		if protected[id] {
+			sc.log.WarnContext(ctx, "a sweep names a protected person; they will be refused in every space where they are a member", "member", id)
 		}
 		if !seen[id] {
 			seen[id] = true
@@ -194,35 +228,6 @@ func (f *Function) resolvePeople(ctx context.Context, log *slog.Logger, m Messag
 		}
 	}
 	return ids, nil
-}
-
-// resolveUser returns "users/ID" for a member segment: an id as is, an email
-// through the directory (users.get). found is false for an unknown person.
-func (f *Function) resolveUser(ctx context.Context, seg string, deadline time.Time) (id string, found bool, err error) {
-	seg = strings.TrimPrefix(seg, "users/")
-	if !request.IsEmail(seg) {
-		return "users/" + seg, true, nil
-	}
-	var uid string
-	_, err = f.call(ctx, "users.get", read, deadline, func(ctx context.Context) error {
-		u, err := f.dir.Users.Get(seg).Context(ctx).Do()
-		if err == nil {
-			uid = u.Id
-		}
-		return err
-	})
-	if ge, ok := apiError(err); ok && ge.Code == http.StatusNotFound {
-		return "", false, nil
-	}
-	if err != nil {
-		if _, ok := err.(*TransientError); ok {
-			return "", false, err
-		}
-		// Any other directory refusal (403: not an admin, missing scope)
-		// needs an operator: keep the request.
-		return "", false, &TransientError{Op: "users.get", Err: err}
-	}
-	return "users/" + uid, true, nil
 }
 
 // spaceMembership is one human membership found by members.list.
@@ -234,68 +239,52 @@ type spaceMembership struct {
 // sweepSpace checks several people in one space: one members.list (with
 // admin access and a member.type filter), then a write only for each real
 // membership. It publishes one result per person, not_member included.
-func (f *Function) sweepSpace(ctx context.Context, log *slog.Logger, m Message, v *request.Valid, deadline time.Time) error {
+// When the event passes MAX_EVENT_AGE on the way, the people not yet
+// answered are answered expired.
+func (f *Function) sweepSpace(ctx context.Context, sc *scope, m Message, v *request.Valid) error {
 	space := v.SpaceNames[0]
-	found := map[string]spaceMembership{}
-	managers, humans := 0, 0
-	token := ""
-	for {
-		var page *chat.ListMembershipsResponse
-		_, err := f.call(ctx, "members.list", read, deadline, func(ctx context.Context) error {
-			var err error
-			page, err = f.chat.Spaces.Members.List(space).UseAdminAccess(v.AdminAccess).
-				Filter(`member.type = "HUMAN"`).PageSize(listPageSize).PageToken(token).Context(ctx).Do()
-			return err
-		})
-		if err != nil {
-			if _, ok := err.(*TransientError); ok {
+	protected, _, err := f.protectedSet(ctx, sc)
+	if err != nil {
+		return f.spaceMembersStopped(ctx, sc, m, v, v.People, err)
+	}
+	found, owners, humans, err := f.listHumans(ctx, sc, space, v.AdminAccess)
+	if err != nil {
+		var te *TransientError
+		if errors.As(err, &te) {
+			return f.spaceMembersStopped(ctx, sc, m, v, v.People, err)
+		}
+		// The space cannot be read (gone, or not ours): every person
+		// gets a failed result that says why.
+		for _, p := range v.People {
+			r := f.result(m, v, v.RequestID)
+			r.Membership = request.MembershipName(strings.TrimPrefix(space, "spaces/"), strings.TrimPrefix(p, "users/"))
+			r.Outcome, r.Error = OutcomeFailed, errorInfo(err)
+			if err := f.report(ctx, sc.log, r); err != nil {
 				return err
 			}
-			// The space cannot be read (gone, or not ours): every person
-			// gets a failed result that says why.
-			for _, p := range v.People {
-				r := f.result(m, v, v.RequestID)
-				r.Membership = request.MembershipName(strings.TrimPrefix(space, "spaces/"), strings.TrimPrefix(p, "users/"))
-				r.Outcome, r.Error = OutcomeFailed, errorInfo(err)
-				if err := f.report(ctx, log, r); err != nil {
-					return err
-				}
-			}
-			return nil
 		}
-		for _, mem := range page.Memberships {
-			if mem.Member == nil || mem.Member.Type != "HUMAN" {
-				continue
-			}
-			humans++
-			if mem.Role == "ROLE_MANAGER" {
-				managers++
-			}
-			found[mem.Member.Name] = spaceMembership{name: mem.Name, role: mem.Role}
-		}
-		if token = page.NextPageToken; token == "" {
-			break
-		}
+		return nil
 	}
 	spaceID := strings.TrimPrefix(space, "spaces/")
-	for _, p := range v.People {
-		id, ok, err := f.resolveUser(ctx, p, deadline)
+	for i, p := range v.People {
+		id, ok, n, err := f.resolveUser(ctx, sc, p)
 		if err != nil {
-			return err
+			return f.spaceMembersStopped(ctx, sc, m, v, v.People[i:], err)
 		}
-		seg := strings.TrimPrefix(id, "users/")
 		r := f.result(m, v, v.RequestID)
-		r.Membership = request.MembershipName(spaceID, seg)
-		lg := log.With("membership", r.Membership)
+		r.Attempts += n
+		r.Membership = request.MembershipName(spaceID, strings.TrimPrefix(id, "users/"))
+		psc := &scope{log: sc.log.With("membership", r.Membership), deadline: sc.deadline, expiry: sc.expiry}
 		mem, isMember := found[id]
 		switch {
 		case !ok:
 			r.Outcome = OutcomeFailed
 			r.Error = &ErrorInfo{Code: http.StatusNotFound, Status: "NOT_FOUND", Message: "the directory does not know " + p}
-		case f.protected[strings.ToLower(seg)] || f.protected[strings.ToLower(p)]:
-			r.Outcome, r.Detail = OutcomeRefused, "member is in PROTECTED_MEMBERS"
 		case !isMember:
 			r.Outcome, r.MembershipState = OutcomeNotMember, "NOT_A_MEMBER"
+		case protected[id]:
+			r.Role, r.Member = mem.role, &Member{Name: id, Type: "HUMAN"}
+			refuseProtected(ctx, psc, r, id)
 		default:
 			r.Role, r.Member = mem.role, &Member{Name: id, Type: "HUMAN"}
 			if v.DryRun {
@@ -303,46 +292,95 @@ func (f *Function) sweepSpace(ctx context.Context, log *slog.Logger, m Message, 
 				r.Outcome, r.WouldRemove, r.MembershipState = OutcomeDryRun, &yes, "JOINED"
 				break
 			}
-			onlyManager := mem.role == "ROLE_MANAGER" && managers == 1 && humans > 1
-			if onlyManager {
+			if mem.role == roleOwner && owners == 1 && humans > 1 {
 				if v.Successor == "" {
 					r.Outcome = OutcomeFailed
-					r.Error = &ErrorInfo{Code: http.StatusBadRequest, Status: "FAILED_PRECONDITION", Message: "the member is the only manager of the space"}
-					r.Detail = onlyManagerFix
+					r.Error = &ErrorInfo{Code: http.StatusBadRequest, Status: "FAILED_PRECONDITION", Message: "the member is the only owner of the space"}
+					r.Detail = onlyOwnerFix
 					break
 				}
-				if err := f.handOff(ctx, space, v, r, found, deadline); err != nil {
-					if _, ok := err.(*TransientError); ok {
-						return err
+				if err := f.handOff(ctx, psc, space, v, r, found); err != nil {
+					var te *TransientError
+					if errors.As(err, &te) {
+						return f.spaceMembersStopped(ctx, sc, m, v, v.People[i:], err)
 					}
 					r.Outcome, r.Error = OutcomeFailed, handOffInfo(err)
 					r.Detail = "hand-off to the successor failed; nothing was removed"
 					break
 				}
-				managers++
+				owners++
 			}
-			if err := f.deleteMembership(ctx, lg, v, r, mem.name, deadline); err != nil {
-				return err
+			if err := f.deleteMembership(ctx, psc, v, r, mem.name); err != nil {
+				return f.spaceMembersStopped(ctx, sc, m, v, v.People[i:], err)
 			}
-			if r.Outcome == OutcomeRemoved && mem.role == "ROLE_MANAGER" {
-				managers--
+			if r.Outcome == OutcomeRemoved && mem.role == roleOwner {
+				owners--
 			}
 			humans--
 		}
-		if err := f.report(ctx, lg, r); err != nil {
+		if err := f.report(ctx, psc.log, r); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// onlyManagerFix is the detail of a failed only-manager removal.
-const onlyManagerFix = "the member is the only manager of the space: name a successor (\"successor\", with \"addSuccessor\": true if they may not be a member yet) to hand the manager role over, or promote another member first"
+// listHumans reads the human memberships of a space (members.list, every
+// page): by user name, with the number of owners and of humans.
+func (f *Function) listHumans(ctx context.Context, sc *scope, space string, admin bool) (found map[string]spaceMembership, owners, humans int, err error) {
+	found = map[string]spaceMembership{}
+	token := ""
+	for {
+		var page *chat.ListMembershipsResponse
+		_, err := f.call(ctx, sc, "members.list", read, func(ctx context.Context) error {
+			var err error
+			page, err = f.chat.Spaces.Members.List(space).UseAdminAccess(admin).
+				Filter(`member.type = "HUMAN"`).PageSize(listPageSize).PageToken(token).Context(ctx).Do()
+			return err
+		})
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		for _, mem := range page.Memberships {
+			if mem.Member == nil || mem.Member.Type != "HUMAN" {
+				continue
+			}
+			humans++
+			if mem.Role == roleOwner {
+				owners++
+			}
+			found[mem.Member.Name] = spaceMembership{name: mem.Name, role: mem.Role}
+		}
+		if token = page.NextPageToken; token == "" {
+			return found, owners, humans, nil
+		}
+	}
+}
+
+// spaceMembersStopped handles a transient error of a space+members request:
+// once the event is past MAX_EVENT_AGE (or a call gave up because it would
+// be) the people not yet answered are answered expired with that error, so
+// that a sweep's consumer still counts one result per person; before that
+// the error is returned for redelivery.
+func (f *Function) spaceMembersStopped(ctx context.Context, sc *scope, m Message, v *request.Valid, rest []string, err error) error {
+	if !f.expired(m) && !errors.Is(err, errEventExpired) {
+		return err
+	}
+	return f.expireSpaceMembers(ctx, sc.log, m, v, rest, errorInfo(err))
+}
+
+// roleOwner is the role of a space owner (Chat's "Owner"). Chat calls
+// ROLE_ASSISTANT_MANAGER a manager, who does not count for the only-owner
+// rule and whom a hand-off makes an owner.
+const roleOwner = "ROLE_MANAGER"
+
+// onlyOwnerFix is the detail of a failed only-owner removal.
+const onlyOwnerFix = "the member is the only owner (ROLE_MANAGER) of the space: name a successor (\"successor\", with \"addSuccessor\": true if they may not be a member yet) to hand ownership over, or make another member an owner first"
 
 // deleteMembership deletes one membership by name and fills r.
-func (f *Function) deleteMembership(ctx context.Context, log *slog.Logger, v *request.Valid, r *Result, name string, deadline time.Time) error {
+func (f *Function) deleteMembership(ctx context.Context, sc *scope, v *request.Valid, r *Result, name string) error {
 	var mem *chat.Membership
-	n, err := f.call(ctx, "members.delete", write, deadline, func(ctx context.Context) error {
+	n, err := f.call(ctx, sc, "members.delete", write, func(ctx context.Context) error {
 		var err error
 		mem, err = f.chat.Spaces.Members.Delete(name).UseAdminAccess(v.AdminAccess).Context(ctx).Do()
 		return err
@@ -353,56 +391,62 @@ func (f *Function) deleteMembership(ctx context.Context, log *slog.Logger, v *re
 	}
 	r.Outcome = OutcomeRemoved
 	r.describe(mem)
-	log.Debug("membership deleted", "role", mem.Role)
+	sc.log.Debug("membership deleted", "role", mem.Role)
 	return nil
 }
 
-// handOff makes the successor a manager of space, adding them first when
-// the request allows it. known holds the space's human members by user name
-// when the caller listed them (nil: look the successor up).
-func (f *Function) handOff(ctx context.Context, space string, v *request.Valid, r *Result, known map[string]spaceMembership, deadline time.Time) error {
-	succ := strings.TrimPrefix(v.Successor, "users/")
+// handOff makes the successor an owner (ROLE_MANAGER) of space, adding them
+// first when the request allows it. known holds the space's human members
+// by user name when the caller listed them (nil: look the successor up).
+// The role is patched on the membership name the server assigned (read by
+// members.get or members.list, or answered by members.create): Google
+// documents the email alias for get and delete only.
+func (f *Function) handOff(ctx context.Context, sc *scope, space string, v *request.Valid, r *Result, known map[string]spaceMembership) error {
 	log := &HandOffLog{Successor: v.Successor}
 	r.HandOff = log
+	// The successor by user id: an email through the Directory (aliases
+	// too); someone it does not know is looked up by the email alias.
+	succ := strings.TrimPrefix(v.Successor, "users/")
+	if request.IsEmail(succ) {
+		id, found, n, err := f.lookupUser(ctx, sc, succ)
+		r.Attempts += n
+		if err != nil {
+			return err
+		}
+		if found {
+			succ = strings.TrimPrefix(id, "users/")
+		}
+	}
 	spaceID := strings.TrimPrefix(space, "spaces/")
-	name := request.MembershipName(spaceID, succ)
-	var isMember bool
-	var role string
+	var name, role string // name stays "" while the successor is not a member
 	if known != nil && !request.IsEmail(succ) {
-		mem, ok := known["users/"+succ]
-		isMember, role = ok, mem.role
+		if mem, ok := known["users/"+succ]; ok {
+			name, role = mem.name, mem.role
+		}
 	} else {
-		m, n, err := f.getMembership(ctx, name, v.AdminAccess, deadline)
+		m, n, err := f.getMembership(ctx, sc, request.MembershipName(spaceID, succ), v.AdminAccess)
 		r.Attempts += n
 		if err != nil {
 			return err
 		}
 		if m != nil {
-			isMember, role = true, m.Role
+			name, role = m.Name, m.Role
 		}
 	}
-	if !isMember {
+	if name == "" {
 		if !v.AddSuccessor {
 			return &handOffError{fmt.Sprintf("the successor %s is not a member of %s; set \"addSuccessor\": true to add them", v.Successor, space)}
 		}
-		n, err := f.call(ctx, "members.create", write, deadline, func(ctx context.Context) error {
-			_, err := f.chat.Spaces.Members.Create(space, &chat.Membership{
-				Member: &chat.User{Name: "users/" + succ, Type: "HUMAN"},
-			}).UseAdminAccess(v.AdminAccess).Context(ctx).Do()
-			if ge, ok := apiError(err); ok && ge.Code == http.StatusConflict {
-				return nil // added by an earlier delivery
-			}
-			return err
-		})
-		r.Attempts += n
+		created, err := f.addMember(ctx, sc, v, r, space, succ)
 		if err != nil {
 			return err
 		}
+		name, role = created.Name, created.Role
 		log.Added = true
 	}
-	if role != "ROLE_MANAGER" {
-		n, err := f.call(ctx, "members.patch", write, deadline, func(ctx context.Context) error {
-			_, err := f.chat.Spaces.Members.Patch(name, &chat.Membership{Role: "ROLE_MANAGER"}).
+	if role != roleOwner {
+		n, err := f.call(ctx, sc, "members.patch", write, func(ctx context.Context) error {
+			_, err := f.chat.Spaces.Members.Patch(name, &chat.Membership{Role: roleOwner}).
 				UpdateMask("role").UseAdminAccess(v.AdminAccess).Context(ctx).Do()
 			return err
 		})
@@ -413,6 +457,33 @@ func (f *Function) handOff(ctx context.Context, space string, v *request.Valid, 
 		log.Promoted = true
 	}
 	return nil
+}
+
+// addMember adds a person (a user id or email) to space and returns the
+// membership as the server named it. A 409 (added by an earlier delivery of
+// the request) reads the membership instead.
+func (f *Function) addMember(ctx context.Context, sc *scope, v *request.Valid, r *Result, space, who string) (*chat.Membership, error) {
+	var created *chat.Membership
+	n, err := f.call(ctx, sc, "members.create", write, func(ctx context.Context) error {
+		var err error
+		created, err = f.chat.Spaces.Members.Create(space, &chat.Membership{
+			Member: &chat.User{Name: "users/" + who, Type: "HUMAN"},
+		}).UseAdminAccess(v.AdminAccess).Context(ctx).Do()
+		return err
+	})
+	r.Attempts += n
+	if ge, ok := apiError(err); ok && ge.Code == http.StatusConflict {
+		m, n, gerr := f.getMembership(ctx, sc, request.MembershipName(strings.TrimPrefix(space, "spaces/"), who), v.AdminAccess)
+		r.Attempts += n
+		switch {
+		case gerr != nil:
+			return nil, gerr
+		case m == nil:
+			return nil, err
+		}
+		return m, nil
+	}
+	return created, err
 }
 
 // handOffError is a hand-off that cannot be done as requested.
@@ -429,11 +500,11 @@ func handOffInfo(err error) *ErrorInfo {
 	return errorInfo(err)
 }
 
-// expireSpaceMembers answers every person of a space+members request
+// expireSpaceMembers answers the given people of a space+members request
 // expired, so that a sweep's consumer still counts one result per person.
-func (f *Function) expireSpaceMembers(ctx context.Context, log *slog.Logger, m Message, v *request.Valid, info *ErrorInfo) error {
+func (f *Function) expireSpaceMembers(ctx context.Context, log *slog.Logger, m Message, v *request.Valid, people []string, info *ErrorInfo) error {
 	spaceID := strings.TrimPrefix(v.SpaceNames[0], "spaces/")
-	for _, p := range v.People {
+	for _, p := range people {
 		r := f.result(m, v, v.RequestID)
 		r.Membership = request.MembershipName(spaceID, strings.TrimPrefix(p, "users/"))
 		r.Outcome, r.Error = OutcomeExpired, info

@@ -342,6 +342,13 @@ func Validate(r Request) (*Valid, error) {
 				v.SpaceNames = append(v.SpaceNames, name)
 			}
 		}
+		for _, name := range v.SpaceNames {
+			// Each space gets a child request with the id
+			// requestId/spaces/ID, which must fit the same limit.
+			if n := len(r.RequestID) + 1 + len(name); n > maxField {
+				return nil, invalid("requestId", "%d bytes is too long for a bulk request: the child request for %s would have a requestId of %d bytes, more than the limit of %d", len(r.RequestID), clip(name), n, maxField)
+			}
+		}
 		v.Kind, v.People = KindBulk, []string{member}
 	case r.AllSpaces:
 		if r.Member != "" && len(r.Members) > 0 {

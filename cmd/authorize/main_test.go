@@ -262,6 +262,7 @@ func TestStoresWorkingSecret(t *testing.T) {
 		WritesPerMinute:       600,
 		ReadsPerMinute:        600,
 		ChatEndpoint:          f.stack.Chat.URL(),
+		DirectoryEndpoint:     f.stack.Directory.URL(),
 		SecretManagerEndpoint: f.stack.Secrets.Addr(),
 		EventTimeout:          10 * time.Second,
 	}

@@ -101,6 +101,7 @@ func newFunction(t *testing.T, ps *pubsub.Client, project, requestTopic, resultT
 		WritesPerMinute:       60000,
 		ReadsPerMinute:        60000,
 		ChatEndpoint:          stack.Chat.URL(),
+		DirectoryEndpoint:     stack.Directory.URL(),
 		SecretManagerEndpoint: stack.Secrets.Addr(),
 		EventTimeout:          20 * time.Second,
 	}

@@ -81,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer, env func(string) string) (*conf
 	fs.BoolVar(&c.allSpaces, "all-spaces", false, "target: every space of the customer (sweep, with --member or --members; uses admin access)")
 	fs.StringVar(&c.member, "member", "", "the person: `users/ID`, users/EMAIL, EMAIL, ID, or app")
 	fs.StringVar(&c.members, "members", "", "comma-separated people for --all-spaces (up to 100)")
-	fs.StringVar(&c.successor, "successor", "", "hand the manager role to this `person` where the leaver is a space's only manager")
+	fs.StringVar(&c.successor, "successor", "", "make this `person` an owner where the leaver is a space's only owner")
 	fs.BoolVar(&c.addSuccessor, "add-successor", false, "add the successor to such a space first if needed")
 	fs.StringVar(&c.requestID, "request-id", "", "request id (default: generated, pub-<time>-<random>-<n>)")
 	fs.StringVar(&c.from, "from", "", "read many requests from `FILE` (CSV or JSON lines; - for stdin)")

@@ -169,7 +169,7 @@ func (s *sandbox) report(all []*entry, elapsed time.Duration) bool {
 	if !s.o.json {
 		w.printf("Results (ATTEMPTS: Chat API calls within the invocation; DELIVERIES: Pub/Sub deliveries to the function):\n%s\n", b.String())
 	}
-	w.printf("Memberships (* = manager):\n")
+	w.printf("Memberships (* = owner):\n")
 	s.printMemberships(w, s.before, s.stack.Chat.Snapshot())
 	mode := "in-process Pub/Sub (pstest) + pusher, binary CloudEvents"
 	if s.pst == nil {

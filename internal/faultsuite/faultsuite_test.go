@@ -407,6 +407,7 @@ func TestFaults(t *testing.T) {
 		"RESULT_TOPIC=" + resTopic,
 		"PUBSUB_EMULATOR_HOST=" + proxy.ln.Addr().String(),
 		"CHAT_ENDPOINT=" + stack.Chat.URL(),
+		"DIRECTORY_ENDPOINT=" + stack.Directory.URL(),
 		"SECRET_MANAGER_ENDPOINT=" + stack.Secrets.Addr(),
 		"OAUTH_TOKEN_URL=" + stack.OAuth.TokenURL(),
 		"PROTECTED_MEMBERS=" + strings.Join(protList, ","),
