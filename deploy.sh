@@ -7,11 +7,18 @@
 #
 # Every run describes before it creates: what exists is reported "unchanged"
 # and left alone, IAM policies are read and only missing bindings are added,
-# and the function is deployed only when it does not exist or --redeploy is
-# given. A second run on a deployed project therefore changes nothing.
+# and the function is deployed only when it does not exist, is not ACTIVE, or
+# --redeploy is given. A second run on a deployed project therefore changes
+# nothing.
+#
+# Before any gcloud call, the environment the function would get is checked
+# by the function's own code (go run ./cmd/function -check-config); before
+# anything is changed, the files `gcloud functions deploy --source=.` would
+# upload are listed and the run stops if one looks like a credential.
 #
 # Non-zero exit codes: 2 = a setting is invalid (nothing was called),
-# 1 = a gcloud call failed.
+# 3 = credential-like files would be uploaded (nothing was changed),
+# 1 = a gcloud call (or the settings check itself) failed.
 set -euo pipefail
 
 usage() {
@@ -37,6 +44,8 @@ Options (each also read from the environment variable in brackets; a flag wins):
   --secret ID                  Secret Manager secret with the delegated admin's
                                authorized_user JSON [SECRET]              (chat-offboard-token)
   --service-account ID         runtime service account id [SERVICE_ACCOUNT] (<function>-run)
+  --build-service-account ID   service account that Cloud Build builds the
+                               function as [BUILD_SERVICE_ACCOUNT]        (<function>-build)
   --writes-per-minute N        Chat membership writes per minute for the whole
                                project [CHAT_WRITES_PER_MINUTE]           (300, the Chat API quota)
   --reads-per-minute N         Chat reads per minute for the whole project
@@ -45,7 +54,8 @@ Options (each also read from the environment variable in brackets; a flag wins):
   --concurrency N              events in flight per instance [CONCURRENCY] (derived, see below)
   --cpu N                      vCPUs per instance [CPU]                   (1)
   --memory SIZE                memory per instance [MEMORY]               (512Mi)
-  --timeout DURATION           per-event timeout, at most 540s [TIMEOUT]  (540s)
+  --timeout DURATION           per-event timeout, at most 540s; the function
+                               gets it as INVOCATION_TIMEOUT [TIMEOUT]    (540s)
   --max-delivery-attempts N    deliveries before a request is dead-lettered,
                                5..100 [MAX_DELIVERY_ATTEMPTS]              (10)
   --protected-members LIST     comma-separated users/ID, emails or "app" that are
@@ -54,10 +64,21 @@ Options (each also read from the environment variable in brackets; a flag wins):
   --log-level LEVEL            debug|info|warn|error [LOG_LEVEL]          (the function's default)
   --sweeps                     also enable the Admin SDK API (allSpaces sweeps) [SWEEPS=1]
   --redeploy                   deploy the function even if it exists (new code or
-                               settings) [REDEPLOY=1]
+                               settings) [REDEPLOY=1]; a function that is not
+                               ACTIVE (FAILED, DEPLOYING, ...) is always deployed again
   --dry-run                    print every gcloud command in order and run none
                                (checks are assumed to find nothing) [DRY_RUN=1]
   -h, --help                   this help
+
+The function's settings (topics, secret, budgets, PROTECTED_MEMBERS,
+MAX_EVENT_AGE, LOG_LEVEL, INVOCATION_TIMEOUT) are checked by the function's own
+code before anything else: `go run ./cmd/function -check-config`, or the
+command binary named by CHAT_OFFBOARD_CHECK_CONFIG (an absolute path to a
+build of ./cmd/function; it is run with -check-config).
+
+deploy.sh refuses to deploy (exit 3) while a credential-like file would be
+uploaded with the source: client_secret*.json, any other *.json, *.pem, *.p12,
+*.pfx, *.p8, *.key, or a file holding a refresh token or a private key.
 
 Budgets: every instance enforces its own budget, so each instance gets
 writes-per-minute / max-instances (and reads likewise) and the project stays
@@ -83,6 +104,17 @@ warn() {
 	printf 'deploy.sh: warning: %s\n' "$*" >&2
 }
 
+# setting_of VAR: the deploy.sh setting that the function's variable VAR
+# comes from (most have the same name).
+setting_of() {
+	case "$1" in
+	GOOGLE_CLOUD_PROJECT) echo PROJECT ;;
+	TOKEN_SECRET) echo SECRET ;;
+	INVOCATION_TIMEOUT) echo TIMEOUT ;;
+	*) echo "$1" ;;
+	esac
+}
+
 # --- settings: environment first, then flags ----------------------------------
 PROJECT="${PROJECT-}"
 REGION="${REGION-us-central1}"
@@ -94,6 +126,7 @@ DEAD_LETTER_TOPIC="${DEAD_LETTER_TOPIC-chat-offboard-dead-letters}"
 DEAD_LETTER_SUBSCRIPTION="${DEAD_LETTER_SUBSCRIPTION-}"
 SECRET="${SECRET-chat-offboard-token}"
 SERVICE_ACCOUNT="${SERVICE_ACCOUNT-}"
+BUILD_SERVICE_ACCOUNT="${BUILD_SERVICE_ACCOUNT-}"
 CHAT_WRITES_PER_MINUTE="${CHAT_WRITES_PER_MINUTE-300}"
 CHAT_READS_PER_MINUTE="${CHAT_READS_PER_MINUTE-3000}"
 MAX_INSTANCES="${MAX_INSTANCES-1}"
@@ -137,6 +170,7 @@ while (($# > 0)); do
 	--project | --region | --function | --request-topic | --result-topic | \
 		--result-subscription | --dead-letter-topic | \
 		--dead-letter-subscription | --secret | --service-account | \
+		--build-service-account | \
 		--writes-per-minute | --reads-per-minute | \
 		--max-instances | --concurrency | --cpu | --memory | --timeout | \
 		--max-delivery-attempts | --protected-members | --max-event-age | \
@@ -153,6 +187,7 @@ while (($# > 0)); do
 		--dead-letter-subscription) DEAD_LETTER_SUBSCRIPTION="$2" ;;
 		--secret) SECRET="$2" ;;
 		--service-account) SERVICE_ACCOUNT="$2" ;;
+		--build-service-account) BUILD_SERVICE_ACCOUNT="$2" ;;
 		--writes-per-minute) CHAT_WRITES_PER_MINUTE="$2" ;;
 		--reads-per-minute) CHAT_READS_PER_MINUTE="$2" ;;
 		--max-instances) MAX_INSTANCES="$2" ;;
@@ -175,8 +210,13 @@ done
 [[ -n "$RESULT_SUBSCRIPTION" ]] || RESULT_SUBSCRIPTION="${RESULT_TOPIC}-audit"
 [[ -n "$DEAD_LETTER_SUBSCRIPTION" ]] || DEAD_LETTER_SUBSCRIPTION="${DEAD_LETTER_TOPIC}-hold"
 [[ -n "$SERVICE_ACCOUNT" ]] || SERVICE_ACCOUNT="${FUNCTION}-run"
+[[ -n "$BUILD_SERVICE_ACCOUNT" ]] || BUILD_SERVICE_ACCOUNT="${FUNCTION}-build"
 
 # --- validation: every value, before any gcloud call ----------------------------
+# What only deploy.sh and gcloud use is checked here; what the function reads
+# (PROTECTED_MEMBERS, MAX_EVENT_AGE, LOG_LEVEL, RESULT_TOPIC != REQUEST_TOPIC,
+# ...) is checked below by the function's own code, on the very environment
+# that is deployed.
 
 # positive_int NAME VALUE: a decimal integer >= 1 without leading zeros.
 positive_int() {
@@ -206,8 +246,9 @@ topic_id RESULT_TOPIC "$RESULT_TOPIC"
 topic_id DEAD_LETTER_TOPIC "$DEAD_LETTER_TOPIC"
 topic_id RESULT_SUBSCRIPTION "$RESULT_SUBSCRIPTION"
 topic_id DEAD_LETTER_SUBSCRIPTION "$DEAD_LETTER_SUBSCRIPTION"
-if [[ "$REQUEST_TOPIC" == "$RESULT_TOPIC" || "$REQUEST_TOPIC" == "$DEAD_LETTER_TOPIC" || "$RESULT_TOPIC" == "$DEAD_LETTER_TOPIC" ]]; then
-	die_setting DEAD_LETTER_TOPIC "the requests, results and dead-letter topics must be three different topics"
+# (RESULT_TOPIC != REQUEST_TOPIC is the function's rule, checked with it below.)
+if [[ "$REQUEST_TOPIC" == "$DEAD_LETTER_TOPIC" || "$RESULT_TOPIC" == "$DEAD_LETTER_TOPIC" ]]; then
+	die_setting DEAD_LETTER_TOPIC "the dead-letter topic must differ from the requests and results topics"
 fi
 [[ "$RESULT_SUBSCRIPTION" != "$DEAD_LETTER_SUBSCRIPTION" ]] ||
 	die_setting RESULT_SUBSCRIPTION "the results and dead-letter subscriptions must be two different subscriptions"
@@ -215,6 +256,10 @@ fi
 	die_setting SECRET "\"$SECRET\" is not a secret id (letters, digits, - and _)"
 [[ "$SERVICE_ACCOUNT" =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
 	die_setting SERVICE_ACCOUNT "\"$SERVICE_ACCOUNT\" is not a service account id (6-30 characters: lowercase letters, digits, hyphens); set SERVICE_ACCOUNT when the function name is too long"
+[[ "$BUILD_SERVICE_ACCOUNT" =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
+	die_setting BUILD_SERVICE_ACCOUNT "\"$BUILD_SERVICE_ACCOUNT\" is not a service account id (6-30 characters: lowercase letters, digits, hyphens); set BUILD_SERVICE_ACCOUNT when the function name is too long"
+[[ "$BUILD_SERVICE_ACCOUNT" != "$SERVICE_ACCOUNT" ]] ||
+	die_setting BUILD_SERVICE_ACCOUNT "the build and runtime service accounts must be two different accounts"
 positive_int CHAT_WRITES_PER_MINUTE "$CHAT_WRITES_PER_MINUTE"
 positive_int CHAT_READS_PER_MINUTE "$CHAT_READS_PER_MINUTE"
 positive_int MAX_INSTANCES "$MAX_INSTANCES"
@@ -228,17 +273,6 @@ TIMEOUT_S="${TIMEOUT%s}"
 positive_int MAX_DELIVERY_ATTEMPTS "$MAX_DELIVERY_ATTEMPTS"
 ((MAX_DELIVERY_ATTEMPTS >= 5 && MAX_DELIVERY_ATTEMPTS <= 100)) ||
 	die_setting MAX_DELIVERY_ATTEMPTS "$MAX_DELIVERY_ATTEMPTS is outside Pub/Sub's range 5..100"
-if [[ -n "$PROTECTED_MEMBERS" ]]; then
-	IFS=',' read -ra protected <<<"$PROTECTED_MEMBERS"
-	for p in "${protected[@]}"; do
-		[[ "$p" =~ ^(app|users/[A-Za-z0-9._%+@-]+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})$ ]] ||
-			die_setting PROTECTED_MEMBERS "\"$p\" is not users/ID, an email address or app (comma-separated, no spaces)"
-	done
-fi
-[[ -z "$MAX_EVENT_AGE" || "$MAX_EVENT_AGE" =~ ^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$ ]] ||
-	die_setting MAX_EVENT_AGE "\"$MAX_EVENT_AGE\" is not a Go duration such as 23h"
-[[ -z "$LOG_LEVEL" || "$LOG_LEVEL" =~ ^(debug|info|warn|warning|error)$ ]] ||
-	die_setting LOG_LEVEL "\"$LOG_LEVEL\" is not debug, info, warn or error"
 bool SWEEPS "$SWEEPS"
 bool REDEPLOY "$REDEPLOY"
 bool DRY_RUN "$DRY_RUN"
@@ -298,6 +332,8 @@ fi
 
 SA_EMAIL="${SERVICE_ACCOUNT}@${PROJECT}.iam.gserviceaccount.com"
 SA_MEMBER="serviceAccount:${SA_EMAIL}"
+BUILD_SA_EMAIL="${BUILD_SERVICE_ACCOUNT}@${PROJECT}.iam.gserviceaccount.com"
+BUILD_SA_MEMBER="serviceAccount:${BUILD_SA_EMAIL}"
 REQUEST_TOPIC_NAME="projects/${PROJECT}/topics/${REQUEST_TOPIC}"
 RESULT_TOPIC_NAME="projects/${PROJECT}/topics/${RESULT_TOPIC}"
 DEAD_LETTER_TOPIC_NAME="projects/${PROJECT}/topics/${DEAD_LETTER_TOPIC}"
@@ -316,10 +352,11 @@ APIS=(
 )
 ((SWEEPS == 0)) || APIS+=(admin.googleapis.com)
 
-# The function's environment (DESIGN.md, "Configuration"). gcloud splits
+# The function's environment (docs/design.md, "Configuration"). gcloud splits
 # --set-env-vars on commas, and PROTECTED_MEMBERS holds commas, so the list uses
 # gcloud's alternate delimiter syntax "^;^K=V;K=V" (gcloud topic escaping);
-# validation above guarantees that no value contains ";".
+# no value may contain ";" (checked just below). INVOCATION_TIMEOUT bounds one
+# invocation in the function (Cloud Run passes no timeout variable of its own).
 ENV_VARS=(
 	"GOOGLE_CLOUD_PROJECT=${PROJECT}"
 	"TOKEN_SECRET=${SECRET_NAME}/versions/latest"
@@ -327,14 +364,59 @@ ENV_VARS=(
 	"REQUEST_TOPIC=${REQUEST_TOPIC_NAME}"
 	"CHAT_WRITES_PER_MINUTE=${WRITES_PER_INSTANCE}"
 	"CHAT_READS_PER_MINUTE=${READS_PER_INSTANCE}"
+	"INVOCATION_TIMEOUT=${TIMEOUT_S}s"
 )
 [[ -z "$PROTECTED_MEMBERS" ]] || ENV_VARS+=("PROTECTED_MEMBERS=${PROTECTED_MEMBERS}")
 [[ -z "$MAX_EVENT_AGE" ]] || ENV_VARS+=("MAX_EVENT_AGE=${MAX_EVENT_AGE}")
 [[ -z "$LOG_LEVEL" ]] || ENV_VARS+=("LOG_LEVEL=${LOG_LEVEL}")
+for kv in "${ENV_VARS[@]}"; do
+	[[ "$kv" != *[$';\n']* ]] ||
+		die_setting "$(setting_of "${kv%%=*}")" "\"${kv#*=}\" contains ';' or a newline, which the function's environment cannot carry"
+done
 ENV_ARG="^;^$(
 	IFS=';'
 	printf '%s' "${ENV_VARS[*]}"
 )"
+
+# --- the function's own check of its environment --------------------------------
+# The function reads its configuration with offboard.LoadConfig at every event
+# and refuses every event if it is invalid. The same code checks ENV_VARS here,
+# before any gcloud call: `go run ./cmd/function -check-config` (or the binary
+# CHAT_OFFBOARD_CHECK_CONFIG names) prints nothing and exits 0 when the
+# function would accept it, or prints "configuration: VAR: reason". It runs
+# with ENV_VARS and only the variables the Go toolchain needs (PATH, HOME,
+# GO*, ...), so that nothing else in the operator's environment is checked.
+cd "$(dirname "${BASH_SOURCE[0]}")"
+check_env=()
+while IFS= read -r name; do
+	if [[ "$name" =~ ^(GO[A-Z0-9]*|CGO_[A-Z0-9_]+|XDG_[A-Z_]+|PATH|HOME|USER|LOGNAME|TMPDIR|LANG|LC_[A-Z_]+|SSL_CERT_(FILE|DIR)|(HTTPS?|NO)_PROXY|(https?|no)_proxy)$ ]]; then
+		check_env+=("${name}=${!name}")
+	fi
+done < <(compgen -e)
+if [[ -n "${CHAT_OFFBOARD_CHECK_CONFIG-}" ]]; then
+	check_cmd=("$CHAT_OFFBOARD_CHECK_CONFIG" -check-config)
+else
+	command -v go >/dev/null ||
+		die "go is not on PATH: the settings are checked with the function's own code (go run ./cmd/function -check-config); install Go, or set CHAT_OFFBOARD_CHECK_CONFIG to a build of ./cmd/function"
+	check_cmd=(go run ./cmd/function -check-config)
+fi
+check_rc=0
+check_out="$(env -i "${check_env[@]}" "${ENV_VARS[@]}" "${check_cmd[@]}" 2>&1)" || check_rc=$?
+if ((check_rc != 0)); then
+	# `go run` exits 1 whatever the program's code: the line decides.
+	while IFS= read -r line; do
+		if [[ "$line" =~ ^configuration:\ ([A-Z0-9_]+):\ (.*)$ ]]; then
+			var="${BASH_REMATCH[1]}"
+			reason="${BASH_REMATCH[2]}"
+			if [[ "$(setting_of "$var")" != "$var" ]]; then
+				reason+=" (the function's ${var})"
+			fi
+			die_setting "$(setting_of "$var")" "$reason"
+		fi
+	done <<<"$check_out"
+	printf '%s\n' "$check_out" >&2
+	die "${check_cmd[*]} failed (exit $check_rc) without naming a setting"
+fi
 
 # --- gcloud helpers -----------------------------------------------------------------
 
@@ -428,7 +510,8 @@ status() {
 # ensure_binding ROLE MEMBER GROUP RESOURCE [FLAGS...]: grant ROLE to MEMBER on
 # one resource of the gcloud command group GROUP ("pubsub topics", "secrets",
 # ...), reading the current policy first and adding the binding only when it is
-# missing. Nothing is ever granted project-wide.
+# missing. It grants on single resources only; the build service account's
+# roles (step 8) are the only project-level grants.
 ensure_binding() {
 	local role="$1" member="$2" group resource="$4"
 	read -ra group <<<"$3"
@@ -469,7 +552,40 @@ echo "# project ${PROJECT}, region ${REGION}, function ${FUNCTION}"
 echo "# budget: ${CHAT_WRITES_PER_MINUTE} writes/min and ${CHAT_READS_PER_MINUTE} reads/min for the project over ${MAX_INSTANCES} instance(s)"
 echo "#   = ${WRITES_PER_INSTANCE} writes/min and ${READS_PER_INSTANCE} reads/min per instance; concurrency ${CONCURRENCY} (bounds ${CONCURRENCY_LOWER}..${CONCURRENCY_UPPER})"
 
-cd "$(dirname "${BASH_SOURCE[0]}")"
+# 0. What `gcloud functions deploy --source=.` would upload (.gcloudignore
+#    allows go.mod, go.sum and the function's .go files): nothing may look
+#    like a credential. Checked before anything is changed, whether or not
+#    the function is deployed in this run, and named file by file.
+if check meta list-files-for-upload .; then
+	leaks=()
+	while IFS= read -r f; do
+		[[ -n "$f" ]] || continue
+		case "${f##*/}" in
+		*.json | *.pem | *.p12 | *.pfx | *.p8 | *.key)
+			# client_secret*.json, the refresh token of cmd/authorize --out,
+			# service account keys, certificates and private keys.
+			leaks+=("$f")
+			;;
+		*.go | go.mod | go.sum) ;;
+		*)
+			# Any other file: by content (an authorized_user credential,
+			# an OAuth client or a key, whatever the file is called).
+			if [[ -f "$f" ]] && grep -qE '"(refresh_token|client_secret|private_key)"|-----BEGIN [A-Z ]*PRIVATE KEY-----' -- "$f"; then
+				leaks+=("$f")
+			fi
+			;;
+		esac
+	done <<<"$OUT"
+	if ((${#leaks[@]} > 0)); then
+		printf 'deploy.sh: refusing to deploy: these files look like credentials and would be uploaded with the source (gcloud meta list-files-for-upload .):\n' >&2
+		printf '  %s\n' "${leaks[@]}" >&2
+		printf 'Move them out of %s (and keep .gcloudignore an allow-list of the build'"'"'s files); nothing was changed.\n' "$PWD" >&2
+		exit 3
+	fi
+	status "upload: $(grep -c . <<<"$OUT") files, no credentials" checked
+elif ((DRY_RUN == 0)); then
+	die "gcloud meta list-files-for-upload . listed nothing"
+fi
 
 # 1. The project, and its number (for the Pub/Sub service agent).
 PROJECT_NUMBER=PROJECT_NUMBER
@@ -548,34 +664,70 @@ ensure_binding roles/pubsub.publisher "$SA_MEMBER" "pubsub topics" "$REQUEST_TOP
 # project-wide; granting it on this one account is enough).
 ensure_binding roles/iam.serviceAccountTokenCreator "$PUBSUB_AGENT" "iam service-accounts" "$SA_EMAIL" "--project=${PROJECT}"
 
-# 8. The function: deployed when missing, or when --redeploy asks.
-function_exists=0
-if check functions describe "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}" '--format=value(name)'; then
-	function_exists=1
+# 8. The build service account: Cloud Build builds the function's image as
+#    this account instead of the project's default build or Compute Engine
+#    account (which may have broad rights, or none since July 2024). It gets
+#    the roles Google documents for a custom build service account (Custom
+#    Service Account for Cloud Build): running builds, writing their logs,
+#    pushing the image to Artifact Registry and reading the uploaded source.
+#    These are project-level, the only grants deploy.sh makes there: the build
+#    logs, the gcf-artifacts repository and the sources bucket are created by
+#    Cloud Functions itself. The account runs builds only; nothing runs as it.
+if check iam service-accounts describe "$BUILD_SA_EMAIL" "--project=${PROJECT}" '--format=value(email)'; then
+	status "service account ${BUILD_SA_EMAIL}" unchanged
+else
+	run iam service-accounts create "$BUILD_SERVICE_ACCOUNT" "--project=${PROJECT}" \
+		"--display-name=chat-offboard build (${FUNCTION})" \
+		"--description=Builds the ${FUNCTION} function in Cloud Build; runs nothing else"
+	status "service account ${BUILD_SA_EMAIL}" created
 fi
-if ((function_exists == 0 || REDEPLOY)); then
+for role in roles/cloudbuild.builds.builder roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectViewer; do
+	if check projects get-iam-policy "$PROJECT" \
+		'--flatten=bindings[].members' '--format=value(bindings.role,bindings.members)' &&
+		grep -qxF "${role}"$'\t'"${BUILD_SA_MEMBER}" <<<"$OUT"; then
+		status "IAM ${role} for ${BUILD_SA_EMAIL} on project ${PROJECT}" unchanged
+		continue
+	fi
+	run_iam projects add-iam-policy-binding "$PROJECT" \
+		"--member=${BUILD_SA_MEMBER}" "--role=${role}" --condition=None
+	status "IAM ${role} for ${BUILD_SA_EMAIL} on project ${PROJECT}" added
+done
+
+# 9. The function: deployed when missing, when it is not ACTIVE (a failed or
+#    interrupted deployment leaves it FAILED, DEPLOYING or UNKNOWN, and such a
+#    function handles no event), or when --redeploy asks.
+function_exists=0
+function_state=""
+if check functions describe "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}" '--format=value(state)'; then
+	function_exists=1
+	function_state="$OUT"
+fi
+if ((function_exists == 0 || REDEPLOY)) || [[ "$function_state" != ACTIVE ]]; then
 	run functions deploy "$FUNCTION" --gen2 --runtime=go126 --entry-point=RemoveMembership \
 		"--trigger-topic=${REQUEST_TOPIC}" --retry --source=. \
 		"--region=${REGION}" "--project=${PROJECT}" \
 		"--service-account=${SA_EMAIL}" "--trigger-service-account=${SA_EMAIL}" \
+		"--build-service-account=projects/${PROJECT}/serviceAccounts/${BUILD_SA_EMAIL}" \
 		--ingress-settings=internal-only \
 		"--max-instances=${MAX_INSTANCES}" "--concurrency=${CONCURRENCY}" \
 		"--cpu=${CPU}" "--memory=${MEMORY}" "--timeout=${TIMEOUT_S}s" \
 		"--set-env-vars=${ENV_ARG}" --quiet
-	if ((function_exists)); then
-		status "function ${FUNCTION}" redeployed
-	else
+	if ((function_exists == 0)); then
 		status "function ${FUNCTION}" deployed
+	elif [[ "$function_state" != ACTIVE ]]; then
+		status "function ${FUNCTION}" "redeployed (was ${function_state:-without a state})"
+	else
+		status "function ${FUNCTION}" redeployed
 	fi
 else
 	status "function ${FUNCTION}" "unchanged (--redeploy applies new code or settings)"
 fi
 
-# 9. The trigger (Eventarc, as the runtime service account) may invoke the
+# 10. The trigger (Eventarc, as the runtime service account) may invoke the
 #    function's Cloud Run service; nothing else may.
 ensure_binding roles/run.invoker "$SA_MEMBER" "run services" "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}"
 
-# 10. The trigger's subscription gets a dead-letter policy.
+# 11. The trigger's subscription gets a dead-letter policy.
 TRIGGER=TRIGGER
 TRIGGER_SUBSCRIPTION=TRIGGER_SUBSCRIPTION
 if check functions describe "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}" '--format=value(eventTrigger.trigger)'; then
@@ -601,7 +753,7 @@ else
 	status "dead-letter policy of ${TRIGGER_SUBSCRIPTION##*/}" set
 fi
 
-# 11. The Pub/Sub service agent forwards undeliverable messages: it must publish
+# 12. The Pub/Sub service agent forwards undeliverable messages: it must publish
 #     to the dead-letter topic and acknowledge on the trigger's subscription.
 ensure_binding roles/pubsub.publisher "$PUBSUB_AGENT" "pubsub topics" "$DEAD_LETTER_TOPIC" "--project=${PROJECT}"
 ensure_binding roles/pubsub.subscriber "$PUBSUB_AGENT" "pubsub subscriptions" "$TRIGGER_SUBSCRIPTION"
@@ -629,9 +781,10 @@ Publish a first request (a dry run: it removes nothing, and reports what it woul
     --message='{"requestId":"first-test","space":"spaces/SPACE_ID","member":"users/someone@example.com","dryRun":true,"reason":"deployment test"}'
 
 Every result (a CloudEvent on the topic ${RESULT_TOPIC}) is kept for 7 days in
-the subscription ${RESULT_SUBSCRIPTION}. Read them (--auto-ack removes what it prints):
+the subscription ${RESULT_SUBSCRIPTION}, the audit record. Read them without
+acknowledging them (an acknowledged result is deleted from the subscription):
 
-  gcloud pubsub subscriptions pull ${RESULT_SUBSCRIPTION} --project=${PROJECT} --auto-ack --limit=10
+  gcloud pubsub subscriptions pull ${RESULT_SUBSCRIPTION} --project=${PROJECT} --limit=10 --format=json
 
 Requests that failed ${MAX_DELIVERY_ATTEMPTS} deliveries are kept in ${DEAD_LETTER_SUBSCRIPTION}:
 

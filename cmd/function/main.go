@@ -7,10 +7,18 @@
 // (the functions framework turns the push body into a CloudEvent), or POST a
 // CloudEvent to it. The configuration is read from the environment at the
 // first event (README.md, "Configuration").
+//
+// With -check-config it serves nothing: it reads the configuration from the
+// environment with the function's own code (offboard.LoadConfig) and exits 0,
+// printing nothing, when the function would accept it, or prints the error,
+// which names the variable, and exits 2. deploy.sh runs it on the environment
+// it is about to deploy.
 package main
 
 import (
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 
@@ -20,6 +28,17 @@ import (
 )
 
 func main() {
+	checkConfig := flag.Bool("check-config", false,
+		"check the configuration in the environment as the function reads it, and exit: 0 valid, 2 invalid (the error names the variable)")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "function: unexpected argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
+	if *checkConfig {
+		os.Exit(check(os.Getenv, os.Stderr))
+	}
+
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
@@ -37,4 +56,15 @@ func main() {
 		log.Error("functions framework stopped", "error", err.Error())
 		os.Exit(1)
 	}
+}
+
+// check loads the configuration through getenv as the function does at its
+// first event. A valid one prints nothing and returns 0; an invalid one prints
+// the error ("configuration: VAR: reason") on w and returns 2.
+func check(getenv func(string) string, w io.Writer) int {
+	if _, err := offboard.LoadConfig(getenv); err != nil {
+		fmt.Fprintln(w, err)
+		return 2
+	}
+	return 0
 }

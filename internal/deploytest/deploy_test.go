@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -18,25 +20,65 @@ func TestMain(m *testing.M) {
 	if state := os.Getenv("FAKEGCLOUD_STATE"); state != "" {
 		os.Exit(fakeGcloud(state, os.Getenv("FAKEGCLOUD_LOG"), os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if checkConfig.dir != "" {
+		os.RemoveAll(checkConfig.dir)
+	}
+	os.Exit(code)
 }
 
 // script is deploy.sh, relative to this package.
 const script = "../../deploy.sh"
 
+// checkConfig is ./cmd/function, built once per test binary: deploy.sh runs
+// it with -check-config (CHAT_OFFBOARD_CHECK_CONFIG) instead of `go run`,
+// which would compile it at every run.
+var checkConfig struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+func checkConfigBinary(t *testing.T) string {
+	t.Helper()
+	checkConfig.once.Do(func() {
+		dir, err := os.MkdirTemp("", "deploytest-function-")
+		if err != nil {
+			checkConfig.err = err
+			return
+		}
+		checkConfig.dir = dir
+		path := filepath.Join(dir, "function")
+		out, err := exec.Command("go", "build", "-o", path, "../../cmd/function").CombinedOutput()
+		if err != nil {
+			checkConfig.err = fmt.Errorf("go build ../../cmd/function: %v\n%s", err, out)
+			return
+		}
+		checkConfig.path = path
+	})
+	if checkConfig.err != nil {
+		t.Fatal(checkConfig.err)
+	}
+	return checkConfig.path
+}
+
 const (
-	project  = "my-proj"
-	saEmail  = "chat-offboard-run@my-proj.iam.gserviceaccount.com"
-	saMember = "serviceAccount:" + saEmail
-	agent    = "serviceAccount:service-" + fakeProjectNumber + "@gcp-sa-pubsub.iam.gserviceaccount.com"
-	trigSub  = "projects/my-proj/subscriptions/eventarc-us-central1-chat-offboard-123456-sub-789"
-	auditSub = "projects/my-proj/subscriptions/chat-offboard-results-audit"
+	project     = "my-proj"
+	saEmail     = "chat-offboard-run@my-proj.iam.gserviceaccount.com"
+	saMember    = "serviceAccount:" + saEmail
+	buildEmail  = "chat-offboard-build@my-proj.iam.gserviceaccount.com"
+	buildMember = "serviceAccount:" + buildEmail
+	buildSAFlag = "build-service-account=projects/my-proj/serviceAccounts/" + buildEmail
+	agent       = "serviceAccount:service-" + fakeProjectNumber + "@gcp-sa-pubsub.iam.gserviceaccount.com"
+	trigSub     = "projects/my-proj/subscriptions/eventarc-us-central1-chat-offboard-123456-sub-789"
+	auditSub    = "projects/my-proj/subscriptions/chat-offboard-results-audit"
 )
 
 // project is a fake project: a state file and a call log shared by the runs
 // of one test.
 type fakeProject struct {
 	dir, state, log string
+	script          string // deploy.sh to run; script unless a test copies it
 }
 
 func newProject(t *testing.T) *fakeProject {
@@ -52,7 +94,7 @@ func newProject(t *testing.T) *fakeProject {
 	if err := os.Symlink(exe, filepath.Join(dir, "bin", "gcloud")); err != nil {
 		t.Fatal(err)
 	}
-	return &fakeProject{dir: dir, state: filepath.Join(dir, "state.json"), log: filepath.Join(dir, "calls.log")}
+	return &fakeProject{dir: dir, state: filepath.Join(dir, "state.json"), log: filepath.Join(dir, "calls.log"), script: script}
 }
 
 // result is one run of deploy.sh.
@@ -63,16 +105,18 @@ type result struct {
 }
 
 // run runs deploy.sh with only env (plus PATH and HOME) in its environment,
-// the fake gcloud first on PATH.
+// the fake gcloud first on PATH and the settings checked by a build of
+// ./cmd/function.
 func (p *fakeProject) run(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	before := len(p.readLog(t))
-	cmd := exec.Command("bash", append([]string{script}, args...)...)
+	cmd := exec.Command("bash", append([]string{p.script}, args...)...)
 	cmd.Env = append([]string{
 		"PATH=" + filepath.Join(p.dir, "bin") + ":/usr/local/bin:/usr/bin:/bin",
 		"HOME=" + p.dir,
 		"FAKEGCLOUD_STATE=" + p.state,
 		"FAKEGCLOUD_LOG=" + p.log,
+		"CHAT_OFFBOARD_CHECK_CONFIG=" + checkConfigBinary(t),
 		"DEPLOY_RETRY_SECONDS=0",
 		// The fake is this binary; under -race it would sleep 1 s at exit.
 		"GORACE=atexit_sleep_ms=0",
@@ -230,8 +274,11 @@ func TestFreshProject(t *testing.T) {
 	mustSucceed(t, r)
 	calls := r.calls
 
-	if w := words(calls[0]); strings.Join(w, " ") != "projects describe my-proj" {
-		t.Errorf("first call = %q, want the project check", calls[0])
+	if w := words(calls[0]); strings.Join(w, " ") != "meta list-files-for-upload ." {
+		t.Errorf("first call = %q, want the list of files to upload", calls[0])
+	}
+	if w := words(calls[1]); strings.Join(w, " ") != "projects describe my-proj" {
+		t.Errorf("second call = %q, want the project check", calls[1])
 	}
 	enable := find(calls, "services enable")
 	if enable < 0 {
@@ -297,6 +344,10 @@ func TestFreshProject(t *testing.T) {
 		{"pubsub topics", "chat-offboard-results", "roles/pubsub.publisher", saMember},
 		{"pubsub topics", "chat-offboard-requests", "roles/pubsub.publisher", saMember},
 		{"iam service-accounts", saEmail, "roles/iam.serviceAccountTokenCreator", agent},
+		{"projects", project, "roles/cloudbuild.builds.builder", buildMember},
+		{"projects", project, "roles/logging.logWriter", buildMember},
+		{"projects", project, "roles/artifactregistry.writer", buildMember},
+		{"projects", project, "roles/storage.objectViewer", buildMember},
 		{"run services", "chat-offboard", "roles/run.invoker", saMember},
 		{"pubsub topics", "chat-offboard-dead-letters", "roles/pubsub.publisher", agent},
 		{"pubsub subscriptions", trigSub, "roles/pubsub.subscriber", agent},
@@ -304,9 +355,12 @@ func TestFreshProject(t *testing.T) {
 	if got := bindingsOf(calls); !slices.Equal(got, want) {
 		t.Errorf("bindings:\n got %q\nwant %q", got, want)
 	}
+	// The only project-wide grants are the build service account's.
 	for _, c := range calls {
 		if w := words(c); len(w) > 0 && (w[0] == "projects" || w[0] == "organizations") && mutating(c) {
-			t.Errorf("project-wide change %q", c)
+			if m, _ := flag(c, "member"); m != buildMember || w[0] != "projects" {
+				t.Errorf("project-wide change %q", c)
+			}
 		}
 	}
 
@@ -317,7 +371,7 @@ func TestFreshProject(t *testing.T) {
 	}
 	for _, w := range []string{"gen2", "runtime=go126", "entry-point=RemoveMembership", "trigger-topic=chat-offboard-requests",
 		"retry", "source=.", "region=us-central1", "project=my-proj", "service-account=" + saEmail,
-		"trigger-service-account=" + saEmail, "max-instances=1", "concurrency=80", "cpu=1", "memory=512Mi", "timeout=540s"} {
+		"trigger-service-account=" + saEmail, buildSAFlag, "max-instances=1", "concurrency=80", "cpu=1", "memory=512Mi", "timeout=540s"} {
 		if !slices.Contains(calls[deploy], "--"+w) {
 			t.Errorf("deploy lacks --%s: %q", w, calls[deploy])
 		}
@@ -330,11 +384,13 @@ func TestFreshProject(t *testing.T) {
 		"REQUEST_TOPIC":          "projects/my-proj/topics/chat-offboard-requests",
 		"CHAT_WRITES_PER_MINUTE": "300",
 		"CHAT_READS_PER_MINUTE":  "3000",
+		"INVOCATION_TIMEOUT":     "540s",
 	}
 	if !mapsEqual(env, wantEnv) {
 		t.Errorf("env vars = %v, want %v", env, wantEnv)
 	}
-	for _, prev := range []string{"pubsub topics create chat-offboard-requests", "secrets create", "iam service-accounts create"} {
+	for _, prev := range []string{"pubsub topics create chat-offboard-requests", "secrets create", "iam service-accounts create",
+		"iam service-accounts create chat-offboard-build", "projects add-iam-policy-binding"} {
 		if i := find(calls, prev); i > deploy {
 			t.Errorf("%q (call %d) after the deploy (call %d)", prev, i, deploy)
 		}
@@ -364,13 +420,16 @@ func TestFreshProject(t *testing.T) {
 	for _, s := range []string{
 		"gcloud pubsub topics publish chat-offboard-requests --project=my-proj",
 		"--message='{\"requestId\":",
-		"gcloud pubsub subscriptions pull chat-offboard-results-audit --project=my-proj --auto-ack --limit=10",
+		"gcloud pubsub subscriptions pull chat-offboard-results-audit --project=my-proj --limit=10 --format=json",
 		"gcloud pubsub subscriptions pull chat-offboard-dead-letters-hold",
 		"go run ./cmd/authorize",
 	} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("output lacks %q:\n%s", s, r.stdout)
 		}
+	}
+	if strings.Contains(r.stdout, "--auto-ack") {
+		t.Errorf("instructions read the audit subscription with --auto-ack, which deletes what it shows:\n%s", r.stdout)
 	}
 	if _, next, _ := strings.Cut(r.stdout, "deploy.sh: done"); strings.Contains(next, "subscriptions create") {
 		t.Errorf("instructions still ask the operator to create a subscription:\n%s", next)
@@ -596,7 +655,9 @@ func TestBadSettings(t *testing.T) {
 		{"more instances than writes", []string{"MAX_INSTANCES=301"}, []string{"--project", project}, "MAX_INSTANCES"},
 		{"function with uppercase", []string{"FUNCTION=Chat-Offboard"}, []string{"--project", project}, "FUNCTION"},
 		{"topic with slash", nil, []string{"--project", project, "--result-topic", "projects/x/topics/y"}, "RESULT_TOPIC"},
-		{"same topics", nil, []string{"--project", project, "--result-topic", "chat-offboard-requests"}, "DEAD_LETTER_TOPIC"},
+		{"dead letters on the results topic", nil, []string{"--project", project, "--dead-letter-topic", "chat-offboard-results"}, "DEAD_LETTER_TOPIC"},
+		{"bad build service account", []string{"BUILD_SERVICE_ACCOUNT=Build"}, []string{"--project", project}, "BUILD_SERVICE_ACCOUNT"},
+		{"build service account is the runtime one", nil, []string{"--project", project, "--build-service-account", "chat-offboard-run"}, "BUILD_SERVICE_ACCOUNT"},
 		{"result subscription with slash", []string{"RESULT_SUBSCRIPTION=a/b/c"}, []string{"--project", project}, "RESULT_SUBSCRIPTION"},
 		{"same subscriptions", nil, []string{"--project", project, "--result-subscription", "keep", "--dead-letter-subscription=keep"}, "RESULT_SUBSCRIPTION"},
 		{"secret with space", []string{"SECRET=my secret"}, []string{"--project", project}, "SECRET"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 )
@@ -21,9 +22,16 @@ import (
 //
 // FAKEGCLOUD_FAIL, when set, is a command prefix ("secrets describe") that
 // answers PERMISSION_DENIED.
+//
+// `gcloud meta list-files-for-upload DIR` answers the lines of the file
+// FAKEGCLOUD_UPLOADS when it is set, else delegates to the real gcloud named
+// by FAKEGCLOUD_REAL_GCLOUD when that is set, else answers fakeUploads.
 
 // fakeProjectNumber is the project number the fake reports.
 const fakeProjectNumber = "123456789012"
+
+// fakeUploads is what the fake lists for upload by default: a clean tree.
+var fakeUploads = []string{"go.mod", "go.sum", "function.go", "request/request.go", "tokens/tokens.go"}
 
 // fakeState is the model of the project.
 type fakeState struct {
@@ -33,8 +41,14 @@ type fakeState struct {
 	Secrets   map[string]int      `json:"secrets"`       // id -> enabled versions
 	SAs       map[string]bool     `json:"serviceAccounts"`
 	Functions map[string]string   `json:"functions"` // region/name -> trigger full name
-	Triggers  map[string]string   `json:"triggers"`  // trigger id -> subscription full name
-	Policies  map[string][]string `json:"policies"`  // "group resource" -> "role\tmember"
+	// FunctionStates is the state of a function (region/name) when it is
+	// not ACTIVE; a deploy makes it ACTIVE.
+	FunctionStates map[string]string `json:"functionStates,omitempty"`
+	// BuildSAs is the --build-service-account of each function's last
+	// deploy (region/name).
+	BuildSAs map[string]string   `json:"buildServiceAccounts,omitempty"`
+	Triggers map[string]string   `json:"triggers"` // trigger id -> subscription full name
+	Policies map[string][]string `json:"policies"` // "group resource" -> "role\tmember"
 }
 
 type fakeSub struct {
@@ -75,6 +89,12 @@ func loadState(path string) (*fakeState, error) {
 	}
 	if st.Policies == nil {
 		st.Policies = map[string][]string{}
+	}
+	if st.FunctionStates == nil {
+		st.FunctionStates = map[string]string{}
+	}
+	if st.BuildSAs == nil {
+		st.BuildSAs = map[string]string{}
 	}
 	return st, nil
 }
@@ -137,6 +157,9 @@ func fakeGcloud(statePath, logPath string, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "fake gcloud: unsupported call:", err)
 		return 2
 	}
+	if len(c.pos) == 3 && c.pos[0] == "meta" && c.pos[1] == "list-files-for-upload" {
+		return listUploads(c.pos[2], stdout, stderr)
+	}
 	if p := os.Getenv("FAKEGCLOUD_FAIL"); p != "" && strings.HasPrefix(strings.Join(c.pos, " "), p) {
 		fmt.Fprintf(stderr, "ERROR: (gcloud.%s) PERMISSION_DENIED: Permission denied on resource (or it may not exist).\n", strings.ReplaceAll(p, " ", "."))
 		return 1
@@ -150,6 +173,32 @@ func fakeGcloud(statePath, logPath string, args []string, stdout, stderr io.Writ
 		}
 	}
 	return code
+}
+
+// listUploads answers `gcloud meta list-files-for-upload dir`.
+func listUploads(dir string, stdout, stderr io.Writer) int {
+	if list := os.Getenv("FAKEGCLOUD_UPLOADS"); list != "" {
+		b, err := os.ReadFile(list)
+		if err != nil {
+			fmt.Fprintln(stderr, "fake gcloud:", err)
+			return 3
+		}
+		stdout.Write(b)
+		return 0
+	}
+	if real := os.Getenv("FAKEGCLOUD_REAL_GCLOUD"); real != "" {
+		cmd := exec.Command(real, "meta", "list-files-for-upload", dir)
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(stderr, "fake gcloud: real gcloud:", err)
+			return 1
+		}
+		return 0
+	}
+	for _, f := range fakeUploads {
+		fmt.Fprintln(stdout, f)
+	}
+	return 0
 }
 
 type fake struct {
@@ -235,6 +284,12 @@ func (f *fake) dispatch() int {
 	switch {
 	case len(p) == 3 && p[0] == "projects" && p[1] == "describe":
 		return f.value(map[string]string{"projectNumber": fakeProjectNumber, "projectId": p[2]})
+	case len(p) == 3 && p[0] == "projects" && (p[1] == "get-iam-policy" || p[1] == "add-iam-policy-binding"):
+		if p[1] == "add-iam-policy-binding" && f.c.flags["condition"] != "None" {
+			// gcloud asks interactively for a condition otherwise.
+			return f.fail("INVALID_ARGUMENT: a project binding needs --condition=None in a script")
+		}
+		return f.iam("projects", p[2], p[1])
 	case len(p) == 2 && p[0] == "services" && p[1] == "list":
 		if f.c.flags["enabled"] != "true" || f.c.flags["format"] != "value(config.name)" {
 			return f.unsupported()
@@ -486,9 +541,14 @@ func (f *fake) functions(verb, name string) int {
 			fmt.Fprintf(f.err, "ERROR: (gcloud.functions.describe) ResponseError: status=[404], code=[Ok], message=[Function %s in region %s in project %s does not exist]\n", name, region, project)
 			return 1
 		}
+		state := f.st.FunctionStates[key]
+		if state == "" {
+			state = "ACTIVE"
+		}
 		return f.value(map[string]string{
 			"name":                 "projects/" + project + "/locations/" + region + "/functions/" + name,
 			"eventTrigger.trigger": trigger,
+			"state":                state,
 		})
 	case "deploy":
 		for _, api := range []string{"run.googleapis.com", "eventarc.googleapis.com", "cloudbuild.googleapis.com", "artifactregistry.googleapis.com"} {
@@ -505,6 +565,14 @@ func (f *fake) functions(verb, name string) int {
 				return f.fail("INVALID_ARGUMENT: --%s %s does not exist", k, sa)
 			}
 		}
+		if b, ok := f.c.flags["build-service-account"]; ok {
+			email, found := strings.CutPrefix(b, "projects/"+project+"/serviceAccounts/")
+			if !found || !f.st.SAs[email] {
+				return f.fail("INVALID_ARGUMENT: --build-service-account %s is not projects/%s/serviceAccounts/EMAIL of an existing account", b, project)
+			}
+			f.st.BuildSAs[key] = b
+		}
+		delete(f.st.FunctionStates, key)
 		if _, exists := f.st.Functions[key]; !exists {
 			id := name + "-123456"
 			sub := "projects/" + project + "/subscriptions/eventarc-" + region + "-" + id + "-sub-789"
