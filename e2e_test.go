@@ -17,12 +17,25 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
+	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
 )
 
 // fnBinDir holds the built cmd/function, removed by TestMain.
 var fnBinDir string
+
+func TestMain(m *testing.M) {
+	code := pubsubtest.RunMain(m)
+	if fnBinDir != "" {
+		os.RemoveAll(fnBinDir)
+	}
+	os.Exit(code)
+}
+
+// syncBuffer collects log lines from concurrent writers.
+type syncBuffer = syncbuf.Buffer
 
 // buildFunction builds cmd/function once per test binary; TestMain removes
 // it.
@@ -135,12 +148,12 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	results := make(chan Result, 16)
+	results := make(chan contract.Result, 16)
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
 	go ps.Subscriber(resSub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
-		var r Result
-		if err := json.Unmarshal(m.Data, &r); err == nil && m.Attributes["ce-type"] == ResultEventType {
+		var r contract.Result
+		if err := json.Unmarshal(m.Data, &r); err == nil && m.Attributes["ce-type"] == contract.ResultEventType {
 			results <- r
 		}
 		m.Ack()
@@ -156,7 +169,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	next := func() Result {
+	next := func() contract.Result {
 		t.Helper()
 		select {
 		case r := <-results:
@@ -164,22 +177,22 @@ func TestEndToEnd(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("no result: %v\n%s", ctx.Err(), logs)
 		}
-		return Result{}
+		return contract.Result{}
 	}
 
 	publish(`{"requestId":"e2e-1","space":"spaces/ENG","member":"alice@example.com"}`)
-	if r := next(); r.Outcome != OutcomeRemoved || r.RequestID != "e2e-1" || r.Member == nil || r.Member.Name != "users/101" {
+	if r := next(); r.Outcome != contract.Removed || r.RequestID != "e2e-1" || r.Member == nil || r.Member.Name != "users/101" {
 		t.Fatalf("first: %+v", r)
 	}
 	if _, ok := stack.Chat.IsMember("spaces/ENG", "101"); ok {
 		t.Error("alice still in spaces/ENG")
 	}
 	publish(`{"requestId":"e2e-1","space":"spaces/ENG","member":"alice@example.com"}`)
-	if r := next(); r.Outcome != OutcomeNotMember {
+	if r := next(); r.Outcome != contract.NotMember {
 		t.Fatalf("second: %+v", r)
 	}
 	publish(`{"requestId":"e2e-bad","space":"spaces/ENG","member":"x/../../spaces/HR/members/102"}`)
-	if r := next(); r.Outcome != OutcomeInvalid || r.RequestID != "e2e-bad" {
+	if r := next(); r.Outcome != contract.Invalid || r.RequestID != "e2e-bad" {
 		t.Fatalf("invalid: %+v", r)
 	}
 	if st := stack.Chat.Stats(); st.Calls["members.delete"] != 3 {
@@ -225,7 +238,7 @@ func TestCloudEventModesToServer(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("ce-specversion", "1.0")
-	req.Header.Set("ce-type", EventTypePublished)
+	req.Header.Set("ce-type", contract.PublishedEventType)
 	req.Header.Set("ce-source", "//pubsub.googleapis.com/projects/ce-project/topics/requests")
 	req.Header.Set("ce-id", "ce-1")
 	resp, err := http.DefaultClient.Do(req)
@@ -241,7 +254,7 @@ func TestCloudEventModesToServer(t *testing.T) {
 	}
 
 	// Structured mode: the whole CloudEvent as one JSON document.
-	structured := `{"specversion":"1.0","type":"` + EventTypePublished + `","source":"//pubsub.googleapis.com/projects/ce-project/topics/requests",` +
+	structured := `{"specversion":"1.0","type":"` + contract.PublishedEventType + `","source":"//pubsub.googleapis.com/projects/ce-project/topics/requests",` +
 		`"id":"ce-s1","datacontenttype":"application/json","data":{"message":{"data":"eyJzcGFjZSI6InNwYWNlcy9FTkciLCJtZW1iZXIiOiJ1c2Vycy8xMDMifQ==",` +
 		`"messageId":"ce-s1","publishTime":"` + time.Now().UTC().Format(time.RFC3339) + `"},"subscription":"projects/ce-project/subscriptions/s"}}`
 	resp, err = http.Post(url, "application/cloudevents+json", strings.NewReader(structured))
@@ -262,7 +275,7 @@ func TestCloudEventModesToServer(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodPost, url2, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("ce-specversion", "1.0")
-	req.Header.Set("ce-type", EventTypePublished)
+	req.Header.Set("ce-type", contract.PublishedEventType)
 	req.Header.Set("ce-source", "//pubsub.googleapis.com/projects/ce-project/topics/requests")
 	req.Header.Set("ce-id", "ce-2")
 	resp, err = http.DefaultClient.Do(req)

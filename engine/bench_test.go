@@ -1,16 +1,19 @@
-package offboard
+package engine
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2"
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
+	"github.com/chat-offboard/chat-offboard/logging"
 )
 
 // The benchmarks time the per-event path, CloudEvent in to result published
@@ -41,7 +44,7 @@ func benchEnv(b *testing.B, n int, publish func(*env)) (*env, []event.Event, *at
 	// As WithChatObserver and WithLogger would; set before any event. Logs
 	// are JSON-encoded at info (one line per decision) and thrown away.
 	e.f.onChat = func(d time.Duration) { chatNS.Add(int64(d)) }
-	e.f.log = NewLogger(io.Discard, slog.LevelInfo)
+	e.f.log = logging.New(io.Discard, slog.LevelInfo)
 	if publish != nil {
 		publish(e)
 	}
@@ -136,4 +139,15 @@ var publisherVariants = []struct {
 		p.PublishSettings.DelayThreshold = time.Millisecond
 		e.f.results = &bundledPublisher{p: p}
 	}},
+}
+
+// bundledPublisher publishes through pubsub.Publisher: the variants the
+// benchmark compares with the direct publisher as shipped.
+type bundledPublisher struct{ p *pubsub.Publisher }
+
+func (b *bundledPublisher) publish(ctx context.Context, msg *pubsub.Message) error {
+	if _, err := b.p.Publish(ctx, msg).Get(ctx); err != nil {
+		return fmt.Errorf("publish to %s: %w", b.p.String(), err)
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package offboard
+package engine
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 )
 
@@ -76,7 +77,7 @@ func TestBudgetBurstDrainsWithoutThrottling(t *testing.T) {
 	}
 	removed := 0
 	for _, r := range e.results(t) {
-		if r.Outcome == OutcomeRemoved {
+		if r.Outcome == contract.Removed {
 			removed++
 		}
 	}
@@ -206,7 +207,7 @@ func TestBudgetBeyondDeadlineReturnsAtOnce(t *testing.T) {
 // event's deadline, the event does not wait for it.
 func TestBudgetPauseBeyondDeadline(t *testing.T) {
 	t.Parallel()
-	b := newBudget(6000)
+	b := newBudget(6000, time.Now)
 	b.throttled(time.Minute)
 	deadline := time.Now().Add(10 * time.Second)
 	if err := b.wait(context.Background(), deadline); !errors.Is(err, errBudget) {
@@ -222,7 +223,7 @@ func TestBudgetPauseBeyondDeadline(t *testing.T) {
 // it ends (which would earn the next 429).
 func TestBudgetRequeuesBehindPause(t *testing.T) {
 	t.Parallel()
-	b := newBudget(120) // ~2/s: a slot every ~0.5 s
+	b := newBudget(120, time.Now) // ~2/s: a slot every ~0.5 s
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := b.wait(ctx, time.Now().Add(time.Minute)); err != nil {
@@ -272,7 +273,7 @@ func TestBudgetRequeuesBehindPause(t *testing.T) {
 // twentieth of the target, and climbs back 25 % per second of successes.
 func TestBudgetRecovery(t *testing.T) {
 	t.Parallel()
-	b := newBudget(600)
+	b := newBudget(600, time.Now)
 	target := b.limit()
 	b.throttled(0)
 	b.throttled(0) // same burst: halves once

@@ -1,4 +1,4 @@
-package offboard
+package engine
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/logging"
 	"github.com/chat-offboard/chat-offboard/request"
 	"github.com/chat-offboard/chat-offboard/tokens"
 )
@@ -88,13 +90,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, &ConfigError{"TOKEN_SECRET", err.Error()}
 	}
 	c.TokenSecret = name
-	if c.ResultTopic, err = TopicName(getenv("RESULT_TOPIC"), c.Project); err != nil {
+	if c.ResultTopic, err = contract.TopicName(getenv("RESULT_TOPIC"), c.Project); err != nil {
 		return c, &ConfigError{"RESULT_TOPIC", err.Error()}
 	}
 	if c.ResultTopic == "" {
 		return c, &ConfigError{"RESULT_TOPIC", "required: the topic that result events are published to"}
 	}
-	if c.RequestTopic, err = TopicName(getenv("REQUEST_TOPIC"), c.Project); err != nil {
+	if c.RequestTopic, err = contract.TopicName(getenv("REQUEST_TOPIC"), c.Project); err != nil {
 		return c, &ConfigError{"REQUEST_TOPIC", err.Error()}
 	}
 	if c.RequestTopic != "" && c.RequestTopic == c.ResultTopic {
@@ -130,16 +132,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			*b.dst = n
 		}
 	}
-	switch strings.ToLower(getenv("LOG_LEVEL")) {
-	case "", "info":
-		c.LogLevel = slog.LevelInfo
-	case "debug":
-		c.LogLevel = slog.LevelDebug
-	case "warn", "warning":
-		c.LogLevel = slog.LevelWarn
-	case "error":
-		c.LogLevel = slog.LevelError
-	default:
+	if c.LogLevel, err = logging.ParseLevel(strings.TrimSpace(getenv("LOG_LEVEL"))); err != nil {
 		return c, &ConfigError{"LOG_LEVEL", fmt.Sprintf("%q is not debug, info, warn or error", getenv("LOG_LEVEL"))}
 	}
 	if v := getenv("CLOUD_RUN_TIMEOUT_SECONDS"); v != "" {
@@ -155,21 +148,4 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		c.EventTimeout = d
 	}
 	return c, nil
-}
-
-// TopicName expands a topic id to projects/P/topics/ID in project and checks
-// a full name; an empty value stays empty. The publisher CLI uses it too.
-func TopicName(v, project string) (string, error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return "", nil
-	}
-	if !strings.HasPrefix(v, "projects/") {
-		v = "projects/" + project + "/topics/" + v
-	}
-	p := strings.Split(v, "/")
-	if len(p) != 4 || p[2] != "topics" || p[1] == "" || p[3] == "" {
-		return "", fmt.Errorf("%q is not a topic id or projects/P/topics/T", v)
-	}
-	return v, nil
 }

@@ -1,17 +1,15 @@
-package offboard
+package engine
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/cloudevents/sdk-go/v2/event"
 )
-
-// EventTypePublished is the CloudEvent type of a Pub/Sub message delivered
-// by Eventarc (and by the functions framework from a raw push body).
-const EventTypePublished = "google.cloud.pubsub.topic.v1.messagePublished"
 
 // Message is the Pub/Sub message carried by a messagePublished CloudEvent.
 type Message struct {
@@ -44,8 +42,8 @@ type pushBody struct {
 // and the message id to the event's id.
 func DecodeEvent(e event.Event) (Message, error) {
 	var m Message
-	if e.Type() != "" && e.Type() != EventTypePublished {
-		return m, fmt.Errorf("event type %q is not %s", clipped(e.Type()), EventTypePublished)
+	if e.Type() != "" && e.Type() != contract.PublishedEventType {
+		return m, fmt.Errorf("event type %q is not %s", clipped(e.Type()), contract.PublishedEventType)
 	}
 	var b pushBody
 	if err := json.Unmarshal(e.Data(), &b); err != nil {
@@ -79,9 +77,15 @@ func first(s ...string) string {
 	return ""
 }
 
+// clipped cuts s to at most 80 bytes, at a rune boundary, for an error
+// message.
 func clipped(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
+	if len(s) <= 80 {
+		return s
 	}
-	return s
+	n := 80
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

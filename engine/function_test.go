@@ -1,4 +1,4 @@
-package offboard
+package engine
 
 import (
 	"context"
@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
+	"github.com/chat-offboard/chat-offboard/logging"
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/pstest"
@@ -27,13 +29,7 @@ import (
 	"github.com/chat-offboard/chat-offboard/tokens"
 )
 
-func TestMain(m *testing.M) {
-	code := pubsubtest.RunMain(m)
-	if fnBinDir != "" {
-		os.RemoveAll(fnBinDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pubsubtest.RunMain(m)) }
 
 const testProject = "test-project"
 
@@ -57,15 +53,15 @@ func logLines(t *testing.T, s *syncBuffer) []map[string]any {
 	return out
 }
 
-// env is one Function wired to the emulations and an in-process Pub/Sub.
+// env is one Engine wired to the emulations and an in-process Pub/Sub.
 type env struct {
 	stack *emulator.Stack
 	ps    *pubsub.Client
 	psrv  *pstest.Server
 	cfg   Config
-	f     *Function
+	f     *Engine
 	logs  *syncBuffer
-	skew  atomic.Int64 // added to time.Now by the Function's clock
+	skew  atomic.Int64 // added to time.Now by the Engine's clock
 }
 
 type envOption func(*Config)
@@ -109,7 +105,7 @@ func newEnvWith(t testing.TB, ws emulator.Workspace, chatOpts emulator.ChatOptio
 		o(&e.cfg)
 	}
 	clock := func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
-	e.f, err = New(ctx, e.cfg, WithPubSubClient(ps), WithLogger(NewLogger(e.logs, e.cfg.LogLevel)), WithClock(clock))
+	e.f, err = New(ctx, e.cfg, WithPubSubClient(ps), WithLogger(logging.New(e.logs, e.cfg.LogLevel)), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +126,7 @@ func pubsubEvent(data string, published time.Time) event.Event {
 	msgSeq.Unlock()
 	e := event.New()
 	e.SetID(id)
-	e.SetType(EventTypePublished)
+	e.SetType(contract.PublishedEventType)
 	e.SetSource("//pubsub.googleapis.com/projects/" + testProject + "/topics/requests")
 	e.SetTime(published)
 	_ = e.SetData("application/json", map[string]any{
@@ -159,7 +155,7 @@ func (e *env) results(t testing.TB) []published {
 		if m.Topic != e.cfg.ResultTopic {
 			continue
 		}
-		var r Result
+		var r contract.Result
 		if err := json.Unmarshal(m.Data, &r); err != nil {
 			t.Fatalf("result is not JSON: %s", m.Data)
 		}
@@ -169,7 +165,7 @@ func (e *env) results(t testing.TB) []published {
 }
 
 type published struct {
-	Result
+	contract.Result
 	Attrs map[string]string
 }
 
@@ -197,7 +193,7 @@ func TestRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != OutcomeRemoved || r.RequestID != "hr-1" || r.Membership != "spaces/ENG/members/101" {
+	if r.Outcome != contract.Removed || r.RequestID != "hr-1" || r.Membership != "spaces/ENG/members/101" {
 		t.Fatalf("result = %+v", r.Result)
 	}
 	if r.MembershipState != "NOT_A_MEMBER" || r.Role == "" || r.Member == nil || r.Member.Name != "users/101" || r.Member.Type != "HUMAN" {
@@ -210,9 +206,9 @@ func TestRemoved(t *testing.T) {
 		t.Error("users/101 is still a member of spaces/ENG")
 	}
 	want := map[string]string{
-		"ce-specversion": "1.0", "ce-type": ResultEventType, "ce-subject": "spaces/ENG/members/101",
+		"ce-specversion": "1.0", "ce-type": contract.ResultEventType, "ce-subject": "spaces/ENG/members/101",
 		"content-type": "application/json", "outcome": "removed", "requestId": "hr-1",
-		"ce-id": EventID("hr-1", "spaces/ENG/members/101", "removed"),
+		"ce-id": contract.EventID("hr-1", "spaces/ENG/members/101", "removed"),
 	}
 	for k, v := range want {
 		if r.Attrs[k] != v {
@@ -231,7 +227,7 @@ func TestRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := e.results(t)
-	if got := rs[1]; got.Outcome != OutcomeNotMember || got.Attrs["ce-id"] == r.Attrs["ce-id"] {
+	if got := rs[1]; got.Outcome != contract.NotMember || got.Attrs["ce-id"] == r.Attrs["ce-id"] {
 		t.Errorf("second result = %+v %v", got.Result, got.Attrs)
 	}
 }
@@ -254,7 +250,7 @@ func TestMemberForms(t *testing.T) {
 			if err := e.send(t, fmt.Sprintf(`{"space":%q,"member":%s}`, c.space, c.member)); err != nil {
 				t.Fatal(err)
 			}
-			if r := e.only(t); r.Outcome != OutcomeRemoved {
+			if r := e.only(t); r.Outcome != contract.Removed {
 				t.Fatalf("outcome %s: %+v", r.Outcome, r.Error)
 			}
 			if _, ok := e.stack.Chat.IsMember(c.space, c.user); ok {
@@ -269,7 +265,7 @@ func TestMembershipForm(t *testing.T) {
 	if err := e.send(t, `{"membership":"spaces/ENG/members/102"}`); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.only(t); r.Outcome != OutcomeRemoved || r.RequestID == "" {
+	if r := e.only(t); r.Outcome != contract.Removed || r.RequestID == "" {
 		t.Fatalf("result = %+v", r.Result)
 	}
 }
@@ -286,10 +282,10 @@ func TestDryRun(t *testing.T) {
 	if len(rs) != 2 {
 		t.Fatalf("%d results", len(rs))
 	}
-	if r := rs[0]; r.Outcome != OutcomeDryRun || r.WouldRemove == nil || !*r.WouldRemove || r.Role == "" || !r.DryRun {
+	if r := rs[0]; r.Outcome != contract.DryRun || r.WouldRemove == nil || !*r.WouldRemove || r.Role == "" || !r.DryRun {
 		t.Errorf("member: %+v", r.Result)
 	}
-	if r := rs[1]; r.Outcome != OutcomeDryRun || r.WouldRemove == nil || *r.WouldRemove {
+	if r := rs[1]; r.Outcome != contract.DryRun || r.WouldRemove == nil || *r.WouldRemove {
 		t.Errorf("non-member: %+v", r.Result)
 	}
 	if _, ok := e.stack.Chat.IsMember("spaces/ENG", "101"); !ok {
@@ -313,7 +309,7 @@ func TestRefusedProtected(t *testing.T) {
 		}
 	}
 	for _, r := range e.results(t) {
-		if r.Outcome != OutcomeRefused {
+		if r.Outcome != contract.Refused {
 			t.Errorf("%s: outcome %s", r.Membership, r.Outcome)
 		}
 	}
@@ -351,7 +347,7 @@ func TestInvalidMakesNoChatCall(t *testing.T) {
 		t.Fatalf("%d results for %d requests", len(rs), len(bad))
 	}
 	for i, r := range rs {
-		if r.Outcome != OutcomeInvalid || r.Error == nil || r.Error.Message == "" {
+		if r.Outcome != contract.Invalid || r.Error == nil || r.Error.Message == "" {
 			t.Errorf("%s: %+v", bad[i], r.Result)
 		}
 	}
@@ -372,10 +368,10 @@ func TestFailedIsPermanent(t *testing.T) {
 		}
 	}
 	rs := e.results(t)
-	if r := rs[0]; r.Outcome != OutcomeFailed || r.Error == nil || r.Error.Code != 400 || r.Error.Status != "FAILED_PRECONDITION" || !strings.Contains(r.Detail, "successor") {
+	if r := rs[0]; r.Outcome != contract.Failed || r.Error == nil || r.Error.Code != 400 || r.Error.Status != "FAILED_PRECONDITION" || !strings.Contains(r.Detail, "successor") {
 		t.Errorf("only manager: %+v %+v", r.Result, r.Error)
 	}
-	if r := rs[1]; r.Outcome != OutcomeFailed || r.Error == nil || r.Error.Code != 403 || r.Error.Status != "PERMISSION_DENIED" {
+	if r := rs[1]; r.Outcome != contract.Failed || r.Error == nil || r.Error.Code != 403 || r.Error.Status != "PERMISSION_DENIED" {
 		t.Errorf("forbidden: %+v %+v", r.Result, r.Error)
 	}
 }
@@ -389,7 +385,7 @@ func TestTransientRetriedWithinInvocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != OutcomeRemoved || r.Attempts != 4 {
+	if r.Outcome != contract.Removed || r.Attempts != 4 {
 		t.Errorf("outcome %s after %d attempts, want removed after 4", r.Outcome, r.Attempts)
 	}
 	if el := time.Since(start); el < time.Second {
@@ -432,7 +428,7 @@ func TestExpired(t *testing.T) {
 	if err := e.f.Handle(context.Background(), pubsubEvent(`{"space":"spaces/ENG","member":"users/101"}`, old)); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.only(t); r.Outcome != OutcomeExpired || r.Error == nil {
+	if r := e.only(t); r.Outcome != contract.Expired || r.Error == nil {
 		t.Errorf("result = %+v", r.Result)
 	}
 	if e.chatCalls() != 0 {
@@ -452,7 +448,7 @@ func TestExpiredWithLastError(t *testing.T) {
 	if err := e.f.Handle(context.Background(), ev); err != nil {
 		t.Fatalf("Handle = %v, want nil", err)
 	}
-	if r := e.only(t); r.Outcome != OutcomeExpired || r.Error == nil || r.Error.Code != 503 {
+	if r := e.only(t); r.Outcome != contract.Expired || r.Error == nil || r.Error.Code != 503 {
 		t.Errorf("result = %+v %+v", r.Result, r.Error)
 	}
 }
@@ -498,7 +494,7 @@ func TestAccessTokenRejectedIsRefreshedOnce(t *testing.T) {
 	if err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.results(t)[1]; r.Outcome != OutcomeRemoved {
+	if r := e.results(t)[1]; r.Outcome != contract.Removed {
 		t.Errorf("after 401: %+v", r.Result)
 	}
 	if st := e.stack.OAuth.Stats(); st.Refreshes != 2 {
@@ -531,7 +527,7 @@ func TestInvalidGrantThenRotatedSecret(t *testing.T) {
 	if err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`); err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
-	if r := e.only(t); r.Outcome != OutcomeRemoved {
+	if r := e.only(t); r.Outcome != contract.Removed {
 		t.Errorf("after rotation: %+v", r.Result)
 	}
 }
@@ -585,7 +581,7 @@ func TestOAuthTokenURLOverride(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.OAuthTokenURL = "" })
 	s := e.stack
 	s.Secrets.AddVersion(s.Project, secretID(s.SecretName), emulator.AuthorizedUserJSON(s.ClientID, s.ClientSecret, s.RefreshToken, "http://127.0.0.1:1/token"))
-	f2, err := New(context.Background(), func() Config { c := e.cfg; c.OAuthTokenURL = s.OAuth.TokenURL(); return c }(), WithPubSubClient(e.ps), WithLogger(NewLogger(io.Discard, slog.LevelInfo)))
+	f2, err := New(context.Background(), func() Config { c := e.cfg; c.OAuthTokenURL = s.OAuth.TokenURL(); return c }(), WithPubSubClient(e.ps), WithLogger(logging.New(io.Discard, slog.LevelInfo)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -674,7 +670,7 @@ func TestLoadConfig(t *testing.T) {
 
 func TestSecretManagerEndpointMustBeLoopback(t *testing.T) {
 	cfg := Config{Project: "p", TokenSecret: "projects/p/secrets/s/versions/1", ResultTopic: "projects/p/topics/r", SecretManagerEndpoint: "10.1.2.3:443"}
-	_, err := New(context.Background(), cfg, WithLogger(NewLogger(io.Discard, slog.LevelInfo)))
+	_, err := New(context.Background(), cfg, WithLogger(logging.New(io.Discard, slog.LevelInfo)))
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("New = %v, want a loopback refusal", err)
 	}
@@ -703,17 +699,17 @@ func TestRemovalSurvivesAFailedResultPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != OutcomeRemoved || r.Role != "ROLE_MANAGER" || r.Member == nil || !strings.Contains(r.Detail, "earlier delivery") {
+	if r.Outcome != contract.Removed || r.Role != "ROLE_MANAGER" || r.Member == nil || !strings.Contains(r.Detail, "earlier delivery") {
 		t.Fatalf("result = %+v", r.Result)
 	}
-	if r.Attrs["ce-id"] != EventID("hr-late", "spaces/ENG/members/101", OutcomeRemoved) {
+	if r.Attrs["ce-id"] != contract.EventID("hr-late", "spaces/ENG/members/101", contract.Removed) {
 		t.Error("the late result's ce-id differs from the removal's")
 	}
 	// Once published, it is forgotten: a third delivery is not_member.
 	if err := e.send(t, req); err != nil {
 		t.Fatal(err)
 	}
-	if rs := e.results(t); len(rs) != 2 || rs[1].Outcome != OutcomeNotMember {
+	if rs := e.results(t); len(rs) != 2 || rs[1].Outcome != contract.NotMember {
 		t.Errorf("third delivery: %+v", rs)
 	}
 }

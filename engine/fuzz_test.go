@@ -1,4 +1,4 @@
-package offboard
+package engine
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/request"
 )
 
@@ -22,16 +23,16 @@ var fuzzNameRE = regexp.MustCompile(`^spaces/[^/]+(/members/[^/]+)?$`)
 // names; the result event (invalid or not) always encodes.
 func FuzzDecodeEvent(f *testing.F) {
 	seeds := []struct{ typ, id, data string }{
-		{EventTypePublished, "m-1", `{"message":{"data":"eyJzcGFjZSI6InNwYWNlcy9FTkciLCJtZW1iZXIiOiJ1c2Vycy8xMDIifQ==","messageId":"1","publishTime":"2026-11-28T10:00:00Z"},"subscription":"projects/p/subscriptions/s"}`},
-		{EventTypePublished, "m-2", `{"message":{"data":"eyJtZW1iZXJzaGlwIjoic3BhY2VzL0EvbWVtYmVycy94Ly4uLy4uL3NwYWNlcy9CL21lbWJlcnMveSJ9","message_id":"2","publish_time":"2026-11-28T10:00:00.123456789+01:00","attributes":{"member":"users/1"}}}`},
+		{contract.PublishedEventType, "m-1", `{"message":{"data":"eyJzcGFjZSI6InNwYWNlcy9FTkciLCJtZW1iZXIiOiJ1c2Vycy8xMDIifQ==","messageId":"1","publishTime":"2026-11-28T10:00:00Z"},"subscription":"projects/p/subscriptions/s"}`},
+		{contract.PublishedEventType, "m-2", `{"message":{"data":"eyJtZW1iZXJzaGlwIjoic3BhY2VzL0EvbWVtYmVycy94Ly4uLy4uL3NwYWNlcy9CL21lbWJlcnMveSJ9","message_id":"2","publish_time":"2026-11-28T10:00:00.123456789+01:00","attributes":{"member":"users/1"}}}`},
 		{"", "m-3", `{"message":{"data":"e30=","attributes":{"requestId":"x","space":"spaces/A"}}}`},
 		{"com.example.other", "m-4", `{"message":{}}`},
-		{EventTypePublished, "m-5", `{"message":{"data":"not base64!"}}`},
-		{EventTypePublished, "m-6", `{"message":{"data":"e30=","publishTime":"yesterday"}}`},
-		{EventTypePublished, "m-7", `{"message":null}`},
-		{EventTypePublished, "m-8", `{}`},
-		{EventTypePublished, "", "{\"message\":{\"data\":\"/w==\"}}"},
-		{EventTypePublished, "m-9", `[[[[[[[[[[]]]]]]]]]]`},
+		{contract.PublishedEventType, "m-5", `{"message":{"data":"not base64!"}}`},
+		{contract.PublishedEventType, "m-6", `{"message":{"data":"e30=","publishTime":"yesterday"}}`},
+		{contract.PublishedEventType, "m-7", `{"message":null}`},
+		{contract.PublishedEventType, "m-8", `{}`},
+		{contract.PublishedEventType, "", "{\"message\":{\"data\":\"/w==\"}}"},
+		{contract.PublishedEventType, "m-9", `[[[[[[[[[[]]]]]]]]]]`},
 	}
 	for _, s := range seeds {
 		f.Add(s.typ, s.id, []byte(s.data))
@@ -48,7 +49,7 @@ func FuzzDecodeEvent(f *testing.F) {
 			if err.Error() == "" {
 				t.Fatal("empty decode error")
 			}
-			checkResultEncodes(t, &Result{RequestID: e.ID(), Outcome: OutcomeInvalid, Error: &ErrorInfo{Code: 400, Message: err.Error()}})
+			checkResultEncodes(t, &contract.Result{RequestID: e.ID(), Outcome: contract.Invalid, Error: &contract.ErrorInfo{Code: 400, Message: err.Error()}})
 			return
 		}
 		v, err := request.Parse(m.Data, m.ID)
@@ -64,7 +65,7 @@ func FuzzDecodeEvent(f *testing.F) {
 			if len(rid) > 512 {
 				t.Fatalf("request id of %d bytes taken from a rejected request", len(rid))
 			}
-			checkResultEncodes(t, &Result{RequestID: rid, SourceMessageID: m.ID, Outcome: OutcomeInvalid, Error: &ErrorInfo{Code: 400, Message: err.Error()}})
+			checkResultEncodes(t, &contract.Result{RequestID: rid, SourceMessageID: m.ID, Outcome: contract.Invalid, Error: &contract.ErrorInfo{Code: 400, Message: err.Error()}})
 			return
 		}
 		// The attributes never override the request: the target comes from
@@ -91,21 +92,21 @@ func FuzzDecodeEvent(f *testing.F) {
 				}
 			}
 		}
-		checkResultEncodes(t, &Result{RequestID: v.RequestID, Membership: v.Name, Outcome: OutcomeRemoved, SourceMessageID: m.ID})
+		checkResultEncodes(t, &contract.Result{RequestID: v.RequestID, Membership: v.Name, Outcome: contract.Removed, SourceMessageID: m.ID})
 	})
 }
 
-func checkResultEncodes(t *testing.T, r *Result) {
+func checkResultEncodes(t *testing.T, r *contract.Result) {
 	t.Helper()
 	msg, err := resultMessage(r)
 	if err != nil {
 		t.Fatalf("result does not encode: %v", err)
 	}
-	var back Result
+	var back contract.Result
 	if err := json.Unmarshal(msg.Data, &back); err != nil {
 		t.Fatalf("result data is not JSON: %v", err)
 	}
-	if msg.Attributes["ce-id"] != EventID(r.RequestID, r.Membership, r.Outcome) || msg.Attributes["outcome"] != r.Outcome {
+	if msg.Attributes["ce-id"] != contract.EventID(r.RequestID, r.Membership, r.Outcome) || msg.Attributes["outcome"] != string(r.Outcome) {
 		t.Fatalf("result attributes: %v", msg.Attributes)
 	}
 }

@@ -1,4 +1,4 @@
-package offboard
+package engine
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 )
 
@@ -71,7 +72,7 @@ func TestProtectedWhateverTheName(t *testing.T) {
 				t.Fatalf("%d results for %d requests", len(rs), len(requests))
 			}
 			for i, r := range rs {
-				if r.Outcome != OutcomeRefused {
+				if r.Outcome != contract.Refused {
 					t.Errorf("%s: outcome %s, want refused", requests[i], r.Outcome)
 				}
 				if r.Member == nil || r.Member.Name != "users/101" {
@@ -109,10 +110,10 @@ func TestProtectedInBulkAndSweep(t *testing.T) {
 	e.drain(t, 4)
 	refused := map[string]int{}
 	for _, r := range e.results(t) {
-		if r.Outcome == OutcomeRefused {
+		if r.Outcome == contract.Refused {
 			refused[r.ParentRequestID]++
 		}
-		if r.Member != nil && r.Member.Name == "users/101" && r.Outcome != OutcomeRefused {
+		if r.Member != nil && r.Member.Name == "users/101" && r.Outcome != contract.Refused {
 			t.Errorf("%s %s: alice got %s", r.RequestID, r.Membership, r.Outcome)
 		}
 	}
@@ -164,7 +165,7 @@ func TestProtectionFailsClosed(t *testing.T) {
 	if err := e.send(t, `{"space":"spaces/ENG","member":"users/102"}`); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.only(t); r.Outcome != OutcomeRemoved {
+	if r := e.only(t); r.Outcome != contract.Removed {
 		t.Errorf("after the directory came back: %s", r.Outcome)
 	}
 
@@ -217,7 +218,7 @@ func TestHandOffPatchesTheServerAssignedName(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := e.only(t)
-			if r.Outcome != OutcomeRemoved || r.HandOff == nil || !r.HandOff.Promoted || r.HandOff.Added != c.added {
+			if r.Outcome != contract.Removed || r.HandOff == nil || !r.HandOff.Promoted || r.HandOff.Added != c.added {
 				t.Fatalf("outcome %s, hand-off %+v, error %+v", r.Outcome, r.HandOff, r.Error)
 			}
 			if got := patches(); len(got) != 1 || got[0] != c.patched {
@@ -252,7 +253,7 @@ func TestOwnersAndManagers(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != OutcomeFailed || r.Error == nil || r.Error.Status != "FAILED_PRECONDITION" {
+	if r.Outcome != contract.Failed || r.Error == nil || r.Error.Status != "FAILED_PRECONDITION" {
 		t.Fatalf("only owner without successor: %s %+v", r.Outcome, r.Error)
 	}
 	// With bob as successor, the assistant manager becomes an owner.
@@ -260,7 +261,7 @@ func TestOwnersAndManagers(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = e.results(t)[1]
-	if r.Outcome != OutcomeRemoved || r.HandOff == nil || !r.HandOff.Promoted || r.Role != "ROLE_MANAGER" {
+	if r.Outcome != contract.Removed || r.HandOff == nil || !r.HandOff.Promoted || r.Role != "ROLE_MANAGER" {
 		t.Fatalf("hand-off to a manager: %s %+v role %q", r.Outcome, r.HandOff, r.Role)
 	}
 	if role, _ := e.stack.Chat.IsMember("spaces/SOLO", "102"); role != "ROLE_MANAGER" {
@@ -277,14 +278,14 @@ func TestOwnersAndManagers(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := e.results(t)
-	if rs[0].Outcome != OutcomeRemoved || rs[0].HandOff == nil || !rs[0].HandOff.Promoted {
+	if rs[0].Outcome != contract.Removed || rs[0].HandOff == nil || !rs[0].HandOff.Promoted {
 		t.Errorf("single hand-off to a manager: %s %+v %+v", rs[0].Outcome, rs[0].HandOff, rs[0].Error)
 	}
 	e2 := newEnvWith(t, ownersWorkspace(), emulator.ChatOptions{})
 	if err := e2.send(t, `{"space":"spaces/SOLO","member":"users/102","adminAccess":true}`); err != nil {
 		t.Fatal(err)
 	}
-	if r := e2.only(t); r.Outcome != OutcomeRemoved || r.Role != "ROLE_ASSISTANT_MANAGER" {
+	if r := e2.only(t); r.Outcome != contract.Removed || r.Role != "ROLE_ASSISTANT_MANAGER" {
 		t.Errorf("removing a manager: %s role %q", r.Outcome, r.Role)
 	}
 }
@@ -312,7 +313,7 @@ func TestMaxEventAgeBoundsRetriesInsideAnInvocation(t *testing.T) {
 		t.Fatalf("Handle = %v, want nil (answered expired)", err)
 	}
 	r := e.only(t)
-	if r.Outcome != OutcomeExpired || r.Error == nil || r.Error.Code != 503 || r.Error.Status != "UNAVAILABLE" || r.Error.Message == "" {
+	if r.Outcome != contract.Expired || r.Error == nil || r.Error.Code != 503 || r.Error.Status != "UNAVAILABLE" || r.Error.Message == "" {
 		t.Fatalf("result %s %+v, want expired with the 503", r.Outcome, r.Error)
 	}
 	mu.Lock()
@@ -366,7 +367,7 @@ func TestSweepChildExpiresOnlyTheUnanswered(t *testing.T) {
 	rs := e.results(t)
 	got := map[string]string{}
 	for _, r := range rs {
-		got[r.Membership] += r.Outcome + " "
+		got[r.Membership] += string(r.Outcome) + " "
 	}
 	want := map[string]string{"spaces/ENG/members/102": "removed ", "spaces/ENG/members/103": "expired "}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -384,7 +385,7 @@ func TestRequestThatCannotFanOut(t *testing.T) {
 		t.Fatalf("Handle = %v, want a decision", err)
 	}
 	r := e.only(t)
-	if r.Outcome != OutcomeInvalid || r.Error == nil || !strings.Contains(r.Error.Message, "requestId") {
+	if r.Outcome != contract.Invalid || r.Error == nil || !strings.Contains(r.Error.Message, "requestId") {
 		t.Fatalf("bulk: %s %+v", r.Outcome, r.Error)
 	}
 	sweepID := strings.Repeat("s", 500)
@@ -392,7 +393,7 @@ func TestRequestThatCannotFanOut(t *testing.T) {
 		t.Fatalf("Handle = %v, want a decision", err)
 	}
 	r = e.results(t)[1]
-	if r.Outcome != OutcomeInvalid || r.Error == nil || !strings.Contains(r.Error.Message, "requestId") {
+	if r.Outcome != contract.Invalid || r.Error == nil || !strings.Contains(r.Error.Message, "requestId") {
 		t.Fatalf("sweep: %s %+v", r.Outcome, r.Error)
 	}
 	for _, m := range e.psrv.Messages() {
@@ -424,11 +425,11 @@ func TestNoLoops(t *testing.T) {
 	result := `{"requestId":"hr-1","outcome":"removed","adminAccess":false,"dryRun":false,"processedAt":"2026-01-01T00:00:00Z"}`
 	ev := event.New()
 	ev.SetID("loop-1")
-	ev.SetType(EventTypePublished)
+	ev.SetType(contract.PublishedEventType)
 	ev.SetSource("//pubsub.googleapis.com/projects/" + testProject + "/topics/requests")
 	_ = ev.SetData("application/json", map[string]any{"message": map[string]any{
 		"data":       base64.StdEncoding.EncodeToString([]byte(result)),
-		"attributes": map[string]string{"ce-type": ResultEventType, "ce-id": "x", "outcome": "removed"},
+		"attributes": map[string]string{"ce-type": contract.ResultEventType, "ce-id": "x", "outcome": "removed"},
 		"messageId":  "loop-1", "publishTime": time.Now().UTC().Format(time.RFC3339Nano),
 	}})
 	if err := e.f.Handle(context.Background(), ev); err != nil {
@@ -436,8 +437,8 @@ func TestNoLoops(t *testing.T) {
 	}
 	direct := event.New()
 	direct.SetID("loop-2")
-	direct.SetType(ResultEventType)
-	direct.SetSource(resultSource)
+	direct.SetType(contract.ResultEventType)
+	direct.SetSource(contract.ResultSource)
 	_ = direct.SetData("application/json", []byte(result))
 	if err := e.f.Handle(context.Background(), direct); err != nil {
 		t.Fatalf("Handle = %v, want nil (acknowledged)", err)

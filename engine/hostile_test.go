@@ -1,4 +1,4 @@
-package offboard
+package engine
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
@@ -152,7 +153,7 @@ func hostileCases() []hostileCase {
 		{name: "message data not base64", rawEvent: `{"message":{"data":"{\"space\":\"spaces/ENG\"}","messageId":"1"}}`, reason: "not a Pub/Sub message"},
 		{name: "message without data", rawEvent: `{"message":{"messageId":"1","attributes":{"member":"users/101","space":"spaces/ENG"}}}`, reason: "empty message data"},
 		{name: "publishTime not RFC 3339", rawEvent: `{"message":{"data":"` + base64.StdEncoding.EncodeToString([]byte(`{"space":"spaces/ENG","member":"users/101"}`)) + `","publishTime":"yesterday"}}`, reason: "not RFC 3339"},
-		{name: "other event type", rawEvent: `{"message":{"data":"` + base64.StdEncoding.EncodeToString([]byte(`{"space":"spaces/ENG","member":"users/101"}`)) + `"}}`, eventType: "google.cloud.storage.object.v1.finalized", reason: "is not " + EventTypePublished},
+		{name: "other event type", rawEvent: `{"message":{"data":"` + base64.StdEncoding.EncodeToString([]byte(`{"space":"spaces/ENG","member":"users/101"}`)) + `"}}`, eventType: "google.cloud.storage.object.v1.finalized", reason: "is not " + contract.PublishedEventType},
 	}
 	return c
 }
@@ -183,7 +184,7 @@ func TestHostileInput(t *testing.T) {
 			t.Fatalf("%s: %d results after %d cases", c.name, len(rs), i+1)
 		}
 		r := rs[i]
-		if r.Outcome != OutcomeInvalid || r.Error == nil {
+		if r.Outcome != contract.Invalid || r.Error == nil {
 			t.Errorf("%s: outcome %q (%+v), want invalid", c.name, r.Outcome, r.Result)
 			continue
 		}
@@ -193,7 +194,7 @@ func TestHostileInput(t *testing.T) {
 		if r.Membership != "" {
 			t.Errorf("%s: invalid result names membership %q", c.name, r.Membership)
 		}
-		if r.Attrs["outcome"] != OutcomeInvalid || r.Attrs["ce-id"] != EventID(r.RequestID, r.Membership, OutcomeInvalid) {
+		if r.Attrs["outcome"] != string(contract.Invalid) || r.Attrs["ce-id"] != contract.EventID(r.RequestID, r.Membership, contract.Invalid) {
 			t.Errorf("%s: attributes %v", c.name, r.Attrs)
 		}
 		if r.RequestID == "override" || len(r.Error.Message) > 1024 {

@@ -1,14 +1,12 @@
-package offboard
+package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 
-	"github.com/chat-offboard/chat-offboard/request"
+	"github.com/chat-offboard/chat-offboard/contract"
 )
 
 // protection holds PROTECTED_MEMBERS resolved to the people they name. The
@@ -41,85 +39,46 @@ func (e *protectionError) Error() string {
 func (e *protectionError) Unwrap() error { return e.err }
 
 // protectedSet returns the resolved protection list: user names
-// ("users/ID") and "users/app". It resolves the list on first use; an error means
-// the event must not be acted on (fail closed).
-func (f *Function) protectedSet(ctx context.Context, sc *scope) (map[string]bool, int, error) {
+// ("users/ID") and "users/app". It resolves the list on first use; an error
+// means the event must not be acted on (fail closed).
+func (f *Engine) protectedSet(ctx context.Context, j *job) (map[string]bool, error) {
 	p := &f.protection
 	if len(p.entries) == 0 {
-		return nil, 0, nil
+		return nil, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ids != nil {
-		return p.ids, 0, nil
+		return p.ids, nil
 	}
 	ids := map[string]bool{}
-	attempts := 0
 	for _, e := range p.entries {
 		if e == "app" {
 			ids["users/app"] = true
 			continue
 		}
-		id, found, n, err := f.lookupUser(ctx, sc, e)
-		attempts += n
-		if err != nil {
-			return nil, attempts, &TransientError{Op: "PROTECTED_MEMBERS", Err: &protectionError{entry: e, err: err}}
+		id, found, err := f.lookupUser(ctx, j, e)
+		if err == nil && !found {
+			err = errProtectedUnknown
 		}
-		if !found {
-			return nil, attempts, &TransientError{Op: "PROTECTED_MEMBERS", Err: &protectionError{entry: e, err: errProtectedUnknown}}
+		if err != nil {
+			return nil, &TransientError{Op: "PROTECTED_MEMBERS", Err: &protectionError{entry: e, err: err}}
 		}
 		ids[id] = true
 	}
 	p.ids = ids
-	sc.log.Info("PROTECTED_MEMBERS resolved", "entries", len(p.entries), "people", len(ids))
-	return ids, attempts, nil
+	j.log.InfoContext(ctx, "PROTECTED_MEMBERS resolved", "entries", len(p.entries), "people", len(ids))
+	return ids, nil
 }
 
-// lookupUser asks the Directory for a person named by id or email (users.get
-// answers for aliases too) and returns "users/ID". found is false when the
-// directory does not know them; other Directory refusals are transient (an
-// operator must grant the scope or the admin role).
-func (f *Function) lookupUser(ctx context.Context, sc *scope, seg string) (id string, found bool, attempts int, err error) {
-	seg = strings.TrimPrefix(seg, "users/")
-	var uid string
-	attempts, err = f.call(ctx, sc, "users.get", read, func(ctx context.Context) error {
-		u, err := f.dir.Users.Get(seg).Context(ctx).Do()
-		if err == nil {
-			uid = u.Id
-		}
-		return err
-	})
-	if ge, ok := apiError(err); ok && ge.Code == http.StatusNotFound {
-		return "", false, attempts, nil
-	}
-	if err != nil {
-		var te *TransientError
-		if errors.As(err, &te) {
-			return "", false, attempts, err
-		}
-		return "", false, attempts, &TransientError{Op: "users.get", Err: err}
-	}
-	return "users/" + uid, true, attempts, nil
-}
-
-// resolveUser returns "users/ID" for a member segment: an id as is, an
-// email through the Directory. found is false for a person the directory
-// does not know.
-func (f *Function) resolveUser(ctx context.Context, sc *scope, seg string) (id string, found bool, attempts int, err error) {
-	seg = strings.TrimPrefix(seg, "users/")
-	if !request.IsEmail(seg) {
-		return "users/" + seg, true, 0, nil
-	}
-	return f.lookupUser(ctx, sc, seg)
-}
-
-// refuseProtected marks r refused for a protected person and logs a
-// WARNING: somebody asked to remove them.
-func refuseProtected(ctx context.Context, sc *scope, r *Result, who string) {
-	r.Outcome = OutcomeRefused
+// refused is the decision for a protected person; it logs a WARNING:
+// somebody asked to remove them.
+func refused(ctx context.Context, j *job, r contract.Result, who string) contract.Result {
+	r.Outcome = contract.Refused
 	r.Detail = "member is in PROTECTED_MEMBERS"
 	if r.Member == nil {
-		r.Member = &Member{Name: who}
+		r.Member = &contract.Member{Name: who}
 	}
-	sc.log.WarnContext(ctx, "a request names a protected person; refused", "member", who, "membership", r.Membership)
+	j.log.WarnContext(ctx, "a request names a protected person; refused", "member", who, "membership", r.Membership)
+	return r
 }

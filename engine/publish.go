@@ -1,89 +1,17 @@
-package offboard
+package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
-	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+
+	"github.com/chat-offboard/chat-offboard/contract"
 )
-
-// Outcomes of a membership decision (docs/design.md, "Outcomes and retries").
-const (
-	OutcomeRemoved   = "removed"
-	OutcomeNotMember = "not_member"
-	OutcomeDryRun    = "dry_run"
-	OutcomeRefused   = "refused"
-	OutcomeInvalid   = "invalid"
-	OutcomeFailed    = "failed"
-	OutcomePlanned   = "planned"
-	OutcomeExpired   = "expired"
-)
-
-// Result event constants.
-const (
-	ResultEventType = "dev.chat-offboard.membership.result.v1"
-	resultSource    = "//chat-offboard/RemoveMembership"
-)
-
-// Result is the data of one result event: one membership decision. Its JSON
-// is the contract that consumers read (docs/design.md, schema/result.schema.json).
-type Result struct {
-	RequestID       string      `json:"requestId"`
-	ParentRequestID string      `json:"parentRequestId,omitempty"`
-	Membership      string      `json:"membership,omitempty"`
-	Outcome         string      `json:"outcome"`
-	MembershipState string      `json:"membershipState,omitempty"`
-	Role            string      `json:"role,omitempty"`
-	Member          *Member     `json:"member,omitempty"`
-	WouldRemove     *bool       `json:"wouldRemove,omitempty"`
-	Children        *int        `json:"children,omitempty"`
-	ExpectedResults *int        `json:"expectedResults,omitempty"`
-	Continued       bool        `json:"continued,omitempty"`
-	Error           *ErrorInfo  `json:"error,omitempty"`
-	Detail          string      `json:"detail,omitempty"`
-	AdminAccess     bool        `json:"adminAccess"`
-	DryRun          bool        `json:"dryRun"`
-	Reason          string      `json:"reason,omitempty"`
-	RequestedBy     string      `json:"requestedBy,omitempty"`
-	Attempts        int         `json:"attempts,omitempty"`
-	SourceMessageID string      `json:"sourceMessageId,omitempty"`
-	ProcessedAt     time.Time   `json:"processedAt"`
-	HandOff         *HandOffLog `json:"handOff,omitempty"`
-}
-
-// Member is the member of a membership as the Chat API named it.
-type Member struct {
-	Name string `json:"name"`
-	Type string `json:"type,omitempty"`
-}
-
-// ErrorInfo is Google's error (or the validator's reason, code 400) that
-// decided a failed, invalid or expired outcome.
-type ErrorInfo struct {
-	Code    int    `json:"code,omitempty"`
-	Status  string `json:"status,omitempty"`
-	Message string `json:"message"`
-}
-
-// HandOffLog says what the function did to leave a space with a manager.
-type HandOffLog struct {
-	Successor string `json:"successor"`
-	Added     bool   `json:"added"`
-	Promoted  bool   `json:"promoted"`
-}
-
-// EventID is the deterministic ce-id of a result: a redelivered request
-// yields the same id for the same decision, so consumers can drop duplicates.
-func EventID(requestID, membership, outcome string) string {
-	h := sha256.Sum256([]byte(requestID + "\x00" + membership + "\x00" + outcome))
-	return hex.EncodeToString(h[:16])
-}
 
 // publisher publishes one message and returns once Pub/Sub has
 // acknowledged it. Implementations are safe for concurrent use.
@@ -112,40 +40,13 @@ func (d *directPublisher) publish(ctx context.Context, msg *pubsub.Message) erro
 	return nil
 }
 
-// bundledPublisher publishes through pubsub.Publisher (benchmarks compare it).
-type bundledPublisher struct{ p *pubsub.Publisher }
-
-func (b *bundledPublisher) publish(ctx context.Context, msg *pubsub.Message) error {
-	if _, err := b.p.Publish(ctx, msg).Get(ctx); err != nil {
-		return fmt.Errorf("publish to %s: %w", b.p.String(), err)
-	}
-	return nil
-}
-
 // resultMessage builds the Pub/Sub message of a result event.
-func resultMessage(r *Result) (*pubsub.Message, error) {
+func resultMessage(r *contract.Result) (*pubsub.Message, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encoding result: %w", err)
 	}
-	subject := r.Membership
-	if subject == "" {
-		subject = "requests/" + r.RequestID
-	}
-	return &pubsub.Message{
-		Data: data,
-		Attributes: map[string]string{
-			"ce-specversion": "1.0",
-			"ce-type":        ResultEventType,
-			"ce-source":      resultSource,
-			"ce-id":          EventID(r.RequestID, r.Membership, r.Outcome),
-			"ce-time":        r.ProcessedAt.UTC().Format(time.RFC3339Nano),
-			"ce-subject":     subject,
-			"content-type":   "application/json",
-			"outcome":        r.Outcome,
-			"requestId":      r.RequestID,
-		},
-	}, nil
+	return &pubsub.Message{Data: data, Attributes: r.Attributes()}, nil
 }
 
 // maxPending bounds the removals an instance remembers while their results
@@ -160,16 +61,16 @@ const maxPending = 10000
 // dies between the delete and the publish. Safe for concurrent use.
 type pendingRemovals struct {
 	mu sync.Mutex
-	m  map[string]Result
+	m  map[string]contract.Result
 }
 
-func pendingKey(r *Result) string { return r.RequestID + "\x00" + r.Membership }
+func pendingKey(r *contract.Result) string { return r.RequestID + "\x00" + r.Membership }
 
-func (p *pendingRemovals) put(r *Result) {
+func (p *pendingRemovals) put(r *contract.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
-		p.m = map[string]Result{}
+		p.m = map[string]contract.Result{}
 	}
 	if len(p.m) >= maxPending {
 		for k := range p.m { // drop any one: the map is only a best effort
@@ -180,15 +81,68 @@ func (p *pendingRemovals) put(r *Result) {
 	p.m[pendingKey(r)] = *r
 }
 
-func (p *pendingRemovals) get(r *Result) (Result, bool) {
+func (p *pendingRemovals) get(r *contract.Result) (contract.Result, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	v, ok := p.m[pendingKey(r)]
 	return v, ok
 }
 
-func (p *pendingRemovals) remove(r *Result) {
+func (p *pendingRemovals) remove(r *contract.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.m, pendingKey(r))
+}
+
+// publish publishes decisions in order and returns nil once Pub/Sub has
+// acknowledged each, or the first publish error (so that the event is
+// redelivered and nothing is lost).
+func (f *Engine) publish(ctx context.Context, j *job, decisions ...contract.Result) error {
+	for i := range decisions {
+		if err := f.publishOne(ctx, j, &decisions[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publishOne publishes one decision. A not_member that is an earlier
+// delivery's removal whose result could not be published then is published
+// as that removal.
+func (f *Engine) publishOne(ctx context.Context, j *job, r *contract.Result) error {
+	log := j.log
+	if r.Membership != "" && (j.req == nil || r.Membership != j.req.Name) {
+		log = log.With("membership", r.Membership)
+	}
+	if r.Outcome == contract.NotMember {
+		if earlier, ok := f.pending.get(r); ok {
+			earlier.Detail = "removed by an earlier delivery of this request, whose result could not be published then"
+			r = &earlier
+		}
+	}
+	r.ProcessedAt = f.now().UTC()
+	msg, err := resultMessage(r)
+	if err != nil {
+		return err
+	}
+	if err := f.results.publish(ctx, msg); err != nil {
+		if r.Outcome == contract.Removed {
+			f.pending.put(r)
+		}
+		log.WarnContext(ctx, "result not published; the event will be redelivered", "outcome", r.Outcome, "error", err.Error())
+		return fmt.Errorf("publishing the %s result: %w", r.Outcome, err)
+	}
+	if r.Outcome == contract.Removed {
+		f.pending.remove(r)
+	}
+	level := slog.LevelInfo
+	if r.Outcome == contract.Failed || r.Outcome == contract.Expired {
+		level = slog.LevelWarn
+	}
+	attrs := []any{"outcome", r.Outcome}
+	if r.Error != nil {
+		attrs = append(attrs, "error", r.Error.Message)
+	}
+	log.Log(ctx, level, "decision published", attrs...)
+	return nil
 }

@@ -1,4 +1,4 @@
-package offboard
+package engine
 
 import (
 	"context"

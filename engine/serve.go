@@ -1,4 +1,4 @@
-package offboard
+package engine
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
@@ -43,7 +44,7 @@ func EventHandler(fn func(context.Context, event.Event) error) http.Handler {
 			return
 		}
 		if err := fn(r.Context(), *e); err != nil {
-			fmt.Fprintf(os.Stderr, "Function error: %v\n", err)
+			fmt.Fprintf(os.Stderr, "Engine error: %v\n", err)
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -77,7 +78,7 @@ func requestEvent(r *http.Request) (*event.Event, error) {
 		return nil, fmt.Errorf("neither a CloudEvent nor a Pub/Sub push body")
 	}
 	e := event.New()
-	e.SetType(EventTypePublished)
+	e.SetType(contract.PublishedEventType)
 	e.SetID(first(push.Message.MessageID, push.Message.MessageID2, "unknown"))
 	e.SetSource("//pubsub.googleapis.com/" + strings.TrimPrefix(r.URL.Path, "/"))
 	if err := e.SetData("application/json", json.RawMessage(bytes.TrimSpace(body))); err != nil {

@@ -1,4 +1,4 @@
-package offboard
+package engine
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
@@ -31,7 +32,7 @@ func postEvent(ctx context.Context, c *http.Client, url, id string) (int, error)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("ce-specversion", "1.0")
-	req.Header.Set("ce-type", EventTypePublished)
+	req.Header.Set("ce-type", contract.PublishedEventType)
 	req.Header.Set("ce-source", "//pubsub.googleapis.com/projects/p/topics/t")
 	req.Header.Set("ce-id", id)
 	resp, err := c.Do(req)
@@ -156,11 +157,11 @@ func TestEventHandlerForms(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	binary := map[string]string{"ce-specversion": "1.0", "ce-type": EventTypePublished, "ce-source": "//pubsub.googleapis.com/projects/p/topics/t", "ce-id": "b1"}
+	binary := map[string]string{"ce-specversion": "1.0", "ce-type": contract.PublishedEventType, "ce-source": "//pubsub.googleapis.com/projects/p/topics/t", "ce-id": "b1"}
 	if st := do("POST", "/", "application/json", binary, fmt.Sprintf(push, "b1")); st != http.StatusOK {
 		t.Errorf("binary: %d", st)
 	}
-	structured := `{"specversion":"1.0","type":"` + EventTypePublished + `","source":"s","id":"s1","datacontenttype":"application/json","data":` + fmt.Sprintf(push, "s1") + `}`
+	structured := `{"specversion":"1.0","type":"` + contract.PublishedEventType + `","source":"s","id":"s1","datacontenttype":"application/json","data":` + fmt.Sprintf(push, "s1") + `}`
 	if st := do("POST", "/", "application/cloudevents+json", nil, structured); st != http.StatusOK {
 		t.Errorf("structured: %d", st)
 	}

@@ -1,98 +1,111 @@
-package offboard
+package engine
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"strings"
 
 	"google.golang.org/api/chat/v1"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/request"
 )
 
-// removeOne decides one membership: refused, dry_run, removed, not_member or
-// failed, filling r. The person is identified by user id before anything is
-// decided: an email through the Directory (aliases included) or, for
-// someone the directory does not know (a guest), through members.get with
-// the email alias. It returns an error only for transient failures, which
-// the caller hands back to Pub/Sub (or answers expired).
-func (f *Function) removeOne(ctx context.Context, sc *scope, v *request.Valid, r *Result) error {
-	protected, n, err := f.protectedSet(ctx, sc)
-	r.Attempts += n
+// removeOne is the flow of one membership (membership, space+member): it
+// decides refused, dry_run, removed, not_member or failed. The person is
+// identified by user id before anything is decided. It returns an error
+// only for transient failures, which Handle hands back to Pub/Sub (or
+// answers expired).
+func (f *Engine) removeOne(ctx context.Context, j *job) (contract.Result, error) {
+	v := j.req
+	r := j.result(v.RequestID)
+	r.Membership = v.Name
+	protected, err := f.protectedSet(ctx, j)
 	if err != nil {
-		return err
+		return r, err
 	}
 	space, seg, _ := request.SplitMembership(v.Name)
-	t, err := f.identify(ctx, sc, v, r, space, seg)
+	t, r, err := f.identify(ctx, j, r, space, seg)
 	if err != nil {
-		return err
+		return r, err
 	}
-	if t.who != "" && protected[t.who] {
-		refuseProtected(ctx, sc, r, t.who)
-		return nil
+	switch {
+	case t.decided:
+		return r, nil
+	case t.who != "" && protected[t.who]:
+		return refused(ctx, j, r, t.who), nil
+	case !t.found && v.DryRun:
+		no := false
+		r.Outcome, r.WouldRemove, r.MembershipState = contract.DryRun, &no, "NOT_A_MEMBER"
+		return r, nil
+	case !t.found:
+		r.Outcome, r.MembershipState = contract.NotMember, "NOT_A_MEMBER"
+		return r, nil
+	case v.DryRun:
+		return f.dryRunOne(ctx, j, r, t)
 	}
-	if !t.found {
-		if v.DryRun {
-			no := false
-			r.Outcome, r.WouldRemove = OutcomeDryRun, &no
-		} else {
-			r.Outcome = OutcomeNotMember
-		}
-		r.MembershipState = "NOT_A_MEMBER"
-		return nil
+	r, err = f.deleteOne(ctx, j, r, t.name)
+	if err != nil || r.Outcome != contract.Failed || v.Successor == "" || r.Error == nil || r.Error.Status != "FAILED_PRECONDITION" {
+		return r, err
 	}
-	if v.DryRun {
-		got := t.got
-		if got == nil {
-			m, n, err := f.getMembership(ctx, sc, t.name, v.AdminAccess)
-			r.Attempts += n
-			if err != nil {
-				return f.permanent(r, err, false)
-			}
-			got = m
-		}
-		r.describe(got)
-		yes := got != nil
-		r.Outcome, r.WouldRemove = OutcomeDryRun, &yes
-		if !yes {
-			r.MembershipState = "NOT_A_MEMBER"
-		}
-		return nil
-	}
-	if err := f.deleteMembership(ctx, sc, v, r, t.name); err != nil {
-		return err
-	}
-	if r.Outcome != OutcomeFailed || v.Successor == "" || r.Error == nil || r.Error.Status != "FAILED_PRECONDITION" {
-		return nil
-	}
-	// The only owner: hand the role over to the successor, then try again.
+	// The only owner: hand ownership over to the successor, then try again.
 	failure := *r.Error
-	if err := f.handOff(ctx, sc, "spaces/"+space, v, r, nil); err != nil {
-		var te *TransientError
-		if errors.As(err, &te) {
-			return err
+	log, err := f.handOff(ctx, j, "spaces/"+space, nil)
+	r.HandOff = log
+	if err != nil {
+		if isTransient(err) {
+			return r, err
 		}
 		r.Error = handOffInfo(err)
 		r.Detail = "the member is the only owner of the space and the hand-off to the successor failed; nothing was removed"
-		return nil
+		return r, nil
 	}
 	r.Error, r.Detail = nil, ""
-	if err := f.deleteMembership(ctx, sc, v, r, t.name); err != nil {
-		return err
-	}
-	if r.Outcome == OutcomeFailed && r.Error == nil {
+	r, err = f.deleteOne(ctx, j, r, t.name)
+	if err == nil && r.Outcome == contract.Failed && r.Error == nil {
 		r.Error = &failure
 	}
-	return nil
+	return r, err
+}
+
+// deleteOne deletes a membership and decides removed, not_member or failed.
+func (f *Engine) deleteOne(ctx context.Context, j *job, r contract.Result, name string) (contract.Result, error) {
+	m, err := f.deleteMembership(ctx, j, name, j.req.AdminAccess)
+	if err != nil {
+		return apiDecision(r, err, true)
+	}
+	r.Outcome = contract.Removed
+	j.log.DebugContext(ctx, "membership deleted", "role", m.Role)
+	return described(r, m), nil
+}
+
+// dryRunOne decides a dry run of a known person: would the removal happen?
+func (f *Engine) dryRunOne(ctx context.Context, j *job, r contract.Result, t target) (contract.Result, error) {
+	got := t.got
+	if got == nil {
+		m, err := f.getMembership(ctx, j, t.name, j.req.AdminAccess)
+		if err != nil {
+			return apiDecision(r, err, false)
+		}
+		got = m
+	}
+	r = described(r, got)
+	yes := got != nil
+	r.Outcome, r.WouldRemove = contract.DryRun, &yes
+	if !yes {
+		r.MembershipState = "NOT_A_MEMBER"
+	}
+	return r, nil
 }
 
 // target is the person and membership a single removal acts on.
 type target struct {
 	who   string           // "users/ID" or "users/app"; "" when unknown
 	name  string           // the membership to act on: spaces/S/members/{id or app}
-	found bool             // false: the person is known not to be a member (or not to exist)
+	found bool             // false: known not to be a member (or not to exist)
 	got   *chat.Membership // the membership when it was read on the way
+	// decided: the look-up itself met a permanent error, and the result
+	// already holds the failed decision.
+	decided bool
 }
 
 // identify resolves the member of a single removal to a user id. An id or
@@ -100,92 +113,29 @@ type target struct {
 // answers for aliases), and for someone the directory does not know (a
 // guest from outside the organisation), read with members.get and the email
 // alias, which Google documents for get and delete.
-func (f *Function) identify(ctx context.Context, sc *scope, v *request.Valid, r *Result, space, seg string) (target, error) {
+func (f *Engine) identify(ctx context.Context, j *job, r contract.Result, space, seg string) (target, contract.Result, error) {
+	v := j.req
 	switch {
 	case seg == "app":
-		return target{who: "users/app", name: v.Name, found: true}, nil
+		return target{who: "users/app", name: v.Name, found: true}, r, nil
 	case !request.IsEmail(seg):
-		return target{who: "users/" + seg, name: v.Name, found: true}, nil
+		return target{who: "users/" + seg, name: v.Name, found: true}, r, nil
 	}
-	id, known, n, err := f.lookupUser(ctx, sc, seg)
-	r.Attempts += n
+	id, known, err := f.lookupUser(ctx, j, seg)
 	if err != nil {
-		return target{}, err
+		return target{}, r, err
 	}
 	if known {
-		if r.Member == nil {
-			r.Member = &Member{Name: id, Type: "HUMAN"}
-		}
-		return target{who: id, name: request.MembershipName(space, strings.TrimPrefix(id, "users/")), found: true}, nil
+		r.Member = &contract.Member{Name: id, Type: "HUMAN"}
+		return target{who: id, name: request.MembershipName(space, strings.TrimPrefix(id, "users/")), found: true}, r, nil
 	}
-	m, n, err := f.getMembership(ctx, sc, v.Name, v.AdminAccess)
-	r.Attempts += n
+	m, err := f.getMembership(ctx, j, v.Name, v.AdminAccess)
 	if err != nil {
-		return target{}, f.permanent(r, err, false)
+		r, err = apiDecision(r, err, false)
+		return target{decided: true}, r, err
 	}
 	if m == nil {
-		return target{name: v.Name}, nil
+		return target{name: v.Name}, r, nil
 	}
-	r.describe(m)
-	return target{who: memberName(m), name: m.Name, found: true, got: m}, nil
-}
-
-// getMembership reads a membership; a 404 yields (nil, n, nil).
-func (f *Function) getMembership(ctx context.Context, sc *scope, name string, admin bool) (*chat.Membership, int, error) {
-	var m *chat.Membership
-	n, err := f.call(ctx, sc, "members.get", read, func(ctx context.Context) error {
-		var err error
-		m, err = f.chat.Spaces.Members.Get(name).UseAdminAccess(admin).Context(ctx).Do()
-		return err
-	})
-	if ge, ok := apiError(err); ok && ge.Code == http.StatusNotFound {
-		return nil, n, nil
-	}
-	return m, n, err
-}
-
-// permanent turns a Chat API error into an outcome: 404 on delete is
-// not_member, other 4xx are failed. A transient error is returned.
-func (f *Function) permanent(r *Result, err error, deleting bool) error {
-	var te *TransientError
-	if errors.As(err, &te) {
-		r.Error = errorInfo(err)
-		return err
-	}
-	ge, ok := apiError(err)
-	if !ok {
-		return &TransientError{Op: "chat", Err: err}
-	}
-	if ge.Code == http.StatusNotFound && deleting {
-		r.Outcome = OutcomeNotMember
-		r.MembershipState = "NOT_A_MEMBER"
-		return nil
-	}
-	r.Outcome = OutcomeFailed
-	r.Error = errorInfo(err)
-	if r.Error.Status == "FAILED_PRECONDITION" {
-		r.Detail = onlyOwnerFix
-	}
-	return nil
-}
-
-// describe copies what the Chat API said of a membership into r.
-func (r *Result) describe(m *chat.Membership) {
-	if m == nil {
-		return
-	}
-	r.MembershipState = m.State
-	if m.Role != "" {
-		r.Role = m.Role
-	}
-	if m.Member != nil {
-		r.Member = &Member{Name: m.Member.Name, Type: m.Member.Type}
-	}
-}
-
-func memberName(m *chat.Membership) string {
-	if m == nil || m.Member == nil {
-		return ""
-	}
-	return m.Member.Name
+	return target{who: memberName(m), name: m.Name, found: true, got: m}, described(r, m), nil
 }

@@ -1,4 +1,4 @@
-package offboard
+package engine
 
 import (
 	"context"
@@ -11,11 +11,12 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 )
 
 // drain delivers every message published to the requests topic (fan-out
-// children and sweep continuations) to the Function, with concurrency,
+// children and sweep continuations) to the Engine, with concurrency,
 // until none is left, as Pub/Sub push would. A child that returns an error
 // is delivered again, at most 5 times.
 func (e *env) drain(t testing.TB, workers int) {
@@ -29,7 +30,7 @@ func (e *env) drain(t testing.TB, workers int) {
 			}
 			ev := event.New()
 			ev.SetID(m.ID)
-			ev.SetType(EventTypePublished)
+			ev.SetType(contract.PublishedEventType)
 			ev.SetSource("//pubsub.googleapis.com/" + e.cfg.RequestTopic)
 			ev.SetTime(m.PublishTime)
 			_ = ev.SetData("application/json", map[string]any{"message": map[string]any{
@@ -77,20 +78,20 @@ func TestBulkWithPartialFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := e.results(t)
-	if len(rs) != 1 || rs[0].Outcome != OutcomePlanned || rs[0].Children == nil || *rs[0].Children != 5 {
+	if len(rs) != 1 || rs[0].Outcome != contract.Planned || rs[0].Children == nil || *rs[0].Children != 5 {
 		t.Fatalf("parent: %+v", rs)
 	}
 	e.drain(t, 4)
-	got := map[string]string{}
+	got := map[string]contract.Outcome{}
 	for _, r := range e.results(t)[1:] {
 		if r.ParentRequestID != "bulk-1" || !strings.HasPrefix(r.RequestID, "bulk-1/spaces/") {
 			t.Errorf("child ids: %+v", r.Result)
 		}
 		got[strings.TrimPrefix(r.RequestID, "bulk-1/")] = r.Outcome
 	}
-	want := map[string]string{
-		"spaces/ENG": OutcomeRemoved, "spaces/SALES": OutcomeRemoved, "spaces/SOLO": OutcomeFailed,
-		"spaces/HR": OutcomeNotMember, "spaces/SECRET": OutcomeFailed,
+	want := map[string]contract.Outcome{
+		"spaces/ENG": contract.Removed, "spaces/SALES": contract.Removed, "spaces/SOLO": contract.Failed,
+		"spaces/HR": contract.NotMember, "spaces/SECRET": contract.Failed,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("children = %v, want %v", got, want)
@@ -115,7 +116,7 @@ func TestSingleHandOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != OutcomeRemoved || r.HandOff == nil || !r.HandOff.Promoted || r.HandOff.Added {
+	if r.Outcome != contract.Removed || r.HandOff == nil || !r.HandOff.Promoted || r.HandOff.Added {
 		t.Fatalf("result = %+v %+v", r.Result, r.HandOff)
 	}
 	if role, ok := e.stack.Chat.IsMember("spaces/SOLO", "102"); !ok || role != "ROLE_MANAGER" {
@@ -133,7 +134,7 @@ func TestSingleHandOffNeedsAddSuccessor(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != OutcomeFailed || r.Error == nil || !strings.Contains(r.Error.Message, "addSuccessor") {
+	if r.Outcome != contract.Failed || r.Error == nil || !strings.Contains(r.Error.Message, "addSuccessor") {
 		t.Fatalf("result = %+v %+v", r.Result, r.Error)
 	}
 	if _, ok := e.stack.Chat.IsMember("spaces/SOLO", "101"); !ok {
@@ -144,7 +145,7 @@ func TestSingleHandOffNeedsAddSuccessor(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = e.results(t)[1]
-	if r.Outcome != OutcomeRemoved || r.HandOff == nil || !r.HandOff.Added || !r.HandOff.Promoted {
+	if r.Outcome != contract.Removed || r.HandOff == nil || !r.HandOff.Added || !r.HandOff.Promoted {
 		t.Fatalf("result = %+v %+v", r.Result, r.HandOff)
 	}
 	if role, _ := e.stack.Chat.IsMember("spaces/SOLO", "104"); role != "ROLE_MANAGER" {
@@ -242,7 +243,7 @@ func TestSweepOfTwoThousandSpaces(t *testing.T) {
 	continued := 0
 	for _, r := range e.results(t) {
 		switch r.Outcome {
-		case OutcomePlanned:
+		case contract.Planned:
 			planned++
 			expected += *r.ExpectedResults
 			if r.Continued {
@@ -257,13 +258,13 @@ func TestSweepOfTwoThousandSpaces(t *testing.T) {
 				t.Errorf("child result lacks its parent or reason: %+v", r.Result)
 			}
 		}
-		if r.Outcome == OutcomeRemoved {
+		if r.Outcome == contract.Removed {
 			removed++
 			if r.HandOff != nil {
 				handed++
 			}
 		}
-		if r.Outcome == OutcomeFailed && !strings.Contains(r.Error.Message, "ghost@example.com") {
+		if r.Outcome == contract.Failed && !strings.Contains(r.Error.Message, "ghost@example.com") {
 			t.Errorf("unexpected failure: %+v %+v", r.Result, r.Error)
 		}
 	}
@@ -301,19 +302,19 @@ func TestSweepWithoutSuccessorFailsOnlyManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.drain(t, 2)
-	got := map[string]string{}
+	got := map[string]contract.Outcome{}
 	for _, r := range e.results(t) {
-		if r.Outcome != OutcomePlanned {
+		if r.Outcome != contract.Planned {
 			got[r.Membership] = r.Outcome
-			if r.Outcome == OutcomeFailed && !strings.Contains(r.Detail, "successor") {
+			if r.Outcome == contract.Failed && !strings.Contains(r.Detail, "successor") {
 				t.Errorf("failure does not name the fix: %+v", r.Result)
 			}
 		}
 	}
-	want := map[string]string{
-		"spaces/ENG/members/101": OutcomeRemoved, "spaces/SALES/members/101": OutcomeRemoved,
-		"spaces/HR/members/101": OutcomeNotMember, "spaces/OPS/members/101": OutcomeNotMember,
-		"spaces/SOLO/members/101": OutcomeFailed, "spaces/SECRET/members/101": OutcomeNotMember,
+	want := map[string]contract.Outcome{
+		"spaces/ENG/members/101": contract.Removed, "spaces/SALES/members/101": contract.Removed,
+		"spaces/HR/members/101": contract.NotMember, "spaces/OPS/members/101": contract.NotMember,
+		"spaces/SOLO/members/101": contract.Failed, "spaces/SECRET/members/101": contract.NotMember,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("results = %v\nwant %v", got, want)
@@ -338,7 +339,7 @@ func TestSweepDryRunWritesNothing(t *testing.T) {
 	}
 	n := 0
 	for _, r := range e.results(t) {
-		if r.Outcome == OutcomeDryRun {
+		if r.Outcome == contract.DryRun {
 			n++
 		}
 	}
@@ -356,10 +357,10 @@ func TestSweepFailedPageStillCounts(t *testing.T) {
 	if len(rs) != 2 {
 		t.Fatalf("%d results: %+v", len(rs), rs)
 	}
-	if r := rs[0]; r.Outcome != OutcomeFailed || r.ParentRequestID != "sw" || !strings.Contains(r.Error.Message, "ghost@example.com") {
+	if r := rs[0]; r.Outcome != contract.Failed || r.ParentRequestID != "sw" || !strings.Contains(r.Error.Message, "ghost@example.com") {
 		t.Errorf("unknown person: %+v", r.Result)
 	}
-	if r := rs[1]; r.Outcome != OutcomeFailed || r.ExpectedResults == nil || *r.ExpectedResults != 1 || r.Continued || !strings.Contains(r.Error.Message, "nobody@example.com") {
+	if r := rs[1]; r.Outcome != contract.Failed || r.ExpectedResults == nil || *r.ExpectedResults != 1 || r.Continued || !strings.Contains(r.Error.Message, "nobody@example.com") {
 		t.Errorf("page: %+v %+v", r.Result, r.Error)
 	}
 	if n := e.stack.Chat.Stats().Calls["spaces.search"]; n != 0 {

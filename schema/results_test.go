@@ -13,29 +13,30 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 )
 
-// TestGoResultsValidate marshals offboard.Result values of every outcome
+// TestGoResultsValidate marshals contract.Result values of every outcome
 // and validates them.
 func TestGoResultsValidate(t *testing.T) {
 	_, res := compiled(t)
 	yes, two := true, 2
 	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	for _, r := range []offboard.Result{
-		{RequestID: "r1", Membership: "spaces/A/members/1", Outcome: offboard.OutcomeRemoved, Role: "ROLE_MEMBER",
-			Member: &offboard.Member{Name: "users/1", Type: "HUMAN"}, Attempts: 1, SourceMessageID: "m", ProcessedAt: now},
-		{RequestID: "r2", Membership: "spaces/A/members/a@example.com", Outcome: offboard.OutcomeNotMember, MembershipState: "NOT_A_MEMBER", ProcessedAt: now},
-		{RequestID: "r3", Membership: "spaces/A/members/1", Outcome: offboard.OutcomeDryRun, WouldRemove: &yes, DryRun: true, ProcessedAt: now},
-		{RequestID: "r4", Membership: "spaces/A/members/1", Outcome: offboard.OutcomeRefused, Detail: "member is in PROTECTED_MEMBERS", ProcessedAt: now},
-		{RequestID: "r5", Outcome: offboard.OutcomeInvalid, Error: &offboard.ErrorInfo{Code: 400, Status: "INVALID_ARGUMENT", Message: "invalid request: no target"}, ProcessedAt: now},
-		{RequestID: "r6", Membership: "spaces/A/members/1", Outcome: offboard.OutcomeFailed, Error: &offboard.ErrorInfo{Code: 403, Status: "PERMISSION_DENIED", Message: "no"}, ProcessedAt: now},
-		{RequestID: "r7", Membership: "spaces/A/members/1", Outcome: offboard.OutcomeExpired, Error: &offboard.ErrorInfo{Message: "too old"}, ProcessedAt: now},
-		{RequestID: "r8", Outcome: offboard.OutcomePlanned, Children: &two, ExpectedResults: &two, Continued: true, AdminAccess: true, ProcessedAt: now},
-		{RequestID: "r9/spaces/A", ParentRequestID: "r9", Membership: "spaces/A/members/1", Outcome: offboard.OutcomeRemoved,
-			HandOff: &offboard.HandOffLog{Successor: "users/2", Added: true, Promoted: true}, Reason: "offboarding", RequestedBy: "workday", ProcessedAt: now},
+	for _, r := range []contract.Result{
+		{RequestID: "r1", Membership: "spaces/A/members/1", Outcome: contract.Removed, Role: "ROLE_MEMBER",
+			Member: &contract.Member{Name: "users/1", Type: "HUMAN"}, Attempts: 1, SourceMessageID: "m", ProcessedAt: now},
+		{RequestID: "r2", Membership: "spaces/A/members/a@example.com", Outcome: contract.NotMember, MembershipState: "NOT_A_MEMBER", ProcessedAt: now},
+		{RequestID: "r3", Membership: "spaces/A/members/1", Outcome: contract.DryRun, WouldRemove: &yes, DryRun: true, ProcessedAt: now},
+		{RequestID: "r4", Membership: "spaces/A/members/1", Outcome: contract.Refused, Detail: "member is in PROTECTED_MEMBERS", ProcessedAt: now},
+		{RequestID: "r5", Outcome: contract.Invalid, Error: &contract.ErrorInfo{Code: 400, Status: "INVALID_ARGUMENT", Message: "invalid request: no target"}, ProcessedAt: now},
+		{RequestID: "r6", Membership: "spaces/A/members/1", Outcome: contract.Failed, Error: &contract.ErrorInfo{Code: 403, Status: "PERMISSION_DENIED", Message: "no"}, ProcessedAt: now},
+		{RequestID: "r7", Membership: "spaces/A/members/1", Outcome: contract.Expired, Error: &contract.ErrorInfo{Message: "too old"}, ProcessedAt: now},
+		{RequestID: "r8", Outcome: contract.Planned, Children: &two, ExpectedResults: &two, Continued: true, AdminAccess: true, ProcessedAt: now},
+		{RequestID: "r9/spaces/A", ParentRequestID: "r9", Membership: "spaces/A/members/1", Outcome: contract.Removed,
+			HandOff: &contract.HandOffLog{Successor: "users/2", Added: true, Promoted: true}, Reason: "offboarding", RequestedBy: "workday", ProcessedAt: now},
 	} {
 		data, err := json.Marshal(r)
 		if err != nil {
@@ -79,13 +80,13 @@ func TestFunctionResultsValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stack.Close()
-	f, err := offboard.New(ctx, offboard.Config{
+	f, err := engine.New(ctx, engine.Config{
 		Project: project, TokenSecret: stack.SecretName + "/versions/latest",
 		ResultTopic: "projects/" + project + "/topics/results", RequestTopic: "projects/" + project + "/topics/requests",
 		Protected: []string{"106"}, MaxEventAge: time.Hour, WritesPerMinute: 60000, ReadsPerMinute: 60000,
 		ChatEndpoint: stack.Chat.URL(), DirectoryEndpoint: stack.Directory.URL(), SecretManagerEndpoint: stack.Secrets.Addr(),
 		EventTimeout: 20 * time.Second,
-	}, offboard.WithPubSubClient(ps), offboard.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	}, engine.WithPubSubClient(ps), engine.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestFunctionResultsValidate(t *testing.T) {
 	handle := func(id string, data []byte) {
 		e := event.New()
 		e.SetID(id)
-		e.SetType(offboard.EventTypePublished)
+		e.SetType(contract.PublishedEventType)
 		e.SetSource("//pubsub.googleapis.com/projects/" + project + "/topics/requests")
 		e.SetTime(time.Now())
 		_ = e.SetData("application/json", map[string]any{"message": map[string]any{
@@ -133,12 +134,12 @@ func TestFunctionResultsValidate(t *testing.T) {
 			break
 		}
 	}
-	outcomes := map[string]int{}
+	outcomes := map[contract.Outcome]int{}
 	for _, m := range srv.Messages() {
 		if !strings.HasSuffix(m.Topic, "/topics/results") {
 			continue
 		}
-		var r offboard.Result
+		var r contract.Result
 		_ = json.Unmarshal(m.Data, &r)
 		outcomes[r.Outcome]++
 		if err := validate(res, m.Data); err != nil {
@@ -146,8 +147,8 @@ func TestFunctionResultsValidate(t *testing.T) {
 		}
 	}
 	t.Logf("outcomes validated: %v", outcomes)
-	for _, o := range []string{offboard.OutcomeRemoved, offboard.OutcomeNotMember, offboard.OutcomeDryRun,
-		offboard.OutcomeRefused, offboard.OutcomeInvalid, offboard.OutcomeFailed} {
+	for _, o := range []contract.Outcome{contract.Removed, contract.NotMember, contract.DryRun,
+		contract.Refused, contract.Invalid, contract.Failed} {
 		if outcomes[o] == 0 {
 			t.Errorf("no %s result among %v", o, outcomes)
 		}

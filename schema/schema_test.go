@@ -15,7 +15,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/request"
 )
 
@@ -216,10 +216,10 @@ func TestSchemasDescribeEveryGoField(t *testing.T) {
 		typ    reflect.Type
 	}{
 		{"request", Request, nil, reflect.TypeFor[request.Request]()},
-		{"result", Result, nil, reflect.TypeFor[offboard.Result]()},
-		{"result.member", Result, []string{"member"}, reflect.TypeFor[offboard.Member]()},
-		{"result.error", Result, []string{"error"}, reflect.TypeFor[offboard.ErrorInfo]()},
-		{"result.handOff", Result, []string{"handOff"}, reflect.TypeFor[offboard.HandOffLog]()},
+		{"result", Result, nil, reflect.TypeFor[contract.Result]()},
+		{"result.member", Result, []string{"member"}, reflect.TypeFor[contract.Member]()},
+		{"result.error", Result, []string{"error"}, reflect.TypeFor[contract.ErrorInfo]()},
+		{"result.handOff", Result, []string{"handOff"}, reflect.TypeFor[contract.HandOffLog]()},
 	} {
 		if got, want := schemaProperties(t, c.schema, c.path...), jsonFields(c.typ); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: schema properties %v, Go fields %v", c.name, got, want)
@@ -252,8 +252,10 @@ func TestSchemasDescribeEveryGoField(t *testing.T) {
 	}
 	got := doc.Properties.Outcome.Enum
 	sort.Strings(got)
-	want := []string{offboard.OutcomeDryRun, offboard.OutcomeExpired, offboard.OutcomeFailed,
-		offboard.OutcomeInvalid, offboard.OutcomeNotMember, offboard.OutcomePlanned, offboard.OutcomeRefused, offboard.OutcomeRemoved}
+	var want []string
+	for _, o := range contract.Outcomes {
+		want = append(want, string(o))
+	}
 	sort.Strings(want)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("outcome enum %v, want %v", got, want)

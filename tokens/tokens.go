@@ -30,6 +30,7 @@ import (
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"github.com/chat-offboard/chat-offboard/logging"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
@@ -326,16 +327,12 @@ func (s *Source) refresh(ctx context.Context) (*oauth2.Token, error) {
 	}
 	tok, err = s.exchange(ctx, c)
 	if err != nil && isInvalidGrant(err) {
-		s.log.Log(ctx, LevelCritical, "refresh token rejected after re-reading the secret; authorize again and add a secret version",
+		s.log.Log(ctx, logging.LevelCritical, "refresh token rejected after re-reading the secret; authorize again and add a secret version",
 			"secret", s.secret, "clientId", c.ClientID)
 		return nil, fmt.Errorf("%w (%v)", ErrInvalidGrant, err)
 	}
 	return tok, err
 }
-
-// LevelCritical is the slog level that the function's handler prints as
-// Cloud Logging's CRITICAL severity.
-const LevelCritical = slog.Level(12)
 
 func (s *Source) readSecret(ctx context.Context) (*Credentials, error) {
 	// Bound one read (the client retries UNAVAILABLE within it), so that a

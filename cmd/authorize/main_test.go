@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
+	"github.com/chat-offboard/chat-offboard/logging"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
@@ -27,7 +30,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	offboard "github.com/chat-offboard/chat-offboard"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/tokens"
@@ -254,7 +256,7 @@ func TestStoresWorkingSecret(t *testing.T) {
 	if err := pubsubtest.CreateTopic(ctx, ps, "test-project", "results"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := offboard.Config{
+	cfg := engine.Config{
 		Project:               "test-project",
 		TokenSecret:           "projects/" + f.stack.Project + "/secrets/fresh-token/versions/latest",
 		ResultTopic:           "projects/test-project/topics/results",
@@ -267,7 +269,7 @@ func TestStoresWorkingSecret(t *testing.T) {
 		EventTimeout:          10 * time.Second,
 	}
 	var logs syncBuffer
-	fn, err := offboard.New(ctx, cfg, offboard.WithPubSubClient(ps), offboard.WithLogger(offboard.NewLogger(&logs, cfg.LogLevel)))
+	fn, err := engine.New(ctx, cfg, engine.WithPubSubClient(ps), engine.WithLogger(logging.New(&logs, cfg.LogLevel)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +281,11 @@ func TestStoresWorkingSecret(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("%d results, want 1\n%s", len(msgs), logs.String())
 	}
-	var r offboard.Result
+	var r contract.Result
 	if err := json.Unmarshal(msgs[0].Data, &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Outcome != offboard.OutcomeRemoved || r.Membership != "spaces/ENG/members/102" {
+	if r.Outcome != contract.Removed || r.Membership != "spaces/ENG/members/102" {
 		t.Errorf("result = %+v\n%s", r, logs.String())
 	}
 }
@@ -292,7 +294,7 @@ func TestStoresWorkingSecret(t *testing.T) {
 func pubsubEvent(data string) event.Event {
 	e := event.New()
 	e.SetID("msg-authorize-1")
-	e.SetType(offboard.EventTypePublished)
+	e.SetType(contract.PublishedEventType)
 	e.SetSource("//pubsub.googleapis.com/projects/test-project/topics/requests")
 	e.SetTime(time.Now())
 	_ = e.SetData("application/json", map[string]any{

@@ -9,7 +9,7 @@
 // first event (README.md, "Configuration").
 //
 // With -check-config it serves nothing: it reads the configuration from the
-// environment with the function's own code (offboard.LoadConfig) and exits 0,
+// environment with the function's own code (engine.LoadConfig) and exits 0,
 // printing nothing, when the function would accept it, or prints the error,
 // which names the variable, and exits 2. deploy.sh runs it on the environment
 // it is about to deploy.
@@ -25,6 +25,8 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/engine"
+	"github.com/chat-offboard/chat-offboard/logging"
 )
 
 func main() {
@@ -50,7 +52,7 @@ func main() {
 	if os.Getenv("LOCAL_ONLY") == "true" {
 		host = "127.0.0.1"
 	}
-	log := offboard.NewLogger(os.Stderr, slog.LevelInfo)
+	log := logging.New(os.Stderr, slog.LevelInfo)
 	log.Info("serving", "function", os.Getenv("FUNCTION_TARGET"), "address", fmt.Sprintf("%s:%s", host, port))
 	if err := funcframework.StartHostPort(host, port); err != nil {
 		log.Error("functions framework stopped", "error", err.Error())
@@ -62,7 +64,7 @@ func main() {
 // first event. A valid one prints nothing and returns 0; an invalid one prints
 // the error ("configuration: VAR: reason") on w and returns 2.
 func check(getenv func(string) string, w io.Writer) int {
-	if _, err := offboard.LoadConfig(getenv); err != nil {
+	if _, err := engine.LoadConfig(getenv); err != nil {
 		fmt.Fprintln(w, err)
 		return 2
 	}

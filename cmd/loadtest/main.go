@@ -61,10 +61,11 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/internal/pusher"
+	"github.com/chat-offboard/chat-offboard/logging"
 )
 
 const project = "loadtest-project"
@@ -186,7 +187,7 @@ type sample struct{ handle, chat, before, after, added time.Duration }
 // server is one instance: a Function behind an HTTP server that accepts
 // binary-mode CloudEvents and answers 204 (ack) or 500 (redeliver).
 type server struct {
-	f        *offboard.Function
+	f        *engine.Engine
 	srv      *http.Server
 	url      string
 	inFlight *atomic.Int64
@@ -309,7 +310,7 @@ func load(fl flags) error {
 	var pubRPC durations
 	var servers []*server
 	for i := 0; i < fl.instances; i++ {
-		cfg := offboard.Config{
+		cfg := engine.Config{
 			Project:               project,
 			TokenSecret:           stack.SecretName + "/versions/latest",
 			ResultTopic:           pubsubtest.TopicName(project, resTopic),
@@ -331,10 +332,10 @@ func load(fl flags) error {
 		defer fps.Close()
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		base.MaxIdleConnsPerHost = 256
-		f, err := offboard.New(context.Background(), cfg,
-			offboard.WithPubSubClient(fps),
-			offboard.WithLogger(offboard.NewLogger(devnull, slog.LevelInfo)),
-			offboard.WithTransport(timingTransport{base}))
+		f, err := engine.New(context.Background(), cfg,
+			engine.WithPubSubClient(fps),
+			engine.WithLogger(logging.New(devnull, slog.LevelInfo)),
+			engine.WithTransport(timingTransport{base}))
 		if err != nil {
 			return err
 		}

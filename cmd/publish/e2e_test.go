@@ -10,7 +10,8 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 )
@@ -46,7 +47,7 @@ func newE2E(ctx context.Context, t *testing.T, host, project string) *e2e {
 
 // start starts the function on workspace ws, never removing protected, fed
 // from the request subscription until ctx is done.
-func (e *e2e) start(ctx context.Context, t *testing.T, ws emulator.Workspace, protected ...string) (*offboard.Function, *emulator.Stack) {
+func (e *e2e) start(ctx context.Context, t *testing.T, ws emulator.Workspace, protected ...string) (*engine.Engine, *emulator.Stack) {
 	t.Helper()
 	f, stack := newFunction(t, e.ps, e.project, e.reqTopic, e.resTopic, ws, protected...)
 	serve(ctx, t, e.ps, e.project, e.reqTopic, e.reqSub, f)
@@ -131,11 +132,11 @@ func TestEndToEnd(t *testing.T) {
 	if inv.code != exitFailed {
 		t.Fatalf("exit %d, want 1", inv.code)
 	}
-	var r offboard.Result
+	var r contract.Result
 	if err := json.Unmarshal([]byte(strings.TrimSpace(inv.stdout)), &r); err != nil {
 		t.Fatalf("stdout is not one JSON result: %v\n%s", err, inv.stdout)
 	}
-	if r.RequestID != "fail-1" || r.Outcome != offboard.OutcomeFailed || r.Error == nil || r.Error.Code != 403 {
+	if r.RequestID != "fail-1" || r.Outcome != contract.Failed || r.Error == nil || r.Error.Code != 403 {
 		t.Errorf("result %+v", r)
 	}
 	inv = runCLI(t, ctx, env, "", "--membership", "spaces/HR/members/106", "--wait", "--timeout", "30s")

@@ -16,10 +16,9 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/chat-offboard/chat-offboard/contract"
 	"golang.org/x/term"
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	offboard "github.com/chat-offboard/chat-offboard"
 )
 
 // maxFilterLen is Pub/Sub's limit on a subscription filter, in bytes.
@@ -146,10 +145,10 @@ func isTerminal(w io.Writer) bool {
 
 // receive handles one result message.
 func (f *follower) receive(m *pubsub.Message) {
-	if t := m.Attributes["ce-type"]; t != "" && t != offboard.ResultEventType {
+	if t := m.Attributes["ce-type"]; t != "" && t != contract.ResultEventType {
 		return
 	}
-	var r offboard.Result
+	var r contract.Result
 	if err := json.Unmarshal(m.Data, &r); err != nil || r.RequestID == "" || r.Outcome == "" {
 		return
 	}
@@ -186,7 +185,7 @@ func (f *follower) show(res *result) {
 		fmt.Fprintln(f.stderr, strings.TrimRight(line, " "))
 		return
 	}
-	if !isSuccess(res.r.Outcome) && res.r.Outcome != offboard.OutcomePlanned {
+	if !isSuccess(res.r.Outcome) && res.r.Outcome != contract.Planned {
 		fmt.Fprintf(f.stderr, "\r\x1b[K%s\n", line)
 		f.lastDraw = time.Time{}
 	}
@@ -272,7 +271,7 @@ func (f *follower) cleanup(ctx context.Context) {
 
 // result is one received result event.
 type result struct {
-	r    *offboard.Result
+	r    *contract.Result
 	root string
 }
 
@@ -288,7 +287,7 @@ func (res *result) detail() string {
 	r := res.r
 	var parts []string
 	switch r.Outcome {
-	case offboard.OutcomePlanned:
+	case contract.Planned:
 		if r.Children != nil {
 			parts = append(parts, fmt.Sprintf("children: %d", *r.Children))
 		}
@@ -298,7 +297,7 @@ func (res *result) detail() string {
 		if r.Continued {
 			parts = append(parts, "continued on another page")
 		}
-	case offboard.OutcomeDryRun:
+	case contract.DryRun:
 		if r.WouldRemove != nil && *r.WouldRemove {
 			parts = append(parts, "would remove")
 		} else if r.WouldRemove != nil {
@@ -308,7 +307,7 @@ func (res *result) detail() string {
 	if h := r.HandOff; h != nil {
 		parts = append(parts, fmt.Sprintf("manager role handed to %s (added %t, promoted %t)", h.Successor, h.Added, h.Promoted))
 	}
-	if r.Role != "" && r.Outcome != offboard.OutcomePlanned {
+	if r.Role != "" && r.Outcome != contract.Planned {
 		parts = append(parts, "role "+r.Role)
 	}
 	if e := r.Error; e != nil {
@@ -327,9 +326,9 @@ func (res *result) detail() string {
 	return strings.Join(parts, "; ")
 }
 
-func isSuccess(outcome string) bool {
+func isSuccess(outcome contract.Outcome) bool {
 	switch outcome {
-	case offboard.OutcomeRemoved, offboard.OutcomeNotMember, offboard.OutcomeDryRun:
+	case contract.Removed, contract.NotMember, contract.DryRun:
 		return true
 	}
 	return false
@@ -414,7 +413,7 @@ func (t *tracker) rootOf(id string) string {
 
 // add records a result under its event id. It reports false for a
 // duplicate or for a result of a request this run did not publish.
-func (t *tracker) add(eventID string, r *offboard.Result) (*result, bool) {
+func (t *tracker) add(eventID string, r *contract.Result) (*result, bool) {
 	if t.seen[eventID] {
 		return nil, false
 	}
@@ -429,7 +428,7 @@ func (t *tracker) add(eventID string, r *offboard.Result) (*result, bool) {
 	res := &result{r: r, root: root}
 	t.results = append(t.results, res)
 	t.nResults++
-	if r.Outcome != offboard.OutcomePlanned && !isSuccess(r.Outcome) {
+	if r.Outcome != contract.Planned && !isSuccess(r.Outcome) {
 		t.nFailed++
 	}
 
@@ -449,7 +448,7 @@ func (t *tracker) add(eventID string, r *offboard.Result) (*result, bool) {
 			st.continued++
 		}
 	}
-	if r.Outcome == offboard.OutcomePlanned {
+	if r.Outcome == contract.Planned {
 		n.planned = true
 		if r.Children != nil && *r.Children > n.children {
 			n.children = *r.Children
@@ -518,8 +517,8 @@ func (t *tracker) completed() int { return t.nDone }
 
 // summary counts the outcomes.
 func (t *tracker) summary() string {
-	counts := map[string]int{}
-	var order []string
+	counts := map[contract.Outcome]int{}
+	var order []contract.Outcome
 	for _, res := range t.results {
 		if counts[res.r.Outcome] == 0 {
 			order = append(order, res.r.Outcome)
@@ -550,7 +549,7 @@ func (t *tracker) table(w io.Writer) {
 		id := it.req.RequestID
 		for _, res := range byRoot[id] {
 			m := res.membership()
-			if res.r.Outcome == offboard.OutcomePlanned && res.r.RequestID == id {
+			if res.r.Outcome == contract.Planned && res.r.RequestID == id {
 				m = it.target
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", res.r.RequestID, m, res.r.Outcome, clean(res.detail()))

@@ -10,7 +10,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/request"
 )
@@ -45,9 +45,9 @@ func TestResultFilter(t *testing.T) {
 	}
 }
 
-func res(id, parent, outcome string, children int) *offboard.Result {
-	r := &offboard.Result{RequestID: id, ParentRequestID: parent, Outcome: outcome, Membership: "spaces/X/members/1"}
-	if outcome == offboard.OutcomePlanned {
+func res(id, parent string, outcome contract.Outcome, children int) *contract.Result {
+	r := &contract.Result{RequestID: id, ParentRequestID: parent, Outcome: outcome, Membership: "spaces/X/members/1"}
+	if outcome == contract.Planned {
 		r.Membership = ""
 		r.Children = &children
 	}
@@ -57,34 +57,34 @@ func res(id, parent, outcome string, children int) *offboard.Result {
 func TestTrackerCountsChildren(t *testing.T) {
 	items := []*item{{req: request.Request{RequestID: "bulk"}}, {req: request.Request{RequestID: "sweep"}}, {req: request.Request{RequestID: "one"}}}
 	tr := newTracker(items)
-	add := func(eventID string, r *offboard.Result) bool { _, ok := tr.add(eventID, r); return ok }
+	add := func(eventID string, r *contract.Result) bool { _, ok := tr.add(eventID, r); return ok }
 
 	// A child can report before its parent's planned result.
-	add("e1", res("bulk/spaces/A", "bulk", offboard.OutcomeRemoved, 0))
-	add("e2", res("bulk", "", offboard.OutcomePlanned, 2))
+	add("e1", res("bulk/spaces/A", "bulk", contract.Removed, 0))
+	add("e2", res("bulk", "", contract.Planned, 2))
 	if tr.completed() != 0 {
 		t.Fatal("bulk complete with one child of two")
 	}
-	if add("e1", res("bulk/spaces/A", "bulk", offboard.OutcomeRemoved, 0)) {
+	if add("e1", res("bulk/spaces/A", "bulk", contract.Removed, 0)) {
 		t.Error("a duplicate event was counted")
 	}
-	if add("x", res("someone-else", "", offboard.OutcomeFailed, 0)) || add("y", res("bulky", "", offboard.OutcomeFailed, 0)) {
+	if add("x", res("someone-else", "", contract.Failed, 0)) || add("y", res("bulky", "", contract.Failed, 0)) {
 		t.Error("a result of another request was counted")
 	}
-	add("e3", res("bulk/spaces/B", "bulk", offboard.OutcomeNotMember, 0))
+	add("e3", res("bulk/spaces/B", "bulk", contract.NotMember, 0))
 	if tr.completed() != 1 {
 		t.Fatalf("bulk not complete: %d", tr.completed())
 	}
 
 	// A sweep: page 1 plans 2 children and a continuation page, which plans 1.
-	add("s1", res("sweep", "", offboard.OutcomePlanned, 3))
-	add("s2", res("sweep/spaces/A", "sweep", offboard.OutcomeRemoved, 0))
-	add("s3", res("sweep/page-2", "sweep", offboard.OutcomePlanned, 1))
-	add("s4", res("sweep/spaces/B", "sweep", offboard.OutcomeNotMember, 0))
+	add("s1", res("sweep", "", contract.Planned, 3))
+	add("s2", res("sweep/spaces/A", "sweep", contract.Removed, 0))
+	add("s3", res("sweep/page-2", "sweep", contract.Planned, 1))
+	add("s4", res("sweep/spaces/B", "sweep", contract.NotMember, 0))
 	if tr.completed() != 1 {
 		t.Fatal("sweep complete before its second page's child")
 	}
-	add("s5", res("sweep/page-2/spaces/C", "sweep/page-2", offboard.OutcomeFailed, 0))
+	add("s5", res("sweep/page-2/spaces/C", "sweep/page-2", contract.Failed, 0))
 	if tr.completed() != 2 || tr.nFailed != 1 {
 		t.Fatalf("completed %d, failed %d", tr.completed(), tr.nFailed)
 	}
@@ -93,7 +93,7 @@ func TestTrackerCountsChildren(t *testing.T) {
 		t.Fatal("done before the last request")
 	default:
 	}
-	add("o1", res("one", "", offboard.OutcomeDryRun, 0))
+	add("o1", res("one", "", contract.DryRun, 0))
 	select {
 	case <-tr.done:
 	default:
@@ -117,14 +117,10 @@ func fakeFunction(ctx context.Context, t *testing.T, ps *pubsub.Client) {
 		t.Fatal(err)
 	}
 	pub := ps.Publisher("results")
-	send := func(r *offboard.Result) {
+	send := func(r *contract.Result) {
 		r.ProcessedAt = time.Now().UTC()
 		data, _ := json.Marshal(r)
-		pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{
-			"ce-specversion": "1.0", "ce-type": offboard.ResultEventType, "ce-source": "//fake",
-			"ce-id": offboard.EventID(r.RequestID, r.Membership, r.Outcome), "content-type": "application/json",
-			"outcome": r.Outcome, "requestId": r.RequestID,
-		}})
+		pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: r.Attributes()})
 	}
 	go func() {
 		defer pub.Stop()
@@ -135,20 +131,20 @@ func fakeFunction(ctx context.Context, t *testing.T, ps *pubsub.Client) {
 				t.Errorf("fake function got an invalid request: %v", err)
 				return
 			}
-			send(res("unrelated-"+v.RequestID, "", offboard.OutcomeFailed, 0))
+			send(res("unrelated-"+v.RequestID, "", contract.Failed, 0))
 			if v.Kind != request.KindBulk {
-				r := res(v.RequestID, "", offboard.OutcomeRemoved, 0)
+				r := res(v.RequestID, "", contract.Removed, 0)
 				r.Membership = v.Name
 				send(r)
 				return
 			}
 			for _, s := range v.SpaceNames {
-				r := res(v.RequestID+"/"+s, v.RequestID, offboard.OutcomeRemoved, 0)
+				r := res(v.RequestID+"/"+s, v.RequestID, contract.Removed, 0)
 				r.Membership = s + "/members/" + v.People[0]
 				send(r)
 				send(r) // a redelivery
 			}
-			send(res(v.RequestID, "", offboard.OutcomePlanned, len(v.SpaceNames)))
+			send(res(v.RequestID, "", contract.Planned, len(v.SpaceNames)))
 		})
 	}()
 }
@@ -168,7 +164,7 @@ func TestWaitFollowsFannedOutRequests(t *testing.T) {
 		t.Errorf("%d JSON lines, want 6:\n%s", len(lines), inv.stdout)
 	}
 	for _, l := range lines {
-		var r offboard.Result
+		var r contract.Result
 		if err := json.Unmarshal([]byte(l), &r); err != nil || strings.HasPrefix(r.RequestID, "unrelated") {
 			t.Errorf("line %s: %v", l, err)
 		}
@@ -209,35 +205,35 @@ func TestWaitTimesOutAndCleansUp(t *testing.T) {
 func TestTrackerCountsExpectedResults(t *testing.T) {
 	tr := newTracker([]*item{{req: request.Request{RequestID: "sw"}}})
 	n := 0
-	add := func(r *offboard.Result) {
+	add := func(r *contract.Result) {
 		n++
 		tr.add(fmt.Sprint("e", n), r)
 	}
-	page := func(id, parent string, expected int, continued bool) *offboard.Result {
-		r := res(id, parent, offboard.OutcomePlanned, 2)
+	page := func(id, parent string, expected int, continued bool) *contract.Result {
+		r := res(id, parent, contract.Planned, 2)
 		r.ExpectedResults, r.Continued = &expected, continued
 		return r
 	}
-	decision := func(space, member, outcome string) *offboard.Result {
+	decision := func(space, member string, outcome contract.Outcome) *contract.Result {
 		r := res("sw/"+space, "sw", outcome, 0)
 		r.Membership = space + "/members/" + member
 		return r
 	}
 	add(page("sw", "", 4, true)) // 2 spaces x 2 people
-	add(decision("spaces/A", "1", offboard.OutcomeRemoved))
-	add(decision("spaces/A", "2", offboard.OutcomeNotMember))
-	add(decision("spaces/B", "1", offboard.OutcomeNotMember))
-	add(decision("spaces/B", "2", offboard.OutcomeRemoved))
-	add(decision("spaces/B", "2", offboard.OutcomeNotMember)) // a redelivery decided again: one decision
+	add(decision("spaces/A", "1", contract.Removed))
+	add(decision("spaces/A", "2", contract.NotMember))
+	add(decision("spaces/B", "1", contract.NotMember))
+	add(decision("spaces/B", "2", contract.Removed))
+	add(decision("spaces/B", "2", contract.NotMember)) // a redelivery decided again: one decision
 	if tr.completed() != 0 {
 		t.Fatal("complete before the continued page reported")
 	}
 	add(page("sw/page-abc", "sw", 2, false))
-	add(decision("spaces/C", "1", offboard.OutcomeRemoved))
+	add(decision("spaces/C", "1", contract.Removed))
 	if tr.completed() != 0 {
 		t.Fatal("complete with one of two decisions of the last page")
 	}
-	add(decision("spaces/C", "2", offboard.OutcomeRemoved))
+	add(decision("spaces/C", "2", contract.Removed))
 	if tr.completed() != 1 || tr.nFailed != 0 {
 		t.Fatalf("completed %d, failed %d", tr.completed(), tr.nFailed)
 	}

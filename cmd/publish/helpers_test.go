@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -17,7 +19,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"google.golang.org/api/iterator"
 
-	offboard "github.com/chat-offboard/chat-offboard"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 )
@@ -84,14 +85,14 @@ func pstestEnv(t *testing.T) (map[string]string, *pubsub.Client, func() []*pubsu
 // newFunction builds the function in-process for the workspace ws, fanning
 // out to requestTopic, publishing results to
 // resultTopic through ps, against the emulated Chat API and Secret Manager.
-func newFunction(t *testing.T, ps *pubsub.Client, project, requestTopic, resultTopic string, ws emulator.Workspace, protected ...string) (*offboard.Function, *emulator.Stack) {
+func newFunction(t *testing.T, ps *pubsub.Client, project, requestTopic, resultTopic string, ws emulator.Workspace, protected ...string) (*engine.Engine, *emulator.Stack) {
 	t.Helper()
 	stack, err := emulator.StartAll(ws, emulator.ChatOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stack.Close)
-	cfg := offboard.Config{
+	cfg := engine.Config{
 		Project:               project,
 		TokenSecret:           stack.SecretName + "/versions/latest",
 		ResultTopic:           "projects/" + project + "/topics/" + resultTopic,
@@ -105,8 +106,8 @@ func newFunction(t *testing.T, ps *pubsub.Client, project, requestTopic, resultT
 		SecretManagerEndpoint: stack.Secrets.Addr(),
 		EventTimeout:          20 * time.Second,
 	}
-	f, err := offboard.New(context.Background(), cfg, offboard.WithPubSubClient(ps),
-		offboard.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	f, err := engine.New(context.Background(), cfg, engine.WithPubSubClient(ps),
+		engine.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func newFunction(t *testing.T, ps *pubsub.Client, project, requestTopic, resultT
 func pubsubEvent(project, topic, id string, data []byte, attrs map[string]string, published time.Time) event.Event {
 	e := event.New()
 	e.SetID(id)
-	e.SetType(offboard.EventTypePublished)
+	e.SetType(contract.PublishedEventType)
 	e.SetSource("//pubsub.googleapis.com/projects/" + project + "/topics/" + topic)
 	e.SetTime(published)
 	if attrs == nil {
@@ -139,7 +140,7 @@ func pubsubEvent(project, topic, id string, data []byte, attrs map[string]string
 // serve feeds the requests of the pull subscription sub to f as Eventarc
 // would, acking what f answers with nil and nacking the rest, until ctx is
 // done.
-func serve(ctx context.Context, t *testing.T, ps *pubsub.Client, project, topic, sub string, f *offboard.Function) {
+func serve(ctx context.Context, t *testing.T, ps *pubsub.Client, project, topic, sub string, f *engine.Engine) {
 	s := ps.Subscriber(sub)
 	go func() {
 		err := s.Receive(ctx, func(ctx context.Context, m *pubsub.Message) {

@@ -11,7 +11,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/request"
@@ -289,7 +289,7 @@ func TestValidatorSharedWithFunction(t *testing.T) {
 			t.Fatalf("Handle: %v", err)
 		}
 		r := next(t, got)
-		if r.Outcome != offboard.OutcomeInvalid || r.Error == nil {
+		if r.Outcome != contract.Invalid || r.Error == nil {
 			t.Fatalf("function answered %+v", r)
 		}
 		inv := runCLI(t, ctx, env, data, "--from", "-")
@@ -302,20 +302,20 @@ func TestValidatorSharedWithFunction(t *testing.T) {
 
 // results receives the result events of the pull subscription sub until
 // the test ends.
-func results(t *testing.T, ps *pubsub.Client, topic string) <-chan offboard.Result {
+func results(t *testing.T, ps *pubsub.Client, topic string) <-chan contract.Result {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	sub := pubsubtest.UniqueID("results-check")
 	if err := pubsubtest.CreatePullSubscription(ctx, ps, ps.Project(), sub, topic, ""); err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan offboard.Result, 100)
+	ch := make(chan contract.Result, 100)
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
 	go func() {
 		defer close(done)
 		_ = ps.Subscriber(sub).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
-			var r offboard.Result
+			var r contract.Result
 			if err := json.Unmarshal(m.Data, &r); err == nil {
 				ch <- r
 			}
@@ -326,7 +326,7 @@ func results(t *testing.T, ps *pubsub.Client, topic string) <-chan offboard.Resu
 }
 
 // next returns the next result of ch, failing the test after 10 s.
-func next(t *testing.T, ch <-chan offboard.Result) offboard.Result {
+func next(t *testing.T, ch <-chan contract.Result) contract.Result {
 	t.Helper()
 	select {
 	case r := <-ch:
@@ -334,5 +334,5 @@ func next(t *testing.T, ch <-chan offboard.Result) offboard.Result {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no result within 10 s")
 	}
-	return offboard.Result{}
+	return contract.Result{}
 }

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/contract"
 )
 
 // Exit codes.
@@ -249,14 +249,14 @@ func resolveDestinations(c *config, env func(string) string) (destinations, erro
 		return d, errors.New("no project: set --project or GOOGLE_CLOUD_PROJECT (or give full topic names)")
 	}
 	var err error
-	if d.topic, err = offboard.TopicName(c.topic, d.project); err != nil {
+	if d.topic, err = contract.TopicName(c.topic, d.project); err != nil {
 		return d, fmt.Errorf("--topic: %w", err)
 	}
 	if c.wait {
 		if strings.TrimSpace(c.resultTopic) == "" {
 			return d, errors.New("--wait needs the result topic: set --result-topic or RESULT_TOPIC")
 		}
-		if d.resultTopic, err = offboard.TopicName(c.resultTopic, d.project); err != nil {
+		if d.resultTopic, err = contract.TopicName(c.resultTopic, d.project); err != nil {
 			return d, fmt.Errorf("--result-topic: %w", err)
 		}
 	}

@@ -11,10 +11,9 @@ import (
 	"sync"
 	"time"
 
-	offboard "github.com/chat-offboard/chat-offboard"
-
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
@@ -59,9 +58,9 @@ func dispatch(ctx context.Context, e event.Event) error {
 // function that detaches h (events then get an error answer). It sets
 // FUNCTION_TARGET in the process environment.
 func serveFunction(ctx context.Context, port int, h func(context.Context, event.Event) error) (string, func(), error) {
-	// Served as the function itself is (offboard.EventHandler): the
+	// Served as the function itself is (engine.EventHandler): the
 	// framework's CloudEvent wrapper can strand requests (function.go).
-	registerOnce.Do(func() { functions.HTTP(frameworkTarget, offboard.EventHandler(dispatch).ServeHTTP) })
+	registerOnce.Do(func() { functions.HTTP(frameworkTarget, engine.EventHandler(dispatch).ServeHTTP) })
 	if err := os.Setenv("FUNCTION_TARGET", frameworkTarget); err != nil {
 		return "", nil, fmt.Errorf("setting FUNCTION_TARGET: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"golang.org/x/term"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pusher"
 )
@@ -103,19 +103,19 @@ func clip(s string, n int) string {
 }
 
 // note is a short explanation of a result for the table.
-func note(r *offboard.Result) string {
+func note(r *contract.Result) string {
 	var parts []string
 	if r.WouldRemove != nil {
 		parts = append(parts, fmt.Sprintf("wouldRemove=%t", *r.WouldRemove))
 	}
 	switch {
-	case r.Outcome == offboard.OutcomeInvalid && r.Error != nil:
+	case r.Outcome == contract.Invalid && r.Error != nil:
 		parts = append(parts, strings.TrimPrefix(r.Error.Message, "invalid request: "))
 	case r.Error != nil:
 		parts = append(parts, fmt.Sprintf("%d %s", r.Error.Code, r.Error.Status))
-	case r.Outcome == offboard.OutcomeRefused && r.Detail != "":
+	case r.Outcome == contract.Refused && r.Detail != "":
 		parts = append(parts, r.Detail)
-	case r.Outcome == offboard.OutcomeRemoved && r.Role != "":
+	case r.Outcome == contract.Removed && r.Role != "":
 		parts = append(parts, "was "+r.Role)
 	}
 	return clip(strings.Join(parts, "; "), 44)
@@ -143,7 +143,7 @@ func (s *sandbox) report(all []*entry, elapsed time.Duration) bool {
 				break
 			}
 		}
-		var r *offboard.Result
+		var r *contract.Result
 		if e != nil {
 			r = e.result
 		}

@@ -19,10 +19,12 @@ import (
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/internal/pusher"
+	"github.com/chat-offboard/chat-offboard/logging"
 )
 
 // Exit codes.
@@ -211,7 +213,7 @@ type entry struct {
 	id     string // Pub/Sub message id
 	sent   time.Time
 	done   chan struct{} // closed when result is set
-	result *offboard.Result
+	result *contract.Result
 	at     time.Time // when the result arrived
 }
 
@@ -234,7 +236,7 @@ type sandbox struct {
 	reqSub      string // subscriptions created by this run
 	resSub      string
 	publisher   *pubsub.Publisher
-	fn          *offboard.Function
+	fn          *engine.Engine
 	fnURL       string
 	detach      func()
 	env         []envVar
@@ -249,7 +251,7 @@ type sandbox struct {
 
 	mu         sync.Mutex
 	entries    map[string]*entry           // by message id
-	orphans    map[string]*offboard.Result // results whose publish had not returned yet
+	orphans    map[string]*contract.Result // results whose publish had not returned yet
 	arrived    map[string]time.Time        // arrival of the orphans
 	deliveries map[string]int              // deliveries to the function, by message id
 	live       bool                        // print results of others as they arrive
@@ -265,7 +267,7 @@ func newSandbox(o options, ws emulator.Workspace, samples []sample, stdout, stde
 		errw:       &lockedWriter{w: stderr},
 		logs:       &logRing{max: 200},
 		entries:    map[string]*entry{},
-		orphans:    map[string]*offboard.Result{},
+		orphans:    map[string]*contract.Result{},
 		arrived:    map[string]time.Time{},
 		deliveries: map[string]int{},
 		bgErr:      make(chan error, 2),
@@ -336,7 +338,7 @@ func (s *sandbox) start(ctx context.Context) error {
 		{"CLOUD_RUN_TIMEOUT_SECONDS", fmt.Sprint(invocationTimeout)},
 		{"LOG_LEVEL", level},
 	}
-	cfg, err := offboard.LoadConfig(s.getenv)
+	cfg, err := engine.LoadConfig(s.getenv)
 	if err != nil {
 		return err
 	}
@@ -344,8 +346,8 @@ func (s *sandbox) start(ctx context.Context) error {
 	if s.o.verbose {
 		logw = s.errw
 	}
-	if s.fn, err = offboard.New(context.Background(), cfg,
-		offboard.WithPubSubClient(s.ps), offboard.WithLogger(offboard.NewLogger(logw, cfg.LogLevel))); err != nil {
+	if s.fn, err = engine.New(context.Background(), cfg,
+		engine.WithPubSubClient(s.ps), engine.WithLogger(logging.New(logw, cfg.LogLevel))); err != nil {
 		return fmt.Errorf("building the function: %w", err)
 	}
 	if s.fnURL, s.detach, err = serveFunction(ctx, s.o.port, s.handle); err != nil {
@@ -415,7 +417,7 @@ func (s *sandbox) getenv(k string) string {
 // Function's Handle, counting deliveries per message on the way.
 func (s *sandbox) handle(ctx context.Context, e event.Event) error {
 	id := e.ID()
-	if m, err := offboard.DecodeEvent(e); err == nil && m.ID != "" {
+	if m, err := engine.DecodeEvent(e); err == nil && m.ID != "" {
 		id = m.ID
 	}
 	s.mu.Lock()
@@ -431,10 +433,10 @@ func (s *sandbox) handle(ctx context.Context, e event.Event) error {
 // onResult receives one result event.
 func (s *sandbox) onResult(_ context.Context, m *pubsub.Message) {
 	m.Ack()
-	if m.Attributes["ce-type"] != offboard.ResultEventType {
+	if m.Attributes["ce-type"] != contract.ResultEventType {
 		return
 	}
-	var r offboard.Result
+	var r contract.Result
 	if err := json.Unmarshal(m.Data, &r); err != nil {
 		return
 	}

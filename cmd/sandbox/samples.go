@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 )
 
@@ -76,10 +76,10 @@ var chatMethods = map[string]bool{
 }
 
 // outcomes are the outcomes an expectation may name.
-var outcomes = map[string]bool{
-	offboard.OutcomeRemoved: true, offboard.OutcomeNotMember: true, offboard.OutcomeDryRun: true,
-	offboard.OutcomeRefused: true, offboard.OutcomeInvalid: true, offboard.OutcomeFailed: true,
-	offboard.OutcomePlanned: true, offboard.OutcomeExpired: true,
+var outcomes = map[contract.Outcome]bool{
+	contract.Removed: true, contract.NotMember: true, contract.DryRun: true,
+	contract.Refused: true, contract.Invalid: true, contract.Failed: true,
+	contract.Planned: true, contract.Expired: true,
 }
 
 // fault converts s to an emulator.Fault (Times defaults to 1).
@@ -211,7 +211,7 @@ func splitSandbox(line []byte) ([]byte, meta, error) {
 
 // check validates a "sandbox" member.
 func (m meta) check() error {
-	if m.Expect != "" && !outcomes[m.Expect] {
+	if m.Expect != "" && !outcomes[contract.Outcome(m.Expect)] {
 		return fmt.Errorf("expect %q is not an outcome (%s)", m.Expect, outcomeList())
 	}
 	if m.Expect == "" && (m.WouldRemove != nil || m.Status != "") {
@@ -226,14 +226,16 @@ func (m meta) check() error {
 }
 
 func outcomeList() string {
-	return strings.Join([]string{offboard.OutcomeRemoved, offboard.OutcomeNotMember, offboard.OutcomeDryRun,
-		offboard.OutcomeRefused, offboard.OutcomeInvalid, offboard.OutcomeFailed, offboard.OutcomePlanned,
-		offboard.OutcomeExpired}, ", ")
+	names := make([]string, len(contract.Outcomes))
+	for i, o := range contract.Outcomes {
+		names[i] = string(o)
+	}
+	return strings.Join(names, ", ")
 }
 
 // verdict compares a result with the expectations of m. It returns "" when
 // there is nothing to check, "ok", or what differs.
-func (m meta) verdict(r *offboard.Result) (string, bool) {
+func (m meta) verdict(r *contract.Result) (string, bool) {
 	if m.Expect == "" {
 		if r == nil {
 			return "no result", false
@@ -243,7 +245,7 @@ func (m meta) verdict(r *offboard.Result) (string, bool) {
 	if r == nil {
 		return "no result, want " + m.Expect, false
 	}
-	if r.Outcome != m.Expect {
+	if string(r.Outcome) != m.Expect {
 		return "want " + m.Expect, false
 	}
 	if m.WouldRemove != nil && (r.WouldRemove == nil || *r.WouldRemove != *m.WouldRemove) {

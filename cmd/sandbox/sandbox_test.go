@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
 
-	offboard "github.com/chat-offboard/chat-offboard"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 )
 
@@ -25,20 +25,23 @@ func TestMain(m *testing.M) { os.Exit(pubsubtest.RunMain(m)) }
 
 // want is what each embedded sample must end in: outcome, and the note (or
 // a part of it) where it tells more.
-var want = map[string]struct{ outcome, note string }{
-	"remove-alice-eng":      {offboard.OutcomeRemoved, "was ROLE_MANAGER"},
-	"remove-alice-sales":    {offboard.OutcomeRemoved, "was ROLE_MEMBER"},
-	"remove-alice-hr":       {offboard.OutcomeNotMember, ""},
-	"dry-run-carol-ops":     {offboard.OutcomeDryRun, "wouldRemove=true"},
-	"dry-run-erin-ops":      {offboard.OutcomeDryRun, "wouldRemove=false"},
-	"remove-admin-eng":      {offboard.OutcomeRefused, "PROTECTED_MEMBERS"},
-	"remove-app-eng":        {offboard.OutcomeRefused, "PROTECTED_MEMBERS"},
-	"path-trick":            {offboard.OutcomeInvalid, "member"},
-	"two-targets":           {offboard.OutcomeInvalid, "target"},
-	"remove-alice-solo":     {offboard.OutcomeFailed, "400 FAILED_PRECONDITION"},
-	"remove-frank-secret":   {offboard.OutcomeFailed, "403 PERMISSION_DENIED"},
-	"remove-dave-ops-503":   {offboard.OutcomeRemoved, "was ROLE_MEMBER"},
-	"remove-erin-sales-429": {offboard.OutcomeRemoved, "was ROLE_MEMBER"},
+var want = map[string]struct {
+	outcome contract.Outcome
+	note    string
+}{
+	"remove-alice-eng":      {contract.Removed, "was ROLE_MANAGER"},
+	"remove-alice-sales":    {contract.Removed, "was ROLE_MEMBER"},
+	"remove-alice-hr":       {contract.NotMember, ""},
+	"dry-run-carol-ops":     {contract.DryRun, "wouldRemove=true"},
+	"dry-run-erin-ops":      {contract.DryRun, "wouldRemove=false"},
+	"remove-admin-eng":      {contract.Refused, "PROTECTED_MEMBERS"},
+	"remove-app-eng":        {contract.Refused, "PROTECTED_MEMBERS"},
+	"path-trick":            {contract.Invalid, "member"},
+	"two-targets":           {contract.Invalid, "target"},
+	"remove-alice-solo":     {contract.Failed, "400 FAILED_PRECONDITION"},
+	"remove-frank-secret":   {contract.Failed, "403 PERMISSION_DENIED"},
+	"remove-dave-ops-503":   {contract.Removed, "was ROLE_MEMBER"},
+	"remove-erin-sales-429": {contract.Removed, "was ROLE_MEMBER"},
 }
 
 // wantAfter are the memberships of the default workspace after the default
@@ -133,7 +136,7 @@ func TestDefaultRun(t *testing.T) {
 			continue
 		}
 		seen[id] = true
-		if r["OUTCOME"] != w.outcome || r["CHECK"] != "ok" || !strings.Contains(r["NOTE"], w.note) {
+		if r["OUTCOME"] != string(w.outcome) || r["CHECK"] != "ok" || !strings.Contains(r["NOTE"], w.note) {
 			t.Errorf("%s: %v, want outcome %s, check ok, note with %q", id, r, w.outcome, w.note)
 		}
 		if r["DELIVERIES"] != "1" {
@@ -200,20 +203,20 @@ func TestEmulatorRun(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
-	got := map[string]string{}
+	got := map[string]contract.Outcome{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		var e struct {
 			SpecVersion string          `json:"specversion"`
 			Type        string          `json:"type"`
 			ID          string          `json:"id"`
-			Data        offboard.Result `json:"data"`
+			Data        contract.Result `json:"data"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("stdout line %q: %v", sc.Text(), err)
 		}
-		if e.SpecVersion != "1.0" || e.Type != offboard.ResultEventType ||
-			e.ID != offboard.EventID(e.Data.RequestID, e.Data.Membership, e.Data.Outcome) {
+		if e.SpecVersion != "1.0" || e.Type != contract.ResultEventType ||
+			e.ID != contract.EventID(e.Data.RequestID, e.Data.Membership, e.Data.Outcome) {
 			t.Errorf("event %s", sc.Text())
 		}
 		got[e.Data.RequestID] = e.Data.Outcome
@@ -426,7 +429,7 @@ func TestEmbeddedSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outcomes := map[string]bool{}
+	outcomes := map[contract.Outcome]bool{}
 	faults := 0
 	for _, smp := range s {
 		var r struct {
@@ -435,17 +438,17 @@ func TestEmbeddedSamples(t *testing.T) {
 		if err := json.Unmarshal(smp.data, &r); err != nil {
 			t.Fatal(err)
 		}
-		if w, ok := want[r.RequestID]; !ok || w.outcome != smp.meta.Expect {
+		if w, ok := want[r.RequestID]; !ok || string(w.outcome) != smp.meta.Expect {
 			t.Errorf("sample %s expects %q; the test wants %q", r.RequestID, smp.meta.Expect, w.outcome)
 		}
 		if strings.Contains(string(smp.data), `"`+sandboxKey+`":`) {
 			t.Errorf("sample %s still has its %q member", r.RequestID, sandboxKey)
 		}
-		outcomes[smp.meta.Expect] = true
+		outcomes[contract.Outcome(smp.meta.Expect)] = true
 		faults += len(smp.meta.Faults)
 	}
-	for _, o := range []string{offboard.OutcomeRemoved, offboard.OutcomeNotMember, offboard.OutcomeDryRun,
-		offboard.OutcomeRefused, offboard.OutcomeInvalid, offboard.OutcomeFailed} {
+	for _, o := range []contract.Outcome{contract.Removed, contract.NotMember, contract.DryRun,
+		contract.Refused, contract.Invalid, contract.Failed} {
 		if !outcomes[o] {
 			t.Errorf("no sample ends %s", o)
 		}

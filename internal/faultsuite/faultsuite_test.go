@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,7 +22,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
-	offboard "github.com/chat-offboard/chat-offboard"
+	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/internal/pusher"
@@ -42,12 +43,12 @@ const (
 	kindInvalid               // a hostile name: invalid
 )
 
-var allowed = map[kind][]string{
-	kindRemove:    {offboard.OutcomeRemoved, offboard.OutcomeNotMember},
-	kindProtected: {offboard.OutcomeRefused},
-	kindDryRun:    {offboard.OutcomeDryRun},
-	kindNotMember: {offboard.OutcomeNotMember},
-	kindInvalid:   {offboard.OutcomeInvalid},
+var allowed = map[kind][]contract.Outcome{
+	kindRemove:    {contract.Removed, contract.NotMember},
+	kindProtected: {contract.Refused},
+	kindDryRun:    {contract.DryRun},
+	kindNotMember: {contract.NotMember},
+	kindInvalid:   {contract.Invalid},
 }
 
 type spec struct {
@@ -59,7 +60,8 @@ type spec struct {
 }
 
 type result struct {
-	ceID, outcome, membership, requestID string
+	ceID, membership, requestID string
+	outcome                     contract.Outcome
 }
 
 func envInt(name string, def int) int {
@@ -381,7 +383,7 @@ func TestFaults(t *testing.T) {
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
 	go ps.Subscriber(resSub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
-		var r offboard.Result
+		var r contract.Result
 		_ = json.Unmarshal(m.Data, &r)
 		resMu.Lock()
 		results[r.RequestID] = append(results[r.RequestID], result{ceID: m.Attributes["ce-id"], outcome: r.Outcome, membership: r.Membership, requestID: r.RequestID})
@@ -539,7 +541,7 @@ func TestFaults(t *testing.T) {
 	resMu.Lock()
 	defer resMu.Unlock()
 	byCE := map[string]result{}
-	outcomes := map[string]int{}
+	outcomes := map[contract.Outcome]int{}
 	total, dups, mixed, lost, roleLost := 0, 0, 0, 0, 0
 	for _, r := range reqs {
 		rs := results[r.id]
@@ -548,13 +550,13 @@ func TestFaults(t *testing.T) {
 			t.Errorf("request %s (%v) has no result", r.id, r.kind)
 			continue
 		}
-		seen := map[string]bool{}
+		seen := map[contract.Outcome]bool{}
 		for _, x := range rs {
 			total++
 			if !contains(allowed[r.kind], x.outcome) {
 				t.Errorf("request %s (%v, %s): outcome %q, want one of %v", r.id, r.kind, r.data, x.outcome, allowed[r.kind])
 			}
-			if want := offboard.EventID(x.requestID, x.membership, x.outcome); x.ceID != want {
+			if want := contract.EventID(x.requestID, x.membership, x.outcome); x.ceID != want {
 				t.Errorf("request %s: ce-id %s, want %s", r.id, x.ceID, want)
 			}
 			if prev, ok := byCE[x.ceID]; ok {
@@ -569,7 +571,7 @@ func TestFaults(t *testing.T) {
 		if len(seen) > 1 {
 			mixed++
 		}
-		if r.kind == kindRemove && !seen[offboard.OutcomeRemoved] {
+		if r.kind == kindRemove && !seen[contract.Removed] {
 			// Removed by an attempt whose result never got out (killed,
 			// publish failed): the redelivery found it gone.
 			roleLost++
@@ -652,14 +654,7 @@ func TestFaults(t *testing.T) {
 	t.Logf("  lost %d, untouched-violations %d, protected removed %d; time %v", lost, touched, protRemoved, elapsed.Round(100*time.Millisecond))
 }
 
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func contains(l []contract.Outcome, s contract.Outcome) bool { return slices.Contains(l, s) }
 
 func (k kind) String() string {
 	return [...]string{"remove", "protected", "dry-run", "not-member", "invalid"}[k]

@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"errors"
+	"net/http"
+
+	"google.golang.org/api/chat/v1"
+
+	"github.com/chat-offboard/chat-offboard/contract"
+)
+
+// The small rules that turn what the API answered into a decision, shared by
+// the flows.
+
+// onlyOwnerFix is the detail of a failed only-owner removal.
+const onlyOwnerFix = "the member is the only owner (ROLE_MANAGER) of the space: name a successor (\"successor\", with \"addSuccessor\": true if they may not be a member yet) to hand ownership over, or make another member an owner first"
+
+// described returns r with what the Chat API said of a membership.
+func described(r contract.Result, m *chat.Membership) contract.Result {
+	if m == nil {
+		return r
+	}
+	r.MembershipState = m.State
+	if m.Role != "" {
+		r.Role = m.Role
+	}
+	if m.Member != nil {
+		r.Member = &contract.Member{Name: m.Member.Name, Type: m.Member.Type}
+	}
+	return r
+}
+
+// apiDecision turns an API error into a decision: 404 on delete is
+// not_member, other 4xx are failed. A transient error is returned as the
+// error, with r unchanged.
+func apiDecision(r contract.Result, err error, deleting bool) (contract.Result, error) {
+	var te *TransientError
+	if errors.As(err, &te) {
+		return r, err
+	}
+	ge, ok := apiError(err)
+	if !ok {
+		return r, &TransientError{Op: "chat", Err: err}
+	}
+	if ge.Code == http.StatusNotFound && deleting {
+		r.Outcome, r.MembershipState = contract.NotMember, "NOT_A_MEMBER"
+		return r, nil
+	}
+	r.Outcome, r.Error = contract.Failed, errorInfo(err)
+	if r.Error.Status == "FAILED_PRECONDITION" {
+		r.Detail = onlyOwnerFix
+	}
+	return r, nil
+}
+
+// handOffInfo extends errorInfo with hand-off errors.
+func handOffInfo(err error) *contract.ErrorInfo {
+	var he *handOffError
+	if errors.As(err, &he) {
+		return &contract.ErrorInfo{Code: http.StatusBadRequest, Status: "FAILED_PRECONDITION", Message: he.msg}
+	}
+	return errorInfo(err)
+}
+
+// isTransient reports whether err should be handed back to Pub/Sub.
+func isTransient(err error) bool {
+	var te *TransientError
+	return errors.As(err, &te)
+}

@@ -1,0 +1,236 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"google.golang.org/api/chat/v1"
+
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/request"
+)
+
+// The membership operations: each is one or a few API calls through call,
+// and decides nothing about outcomes (the flows do).
+
+// Page sizes: the largest that spaces.search and members.list allow.
+const (
+	searchPageSize = 1000
+	listPageSize   = 1000
+)
+
+// roleOwner is the role of a space owner (Chat's "Owner"). Chat calls
+// ROLE_ASSISTANT_MANAGER a manager, who does not count for the only-owner
+// rule and whom a hand-off makes an owner.
+const roleOwner = "ROLE_MANAGER"
+
+// getMembership reads a membership; a 404 yields (nil, nil).
+func (f *Engine) getMembership(ctx context.Context, j *job, name string, admin bool) (*chat.Membership, error) {
+	var m *chat.Membership
+	err := f.call(ctx, j, "members.get", read, func(ctx context.Context) error {
+		var err error
+		m, err = f.chat.Spaces.Members.Get(name).UseAdminAccess(admin).Context(ctx).Do()
+		return err
+	})
+	if ge, ok := apiError(err); ok && ge.Code == http.StatusNotFound {
+		return nil, nil
+	}
+	return m, err
+}
+
+// deleteMembership deletes one membership by name and returns it as the
+// API answered (with the role it had).
+func (f *Engine) deleteMembership(ctx context.Context, j *job, name string, admin bool) (*chat.Membership, error) {
+	var m *chat.Membership
+	err := f.call(ctx, j, "members.delete", write, func(ctx context.Context) error {
+		var err error
+		m, err = f.chat.Spaces.Members.Delete(name).UseAdminAccess(admin).Context(ctx).Do()
+		return err
+	})
+	return m, err
+}
+
+// addMember adds a person (a user id or email) to space and returns the
+// membership as the server named it. A 409 (added by an earlier delivery of
+// the request) reads the membership instead.
+func (f *Engine) addMember(ctx context.Context, j *job, space, who string, admin bool) (*chat.Membership, error) {
+	var created *chat.Membership
+	err := f.call(ctx, j, "members.create", write, func(ctx context.Context) error {
+		var err error
+		created, err = f.chat.Spaces.Members.Create(space, &chat.Membership{
+			Member: &chat.User{Name: "users/" + who, Type: "HUMAN"},
+		}).UseAdminAccess(admin).Context(ctx).Do()
+		return err
+	})
+	if ge, ok := apiError(err); ok && ge.Code == http.StatusConflict {
+		m, gerr := f.getMembership(ctx, j, request.MembershipName(strings.TrimPrefix(space, "spaces/"), who), admin)
+		switch {
+		case gerr != nil:
+			return nil, gerr
+		case m == nil:
+			return nil, err
+		}
+		return m, nil
+	}
+	return created, err
+}
+
+// promote makes the membership name (as the server assigned it) an owner.
+func (f *Engine) promote(ctx context.Context, j *job, name string, admin bool) error {
+	return f.call(ctx, j, "members.patch", write, func(ctx context.Context) error {
+		_, err := f.chat.Spaces.Members.Patch(name, &chat.Membership{Role: roleOwner}).
+			UpdateMask("role").UseAdminAccess(admin).Context(ctx).Do()
+		return err
+	})
+}
+
+// spaceMembership is one human membership found by members.list.
+type spaceMembership struct {
+	name string // spaces/S/members/ID, as the server named it
+	role string
+}
+
+// humans are the human memberships of a space, by user name ("users/ID"),
+// with the number of owners.
+type humans struct {
+	byUser map[string]spaceMembership
+	owners int
+}
+
+// listHumans reads the human memberships of a space (members.list, every
+// page, with the member.type filter that admin access requires).
+func (f *Engine) listHumans(ctx context.Context, j *job, space string, admin bool) (humans, error) {
+	h := humans{byUser: map[string]spaceMembership{}}
+	token := ""
+	for {
+		var page *chat.ListMembershipsResponse
+		err := f.call(ctx, j, "members.list", read, func(ctx context.Context) error {
+			var err error
+			page, err = f.chat.Spaces.Members.List(space).UseAdminAccess(admin).
+				Filter(`member.type = "HUMAN"`).PageSize(listPageSize).PageToken(token).Context(ctx).Do()
+			return err
+		})
+		if err != nil {
+			return humans{}, err
+		}
+		for _, mem := range page.Memberships {
+			if mem.Member == nil || mem.Member.Type != "HUMAN" {
+				continue
+			}
+			if mem.Role == roleOwner {
+				h.owners++
+			}
+			h.byUser[mem.Member.Name] = spaceMembership{name: mem.Name, role: mem.Role}
+		}
+		if token = page.NextPageToken; token == "" {
+			return h, nil
+		}
+	}
+}
+
+// handOff makes the request's successor an owner (ROLE_MANAGER) of space,
+// adding them first when the request allows it. known holds the space's
+// human members when the caller listed them (nil: look the successor up).
+// The successor is identified by user id (an email through the Directory);
+// the role is patched on the membership name the server assigned (read by
+// members.get or members.list, or answered by members.create): Google
+// documents the email alias for get and delete only.
+func (f *Engine) handOff(ctx context.Context, j *job, space string, known map[string]spaceMembership) (*contract.HandOffLog, error) {
+	v := j.req
+	log := &contract.HandOffLog{Successor: v.Successor}
+	succ := strings.TrimPrefix(v.Successor, "users/")
+	if request.IsEmail(succ) {
+		id, found, err := f.lookupUser(ctx, j, succ)
+		if err != nil {
+			return log, err
+		}
+		if found {
+			succ = strings.TrimPrefix(id, "users/")
+		}
+	}
+	var name, role string // name stays "" while the successor is not a member
+	if known != nil && !request.IsEmail(succ) {
+		if mem, ok := known["users/"+succ]; ok {
+			name, role = mem.name, mem.role
+		}
+	} else {
+		m, err := f.getMembership(ctx, j, request.MembershipName(strings.TrimPrefix(space, "spaces/"), succ), v.AdminAccess)
+		if err != nil {
+			return log, err
+		}
+		if m != nil {
+			name, role = m.Name, m.Role
+		}
+	}
+	if name == "" {
+		if !v.AddSuccessor {
+			return log, &handOffError{fmt.Sprintf("the successor %s is not a member of %s; set \"addSuccessor\": true to add them", v.Successor, space)}
+		}
+		created, err := f.addMember(ctx, j, space, succ, v.AdminAccess)
+		if err != nil {
+			return log, err
+		}
+		name, role = created.Name, created.Role
+		log.Added = true
+	}
+	if role != roleOwner {
+		if err := f.promote(ctx, j, name, v.AdminAccess); err != nil {
+			return log, err
+		}
+		log.Promoted = true
+	}
+	return log, nil
+}
+
+// handOffError is a hand-off that cannot be done as requested.
+type handOffError struct{ msg string }
+
+func (e *handOffError) Error() string { return e.msg }
+
+// lookupUser asks the Directory for a person named by id or email (users.get
+// answers for aliases too) and returns "users/ID". found is false when the
+// directory does not know them; other Directory refusals are transient (an
+// operator must grant the scope or the admin role).
+func (f *Engine) lookupUser(ctx context.Context, j *job, seg string) (id string, found bool, err error) {
+	seg = strings.TrimPrefix(seg, "users/")
+	var uid string
+	err = f.call(ctx, j, "users.get", read, func(ctx context.Context) error {
+		u, err := f.dir.Users.Get(seg).Context(ctx).Do()
+		if err == nil {
+			uid = u.Id
+		}
+		return err
+	})
+	if ge, ok := apiError(err); ok && ge.Code == http.StatusNotFound {
+		return "", false, nil
+	}
+	if err != nil {
+		var te *TransientError
+		if errors.As(err, &te) {
+			return "", false, err
+		}
+		return "", false, &TransientError{Op: "users.get", Err: err}
+	}
+	return "users/" + uid, true, nil
+}
+
+// resolveUser returns "users/ID" for a member segment: an id as is, an
+// email through the Directory. found is false for a person the directory
+// does not know.
+func (f *Engine) resolveUser(ctx context.Context, j *job, seg string) (id string, found bool, err error) {
+	seg = strings.TrimPrefix(seg, "users/")
+	if !request.IsEmail(seg) {
+		return "users/" + seg, true, nil
+	}
+	return f.lookupUser(ctx, j, seg)
+}
+
+func memberName(m *chat.Membership) string {
+	if m == nil || m.Member == nil {
+		return ""
+	}
+	return m.Member.Name
+}
