@@ -70,38 +70,64 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SecretManagerEndpoint: getenv("SECRET_MANAGER_ENDPOINT"),
 		EventTimeout:          9 * time.Minute,
 	}
+	for _, step := range []func(*Config, func(string) string) error{
+		(*Config).loadCredentials, (*Config).loadTopics, (*Config).loadProtected,
+		(*Config).loadLimits, (*Config).loadRuntime,
+	} {
+		if err := step(&c, getenv); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// loadCredentials reads the project, the token secret and the OAuth
+// endpoint override.
+func (c *Config) loadCredentials(getenv func(string) string) error {
 	if c.OAuthTokenURL != "" {
 		if err := tokens.CheckOAuthURL("OAUTH_TOKEN_URL", c.OAuthTokenURL); err != nil {
-			return c, &ConfigError{"OAUTH_TOKEN_URL", err.Error()}
+			return &ConfigError{"OAUTH_TOKEN_URL", err.Error()}
 		}
 	}
 	if c.Project == "" {
-		return c, &ConfigError{"GOOGLE_CLOUD_PROJECT", "required: the project of the topics and the secret"}
+		return &ConfigError{"GOOGLE_CLOUD_PROJECT", "required: the project of the topics and the secret"}
 	}
 	if strings.ContainsAny(c.Project, "/ ") {
-		return c, &ConfigError{"GOOGLE_CLOUD_PROJECT", "a project id has no '/' or spaces"}
+		return &ConfigError{"GOOGLE_CLOUD_PROJECT", "a project id has no '/' or spaces"}
 	}
 	sec := strings.TrimSpace(getenv("TOKEN_SECRET"))
 	if sec == "" {
-		return c, &ConfigError{"TOKEN_SECRET", "required: projects/P/secrets/S/versions/V or a secret id"}
+		return &ConfigError{"TOKEN_SECRET", "required: projects/P/secrets/S/versions/V or a secret id"}
 	}
 	name, err := tokens.SecretVersionName(sec, c.Project)
 	if err != nil {
-		return c, &ConfigError{"TOKEN_SECRET", err.Error()}
+		return &ConfigError{"TOKEN_SECRET", err.Error()}
 	}
 	c.TokenSecret = name
+	return nil
+}
+
+// loadTopics reads RESULT_TOPIC and REQUEST_TOPIC, which must differ.
+func (c *Config) loadTopics(getenv func(string) string) error {
+	var err error
 	if c.ResultTopic, err = contract.TopicName(getenv("RESULT_TOPIC"), c.Project); err != nil {
-		return c, &ConfigError{"RESULT_TOPIC", err.Error()}
+		return &ConfigError{"RESULT_TOPIC", err.Error()}
 	}
 	if c.ResultTopic == "" {
-		return c, &ConfigError{"RESULT_TOPIC", "required: the topic that result events are published to"}
+		return &ConfigError{"RESULT_TOPIC", "required: the topic that result events are published to"}
 	}
 	if c.RequestTopic, err = contract.TopicName(getenv("REQUEST_TOPIC"), c.Project); err != nil {
-		return c, &ConfigError{"REQUEST_TOPIC", err.Error()}
+		return &ConfigError{"REQUEST_TOPIC", err.Error()}
 	}
 	if c.RequestTopic != "" && c.RequestTopic == c.ResultTopic {
-		return c, &ConfigError{"RESULT_TOPIC", "must differ from REQUEST_TOPIC (" + c.RequestTopic + "): results published to the requests topic would come back as requests"}
+		return &ConfigError{"RESULT_TOPIC", "must differ from REQUEST_TOPIC (" + c.RequestTopic + "): results published to the requests topic would come back as requests"}
 	}
+	return nil
+}
+
+// loadProtected reads PROTECTED_MEMBERS: member segments, checked by the
+// request validator's rules (resolved to user ids at the first event).
+func (c *Config) loadProtected(getenv func(string) string) error {
 	for _, p := range strings.Split(getenv("PROTECTED_MEMBERS"), ",") {
 		p = strings.TrimSpace(p)
 		if p == "" {
@@ -109,14 +135,19 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		seg, err := request.MemberSegment("PROTECTED_MEMBERS", p)
 		if err != nil {
-			return c, &ConfigError{"PROTECTED_MEMBERS", fmt.Sprintf("%q: %v", p, err)}
+			return &ConfigError{"PROTECTED_MEMBERS", fmt.Sprintf("%q: %v", p, err)}
 		}
 		c.Protected = append(c.Protected, strings.ToLower(seg))
 	}
+	return nil
+}
+
+// loadLimits reads MAX_EVENT_AGE and the per-minute budgets.
+func (c *Config) loadLimits(getenv func(string) string) error {
 	if v := getenv("MAX_EVENT_AGE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return c, &ConfigError{"MAX_EVENT_AGE", fmt.Sprintf("%q is not a positive Go duration such as 23h", v)}
+			return &ConfigError{"MAX_EVENT_AGE", fmt.Sprintf("%q is not a positive Go duration such as 23h", v)}
 		}
 		c.MaxEventAge = d
 	}
@@ -127,13 +158,19 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if v := getenv(b.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 {
-				return c, &ConfigError{b.name, fmt.Sprintf("%q is not a positive integer", v)}
+				return &ConfigError{b.name, fmt.Sprintf("%q is not a positive integer", v)}
 			}
 			*b.dst = n
 		}
 	}
+	return nil
+}
+
+// loadRuntime reads LOG_LEVEL and the invocation timeout.
+func (c *Config) loadRuntime(getenv func(string) string) error {
+	var err error
 	if c.LogLevel, err = logging.ParseLevel(strings.TrimSpace(getenv("LOG_LEVEL"))); err != nil {
-		return c, &ConfigError{"LOG_LEVEL", fmt.Sprintf("%q is not debug, info, warn or error", getenv("LOG_LEVEL"))}
+		return &ConfigError{"LOG_LEVEL", fmt.Sprintf("%q is not debug, info, warn or error", getenv("LOG_LEVEL"))}
 	}
 	if v := getenv("CLOUD_RUN_TIMEOUT_SECONDS"); v != "" {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
@@ -143,9 +180,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if v := getenv("INVOCATION_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return c, &ConfigError{"INVOCATION_TIMEOUT", fmt.Sprintf("%q is not a positive Go duration such as 540s", v)}
+			return &ConfigError{"INVOCATION_TIMEOUT", fmt.Sprintf("%q is not a positive Go duration such as 540s", v)}
 		}
 		c.EventTimeout = d
 	}
-	return c, nil
+	return nil
 }
