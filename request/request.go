@@ -173,15 +173,15 @@ func jsonError(err error) *Error {
 		return invalid("", "not valid JSON (syntax error at byte %d)", se.Offset)
 	case errors.As(err, &te):
 		field := te.Field
-		return invalid(field, "wrong type: got JSON %s, want %s", clip(te.Value), jsonTypeName(te.Type.String()))
+		return invalid(field, "wrong type: got JSON %s, want %s", Clip(te.Value), jsonTypeName(te.Type.String()))
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return invalid("", "not valid JSON (truncated)")
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return invalid(clip(strings.Trim(f, `"`)), "unknown field (schema version 1 has no such field)")
+		return invalid(Clip(strings.Trim(f, `"`)), "unknown field (schema version 1 has no such field)")
 	}
-	return invalid("", "not a JSON object: %s", clip(msg))
+	return invalid("", "not a JSON object: %s", Clip(msg))
 }
 
 func jsonTypeName(goType string) string {
@@ -234,10 +234,10 @@ func checkDuplicateKeys(data []byte) *Error {
 		}
 		key, _ := t.(string)
 		if !knownFields[key] {
-			return invalid(clip(key), "unknown field (schema version 1 has no such field)")
+			return invalid(Clip(key), "unknown field (schema version 1 has no such field)")
 		}
 		if seen[key] {
-			return invalid(clip(key), "duplicate field")
+			return invalid(Clip(key), "duplicate field")
 		}
 		seen[key] = true
 		var skip json.RawMessage
@@ -248,145 +248,209 @@ func checkDuplicateKeys(data []byte) *Error {
 	return nil
 }
 
-// Validate checks a decoded request and resolves its target.
+// Validate checks a decoded request and resolves its target. The checks run
+// in a fixed order, so that a request with several faults always gets the
+// same error: the free-text fields and the one target form (checkEnvelope),
+// the target form's own fields (one function per form), the successor, and
+// admin access against an app target.
 func Validate(r Request) (*Valid, error) {
-	for _, f := range []struct{ name, v string }{
-		{"requestId", r.RequestID}, {"parentRequestId", r.ParentRequestID},
-		{"reason", r.Reason}, {"requestedBy", r.RequestedBy}, {"pageToken", r.PageToken},
-	} {
-		if err := checkText(f.name, f.v); err != nil {
-			return nil, err
-		}
+	if err := checkEnvelope(r); err != nil {
+		return nil, err
 	}
-	if r.RequestID == "" {
-		return nil, invalid("requestId", "missing")
-	}
-	forms := 0
-	if r.Membership != "" {
-		forms++
-	}
-	if r.Space != "" {
-		forms++
-	}
-	if len(r.Spaces) > 0 {
-		forms++
-	}
-	if r.AllSpaces {
-		forms++
-	}
-	switch {
-	case forms == 0:
-		return nil, invalid("", "no target: give exactly one of membership, space+member, spaces+member, allSpaces+member(s)")
-	case forms > 1:
-		return nil, invalid("", "more than one target form: give exactly one of membership, space, spaces, allSpaces")
-	}
-	if r.Successor == "" && r.AddSuccessor {
-		return nil, invalid("addSuccessor", "needs successor")
-	}
-	if r.PageToken != "" && !r.AllSpaces {
-		return nil, invalid("pageToken", "only a sweep (allSpaces) continues at a page token")
-	}
-	v := &Valid{Request: r}
+	var v *Valid
+	var err error
 	switch {
 	case r.Membership != "":
-		if r.Member != "" || len(r.Members) > 0 {
-			return nil, invalid("member", "not allowed with membership (the membership names the member)")
-		}
-		space, member, err := SplitMembership(r.Membership)
-		if err != nil {
-			return nil, err
-		}
-		v.Kind, v.Name = KindMembership, MembershipName(space, member)
+		v, err = validateMembership(r)
 	case r.Space != "" && len(r.Members) > 0:
-		if r.Member != "" {
-			return nil, invalid("members", "give member or members, not both")
-		}
-		space, err := SpaceID("space", r.Space)
-		if err != nil {
-			return nil, err
-		}
-		people, err := peopleOf("members", r.Members)
-		if err != nil {
-			return nil, err
-		}
-		v.Kind, v.SpaceNames, v.People = KindSpaceMembers, []string{"spaces/" + space}, people
+		v, err = validateSpaceMembers(r)
 	case r.Space != "":
-		space, err := SpaceID("space", r.Space)
-		if err != nil {
-			return nil, err
-		}
-		member, err := MemberSegment("member", r.Member)
-		if err != nil {
-			return nil, err
-		}
-		v.Kind, v.Name = KindSpaceMember, MembershipName(space, member)
+		v, err = validateSpaceMember(r)
 	case len(r.Spaces) > 0:
-		if len(r.Members) > 0 {
-			return nil, invalid("members", "only a sweep (allSpaces) takes members; use member")
-		}
-		if len(r.Spaces) > MaxSpaces {
-			return nil, invalid("spaces", "%d spaces, more than the limit of %d", len(r.Spaces), MaxSpaces)
-		}
-		member, err := MemberSegment("member", r.Member)
-		if err != nil {
-			return nil, err
-		}
-		seen := map[string]bool{}
-		for i, s := range r.Spaces {
-			id, err := SpaceID(fmt.Sprintf("spaces[%d]", i), s)
-			if err != nil {
-				return nil, err
-			}
-			if name := "spaces/" + id; !seen[name] {
-				seen[name] = true
-				v.SpaceNames = append(v.SpaceNames, name)
-			}
-		}
-		for _, name := range v.SpaceNames {
-			// Each space gets a child request with the id
-			// requestId/spaces/ID, which must fit the same limit.
-			if n := len(r.RequestID) + 1 + len(name); n > maxField {
-				return nil, invalid("requestId", "%d bytes is too long for a bulk request: the child request for %s would have a requestId of %d bytes, more than the limit of %d", len(r.RequestID), clip(name), n, maxField)
-			}
-		}
-		v.Kind, v.People = KindBulk, []string{member}
-	case r.AllSpaces:
-		if r.Member != "" && len(r.Members) > 0 {
-			return nil, invalid("members", "give member or members, not both")
-		}
-		people := r.Members
-		if r.Member != "" {
-			people = []string{r.Member}
-		}
-		if len(people) == 0 {
-			return nil, invalid("member", "a sweep needs member or members")
-		}
-		field := "member"
-		if len(r.Members) > 0 {
-			field = "members"
-		}
-		var err error
-		if v.People, err = peopleOf(field, people); err != nil {
-			return nil, err
-		}
-		// A sweep searches every space of the customer: only admin access
-		// can do that, so a sweep always uses it.
-		v.AdminAccess = true
-		v.Kind = KindSweep
+		v, err = validateBulk(r)
+	default: // r.AllSpaces, as checkEnvelope found exactly one form
+		v, err = validateSweep(r)
 	}
-	if r.Successor != "" {
-		seg, err := MemberSegment("successor", r.Successor)
-		if err != nil {
-			return nil, err
-		}
-		if seg == "app" {
-			return nil, invalid("successor", "the app cannot be a successor")
-		}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSuccessor(r.Successor); err != nil {
+		return nil, err
 	}
 	if r.AdminAccess && (strings.HasSuffix(v.Name, "/members/app") || (v.Kind == KindBulk && v.People[0] == "app")) {
 		return nil, invalid("adminAccess", "admin access cannot remove an app membership; remove adminAccess or the app target")
 	}
 	return v, nil
+}
+
+// checkEnvelope checks what every target form shares: the free-text fields,
+// the request id, exactly one target form, and the fields that only some
+// forms take (addSuccessor, pageToken).
+func checkEnvelope(r Request) error {
+	for _, f := range []struct{ name, v string }{
+		{"requestId", r.RequestID}, {"parentRequestId", r.ParentRequestID},
+		{"reason", r.Reason}, {"requestedBy", r.RequestedBy}, {"pageToken", r.PageToken},
+	} {
+		if err := checkText(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if r.RequestID == "" {
+		return invalid("requestId", "missing")
+	}
+	switch forms := targetForms(r); {
+	case forms == 0:
+		return invalid("", "no target: give exactly one of membership, space+member, spaces+member, allSpaces+member(s)")
+	case forms > 1:
+		return invalid("", "more than one target form: give exactly one of membership, space, spaces, allSpaces")
+	}
+	if r.Successor == "" && r.AddSuccessor {
+		return invalid("addSuccessor", "needs successor")
+	}
+	if r.PageToken != "" && !r.AllSpaces {
+		return invalid("pageToken", "only a sweep (allSpaces) continues at a page token")
+	}
+	return nil
+}
+
+// targetForms counts the target forms a request names: membership, space,
+// spaces and allSpaces.
+func targetForms(r Request) int {
+	forms := 0
+	for _, set := range []bool{r.Membership != "", r.Space != "", len(r.Spaces) > 0, r.AllSpaces} {
+		if set {
+			forms++
+		}
+	}
+	return forms
+}
+
+// validateMembership resolves the "membership" form.
+func validateMembership(r Request) (*Valid, error) {
+	if r.Member != "" || len(r.Members) > 0 {
+		return nil, invalid("member", "not allowed with membership (the membership names the member)")
+	}
+	space, member, err := SplitMembership(r.Membership)
+	if err != nil {
+		return nil, err
+	}
+	return &Valid{Request: r, Kind: KindMembership, Name: MembershipName(space, member)}, nil
+}
+
+// validateSpaceMembers resolves the "space" + "members" form.
+func validateSpaceMembers(r Request) (*Valid, error) {
+	if r.Member != "" {
+		return nil, invalid("members", "give member or members, not both")
+	}
+	space, err := SpaceID("space", r.Space)
+	if err != nil {
+		return nil, err
+	}
+	people, err := peopleOf("members", r.Members)
+	if err != nil {
+		return nil, err
+	}
+	return &Valid{Request: r, Kind: KindSpaceMembers, SpaceNames: []string{"spaces/" + space}, People: people}, nil
+}
+
+// validateSpaceMember resolves the "space" + "member" form.
+func validateSpaceMember(r Request) (*Valid, error) {
+	space, err := SpaceID("space", r.Space)
+	if err != nil {
+		return nil, err
+	}
+	member, err := MemberSegment("member", r.Member)
+	if err != nil {
+		return nil, err
+	}
+	return &Valid{Request: r, Kind: KindSpaceMember, Name: MembershipName(space, member)}, nil
+}
+
+// validateBulk resolves the "spaces" + "member" form.
+func validateBulk(r Request) (*Valid, error) {
+	if len(r.Members) > 0 {
+		return nil, invalid("members", "only a sweep (allSpaces) takes members; use member")
+	}
+	if len(r.Spaces) > MaxSpaces {
+		return nil, invalid("spaces", "%d spaces, more than the limit of %d", len(r.Spaces), MaxSpaces)
+	}
+	member, err := MemberSegment("member", r.Member)
+	if err != nil {
+		return nil, err
+	}
+	names, err := bulkSpaceNames(r.RequestID, r.Spaces)
+	if err != nil {
+		return nil, err
+	}
+	return &Valid{Request: r, Kind: KindBulk, SpaceNames: names, People: []string{member}}, nil
+}
+
+// bulkSpaceNames checks the spaces of a bulk request and returns their names,
+// deduplicated, each short enough to extend requestID into its child
+// request's id.
+func bulkSpaceNames(requestID string, spaces []string) ([]string, error) {
+	var names []string
+	seen := map[string]bool{}
+	for i, s := range spaces {
+		id, err := SpaceID(fmt.Sprintf("spaces[%d]", i), s)
+		if err != nil {
+			return nil, err
+		}
+		if name := "spaces/" + id; !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		// Each space gets a child request with the id
+		// requestId/spaces/ID, which must fit the same limit.
+		if n := len(requestID) + 1 + len(name); n > maxField {
+			return nil, invalid("requestId", "%d bytes is too long for a bulk request: the child request for %s would have a requestId of %d bytes, more than the limit of %d", len(requestID), Clip(name), n, maxField)
+		}
+	}
+	return names, nil
+}
+
+// validateSweep resolves the "allSpaces" + "member"/"members" form.
+func validateSweep(r Request) (*Valid, error) {
+	if r.Member != "" && len(r.Members) > 0 {
+		return nil, invalid("members", "give member or members, not both")
+	}
+	people := r.Members
+	if r.Member != "" {
+		people = []string{r.Member}
+	}
+	if len(people) == 0 {
+		return nil, invalid("member", "a sweep needs member or members")
+	}
+	field := "member"
+	if len(r.Members) > 0 {
+		field = "members"
+	}
+	v := &Valid{Request: r, Kind: KindSweep}
+	var err error
+	if v.People, err = peopleOf(field, people); err != nil {
+		return nil, err
+	}
+	// A sweep searches every space of the customer: only admin access
+	// can do that, so a sweep always uses it.
+	v.AdminAccess = true
+	return v, nil
+}
+
+// checkSuccessor checks the successor, if any: a person, not the app.
+func checkSuccessor(successor string) error {
+	if successor == "" {
+		return nil
+	}
+	seg, err := MemberSegment("successor", successor)
+	if err != nil {
+		return err
+	}
+	if seg == "app" {
+		return invalid("successor", "the app cannot be a successor")
+	}
+	return nil
 }
 
 // peopleOf checks the people of a sweep or a space+members request: at most
@@ -531,11 +595,14 @@ func checkText(field, s string) *Error {
 	return nil
 }
 
-// quote returns s quoted and clipped so that an error never echoes a huge or
-// unprintable input.
-func quote(s string) string { return fmt.Sprintf("%+q", clip(s)) }
+// quote returns s quoted and clipped (Clip) so that an error never echoes a
+// huge or unprintable input.
+func quote(s string) string { return fmt.Sprintf("%+q", Clip(s)) }
 
-func clip(s string) string {
+// Clip cuts s to at most 80 bytes, at a rune boundary so that the result
+// stays valid UTF-8, and marks a cut with "…": the bounded part of an input
+// that an error message may quote.
+func Clip(s string) string {
 	if len(s) <= 80 {
 		return s
 	}
