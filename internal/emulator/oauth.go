@@ -2,13 +2,10 @@ package emulator
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -241,45 +238,6 @@ func (o *OAuth) ExpireAccessTokens() {
 	o.mu.Unlock()
 }
 
-// SetConsentUser sets the user ("users/ID") who grants consent at the
-// authorization endpoint.
-func (o *OAuth) SetConsentUser(user string) {
-	o.mu.Lock()
-	o.consentUser = user
-	o.mu.Unlock()
-}
-
-// SetConsentScopes limits the scopes the consenting user grants to those of
-// scopes that were asked for (granular consent); nil grants all asked scopes.
-func (o *OAuth) SetConsentScopes(scopes []string) {
-	o.mu.Lock()
-	o.consentOnly = slices.Clone(scopes)
-	o.mu.Unlock()
-}
-
-// SetDenyConsent makes the authorization endpoint answer
-// error=access_denied (the user clicked "Cancel").
-func (o *OAuth) SetDenyConsent(deny bool) {
-	o.mu.Lock()
-	o.deny = deny
-	o.mu.Unlock()
-}
-
-// LastAuthRequest returns a copy of the query parameters of the last
-// request to the authorization endpoint, or nil.
-func (o *OAuth) LastAuthRequest() url.Values {
-	o.mu.RLock()
-	defer o.mu.RUnlock()
-	if o.lastAuth == nil {
-		return nil
-	}
-	c := make(url.Values, len(o.lastAuth))
-	for k, v := range o.lastAuth {
-		c[k] = slices.Clone(v)
-	}
-	return c
-}
-
 // InjectFault adds a fault for the token endpoint (Method "token" or "").
 func (o *OAuth) InjectFault(f Fault) { o.faults.add(f) }
 
@@ -465,151 +423,4 @@ func writeToken(w http.ResponseWriter, tr tokenResponse) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
-}
-
-func (o *OAuth) codeGrant(w http.ResponseWriter, form url.Values, clientID string) {
-	code, ok := o.requiredParam(w, form, "code")
-	if !ok {
-		return
-	}
-	o.mu.Lock()
-	c, ok := o.codes[code]
-	delete(o.codes, code) // single use, whatever the outcome
-	o.mu.Unlock()
-	switch {
-	case !ok || time.Now().After(c.expiry):
-		o.oauthError(w, http.StatusBadRequest, "invalid_grant", "Malformed auth code.")
-		return
-	case c.clientID != clientID:
-		o.oauthError(w, http.StatusBadRequest, "invalid_grant", "The authorization code was issued to another client.")
-		return
-	case form.Get("redirect_uri") != c.redirectURI:
-		o.oauthError(w, http.StatusBadRequest, "invalid_grant", "redirect_uri does not match the authorization request.")
-		return
-	}
-	v := form.Get("code_verifier")
-	sum := sha256.Sum256([]byte(v))
-	if v == "" || !validVerifier(v) || base64.RawURLEncoding.EncodeToString(sum[:]) != c.challenge {
-		o.oauthError(w, http.StatusBadRequest, "invalid_grant", "Invalid code verifier.")
-		return
-	}
-	tr := tokenResponse{TokenType: "Bearer", ExpiresIn: int64(o.lifetime / time.Second), Scope: strings.Join(c.scopes, " ")}
-	if c.offline {
-		tr.RefreshToken = o.IssueRefreshToken(clientID, c.user, c.scopes)
-	}
-	tr.AccessToken = o.mint(c.user, c.scopes, tr.RefreshToken)
-	o.exchanges.Add(1)
-	writeToken(w, tr)
-}
-
-// validVerifier checks RFC 7636 section 4.1: 43..128 unreserved characters.
-func validVerifier(v string) bool {
-	if len(v) < 43 || len(v) > 128 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
-			return false
-		}
-	}
-	return true
-}
-
-// loopbackRedirect reports whether u is an acceptable redirect URI: http on
-// 127.0.0.1 or [::1], no fragment.
-func loopbackRedirect(u string) bool {
-	p, err := url.Parse(u)
-	if err != nil || p.Scheme != "http" || p.Fragment != "" || p.User != nil {
-		return false
-	}
-	ip := net.ParseIP(p.Hostname())
-	return ip != nil && ip.IsLoopback() && (ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback))
-}
-
-// serveAuth plays Google's consent screen: it answers 302 to redirect_uri
-// with a code (or error=access_denied), or 400 when the request is not
-// redirectable (unknown client, bad redirect_uri).
-func (o *OAuth) serveAuth(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	q := r.URL.Query()
-	o.mu.Lock()
-	o.lastAuth = q
-	_, known := o.clients[q.Get("client_id")]
-	user, deny, only := o.consentUser, o.deny, o.consentOnly
-	o.mu.Unlock()
-	if !known {
-		http.Error(w, "Error 401: invalid_client. The OAuth client was not found.", http.StatusUnauthorized)
-		return
-	}
-	redirect := q.Get("redirect_uri")
-	if !loopbackRedirect(redirect) {
-		http.Error(w, "Error 400: redirect_uri_mismatch. redirect_uri must be http://127.0.0.1:PORT/...", http.StatusBadRequest)
-		return
-	}
-	back := func(params url.Values) {
-		if st := q.Get("state"); st != "" {
-			params.Set("state", st)
-		}
-		u, _ := url.Parse(redirect)
-		qq := u.Query()
-		for k, v := range params {
-			qq[k] = v
-		}
-		u.RawQuery = qq.Encode()
-		http.Redirect(w, r, u.String(), http.StatusFound)
-	}
-	fail := func(code, desc string) {
-		back(url.Values{"error": {code}, "error_description": {desc}})
-	}
-	switch {
-	case q.Get("response_type") != "code":
-		fail("unsupported_response_type", "response_type must be code")
-		return
-	case strings.TrimSpace(q.Get("scope")) == "":
-		fail("invalid_scope", "Missing required parameter: scope")
-		return
-	case q.Get("code_challenge_method") != "S256":
-		fail("invalid_request", "code_challenge_method must be S256")
-		return
-	case len(q.Get("code_challenge")) != 43:
-		fail("invalid_request", "code_challenge must be a base64url SHA-256 digest")
-		return
-	case deny:
-		fail("access_denied", "The user denied access.")
-		return
-	case user == "":
-		fail("access_denied", "No consent user is configured.")
-		return
-	}
-	scopes := strings.Fields(q.Get("scope"))
-	if only != nil {
-		scopes = slices.DeleteFunc(scopes, func(s string) bool { return !slices.Contains(only, s) })
-	}
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	code := "4/emu-" + hex.EncodeToString(b[:])
-	o.mu.Lock()
-	if len(o.codes) >= 1024 {
-		now := time.Now()
-		for k, c := range o.codes {
-			if now.After(c.expiry) {
-				delete(o.codes, k)
-			}
-		}
-	}
-	o.codes[code] = &authCode{
-		clientID:    q.Get("client_id"),
-		redirectURI: redirect,
-		challenge:   q.Get("code_challenge"),
-		user:        user,
-		scopes:      scopes,
-		offline:     q.Get("access_type") == "offline",
-		expiry:      time.Now().Add(10 * time.Minute),
-	}
-	o.mu.Unlock()
-	back(url.Values{"code": {code}, "scope": {strings.Join(scopes, " ")}})
 }
