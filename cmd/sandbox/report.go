@@ -6,44 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"golang.org/x/term"
 
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pusher"
 )
-
-// lockedWriter serialises writes of whole formatted chunks. The sandbox's
-// standard output and standard error share one lock.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format, args...)
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
 
 // logRing keeps the last max lines written to it (the function's logs), to
 // show them when a request did not end as expected. Safe for concurrent use.
@@ -167,9 +140,9 @@ func (s *sandbox) report(all []*entry, elapsed time.Duration) bool {
 	s.mu.Unlock()
 	_ = tw.Flush()
 	if !s.o.json {
-		w.printf("Results (ATTEMPTS: Chat API calls within the invocation; DELIVERIES: Pub/Sub deliveries to the function):\n%s\n", b.String())
+		w.Printf("Results (ATTEMPTS: Chat API calls within the invocation; DELIVERIES: Pub/Sub deliveries to the function):\n%s\n", b.String())
 	}
-	w.printf("Memberships (* = owner):\n")
+	w.Printf("Memberships (* = owner):\n")
 	s.printMemberships(w, s.before, s.stack.Chat.Snapshot())
 	mode := "in-process Pub/Sub (pstest) + pusher, binary CloudEvents"
 	if s.pst == nil {
@@ -180,14 +153,14 @@ func (s *sandbox) report(all []*entry, elapsed time.Duration) bool {
 	for _, n := range st.Calls {
 		calls += n
 	}
-	w.printf("\n%d requests, %d results, %d of %d expectations met in %s.\n", len(s.samples), s.received.Load(), good, checked, elapsed.Round(10*time.Millisecond))
-	w.printf("Chat API: %d calls, %d faults injected, %d retried within the invocation; %d redeliveries; %s.\n",
+	w.Printf("\n%d requests, %d results, %d of %d expectations met in %s.\n", len(s.samples), s.received.Load(), good, checked, elapsed.Round(10*time.Millisecond))
+	w.Printf("Chat API: %d calls, %d faults injected, %d retried within the invocation; %d redeliveries; %s.\n",
 		calls, st.Faulted, s.fn.Retries(), s.redelivered.Load(), mode)
 	for _, f := range failures {
-		w.printf("NOT AS EXPECTED: %s\n", f)
+		w.Printf("NOT AS EXPECTED: %s\n", f)
 	}
 	if len(failures) > 0 && s.o.workspace != "" && s.o.requests == "" {
-		w.printf("(the embedded samples are written for the default workspace: with --workspace, give --requests too)\n")
+		w.Printf("(the embedded samples are written for the default workspace: with --workspace, give --requests too)\n")
 	}
 	return len(failures) == 0
 }
@@ -285,7 +258,7 @@ func (s *sandbox) printEvent(m *pubsub.Message) {
 	if err != nil {
 		return
 	}
-	s.out.printf("%s\n", b)
+	s.out.Printf("%s\n", b)
 }
 
 // example returns a request for the instructions: a plain member of a

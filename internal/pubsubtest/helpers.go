@@ -21,17 +21,23 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// ClientOptions are the options that point a Pub/Sub client at the emulator
-// (or pstest) on host: plaintext gRPC, no credentials. They do not touch the
-// process environment, so clients for different emulators may be built
-// concurrently.
-func ClientOptions(host string) []option.ClientOption {
+// EmulatorOptions are the options that point a Google Cloud gRPC client
+// (Pub/Sub, Secret Manager, …) at an emulator on host (host:port): plaintext
+// gRPC, no credentials. Every client of an emulation dials with these.
+func EmulatorOptions(host string) []option.ClientOption {
 	return []option.ClientOption{
 		option.WithEndpoint(host),
 		option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
-		option.WithTelemetryDisabled(),
 	}
+}
+
+// ClientOptions are the options that point a Pub/Sub client at the emulator
+// (or pstest) on host: EmulatorOptions, without telemetry. They do not touch
+// the process environment, so clients for different emulators may be built
+// concurrently.
+func ClientOptions(host string) []option.ClientOption {
+	return append(EmulatorOptions(host), option.WithTelemetryDisabled())
 }
 
 // NewClient returns a Pub/Sub client for project on the emulator at host,
@@ -180,10 +186,11 @@ func CreatePullSubscription(ctx context.Context, c *pubsub.Client, project, id, 
 
 // CreatePushSubscription creates the push subscription id (or full name) in
 // project on topic (id or full name) that POSTs the wrapped push body to
-// endpoint, with an ack deadline of 10 s unless opts say otherwise. To reach
-// the functions framework, endpoint's path should be /projects/P/topics/T. An
-// existing subscription is not an error (its settings are not compared). Safe
-// for concurrent use.
+// endpoint, with an ack deadline of 10 s unless opts say otherwise. The
+// function (engine.EventHandler) takes the path of endpoint, such as
+// /projects/P/topics/T, as the source of the event it makes of the push
+// body. An existing subscription is not an error (its settings are not
+// compared). Safe for concurrent use.
 func CreatePushSubscription(ctx context.Context, c *pubsub.Client, project, id, topic, endpoint string, opts ...SubscriptionOption) error {
 	return createSubscription(ctx, c, &pubsubpb.Subscription{
 		Name:               SubscriptionName(project, id),

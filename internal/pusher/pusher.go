@@ -5,8 +5,9 @@
 // too few for load and concurrency tests. A [Pusher] pulls from a (pull)
 // subscription instead, with the emulator or pstest alike, and POSTs each
 // message, up to Config.Concurrency at a time, either as the raw push body
-// that the functions framework converts into a CloudEvent, or as a binary-mode
-// CloudEvent. Like the emulator it acknowledges a message only when the
+// of a push subscription (which the function's engine.EventHandler turns into
+// the messagePublished CloudEvent), or as a binary-mode CloudEvent as Eventarc
+// sends it. Like the emulator it acknowledges a message only when the
 // endpoint answers 102, 200, 201, 203 or 204; anything else (202 included)
 // and transport errors nack it after a backoff delay, so Pub/Sub redelivers it.
 package pusher
@@ -29,6 +30,8 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+
+	"github.com/chat-offboard/chat-offboard/contract"
 )
 
 // Mode is how a message is put on the wire. It is a plain value.
@@ -38,8 +41,8 @@ const (
 	// PushBody POSTs the Pub/Sub push body
 	// {"message":{"data","attributes","messageId","message_id","publishTime","publish_time"},"subscription"}
 	// with Content-Type application/json, exactly as the emulator's push does.
-	// The functions framework turns it into a CloudEvent when the URL path is
-	// /projects/P/topics/T.
+	// engine.EventHandler turns it into the messagePublished CloudEvent, with
+	// the URL path (by default /projects/P/topics/T) as its source.
 	PushBody Mode = iota
 	// CloudEventBinary POSTs a binary-mode CloudEvent as Eventarc does:
 	// headers ce-specversion 1.0, ce-type google.cloud.pubsub.topic.v1.messagePublished,
@@ -61,7 +64,7 @@ func (m Mode) String() string {
 }
 
 // CloudEventType is the ce-type of a Pub/Sub message published event.
-const CloudEventType = "google.cloud.pubsub.topic.v1.messagePublished"
+const CloudEventType = contract.PublishedEventType
 
 // Defaults of Config, and the bound of the per-message attempt counters.
 const (
@@ -396,24 +399,36 @@ func Body(m *pubsub.Message, subscription string) ([]byte, error) {
 	})
 }
 
-func (p *Pusher) post(ctx context.Context, m *pubsub.Message, target, topic string) (int, error) {
-	body, err := Body(m, p.subscription)
+// NewRequest returns the POST to target that delivers m, received on
+// subscription (a full name) of topic (a full name), in mode: the push body
+// of Body, with the ce- headers of a binary-mode CloudEvent in
+// CloudEventBinary mode. Safe for concurrent use.
+func NewRequest(ctx context.Context, mode Mode, target, topic, subscription string, m *pubsub.Message) (*http.Request, error) {
+	body, err := Body(m, subscription)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if p.cfg.Mode == CloudEventBinary {
+	if mode == CloudEventBinary {
 		req.Header.Set("Ce-Specversion", "1.0")
 		req.Header.Set("Ce-Type", CloudEventType)
 		req.Header.Set("Ce-Source", "//pubsub.googleapis.com/"+topic)
 		req.Header.Set("Ce-Id", m.ID)
 		req.Header.Set("Ce-Time", m.PublishTime.UTC().Format(time.RFC3339Nano))
+	}
+	return req, nil
+}
+
+func (p *Pusher) post(ctx context.Context, m *pubsub.Message, target, topic string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+	defer cancel()
+	req, err := NewRequest(ctx, p.cfg.Mode, target, topic, p.subscription, m)
+	if err != nil {
+		return 0, err
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
