@@ -21,20 +21,29 @@ type Message struct {
 	Subscription string
 }
 
-// pushBody is the data of a messagePublished CloudEvent, and the body of a
-// raw Pub/Sub push request. Eventarc sets both the camelCase and the
-// snake_case names of the message fields.
-type pushBody struct {
-	Message *struct {
-		Data        []byte            `json:"data"`
-		Attributes  map[string]string `json:"attributes"`
-		MessageID   string            `json:"messageId"`
-		MessageID2  string            `json:"message_id"`
-		PublishTime string            `json:"publishTime"`
-		PublishTim2 string            `json:"publish_time"`
-	} `json:"message"`
-	Subscription string `json:"subscription"`
+// PushBody is the data of a messagePublished CloudEvent, and the body of a
+// raw Pub/Sub push request (what internal/pusher sends too).
+type PushBody struct {
+	Message      *PushMessage `json:"message"`
+	Subscription string       `json:"subscription"`
 }
+
+// PushMessage is the message of a push body. Pub/Sub, its emulator and
+// Eventarc set both the camelCase and the snake_case names of the id and
+// the publish time.
+type PushMessage struct {
+	Data             []byte            `json:"data"`
+	Attributes       map[string]string `json:"attributes"`
+	MessageID        string            `json:"messageId"`
+	MessageIDSnake   string            `json:"message_id"`
+	PublishTime      string            `json:"publishTime"`
+	PublishTimeSnake string            `json:"publish_time"`
+	OrderingKey      string            `json:"orderingKey,omitempty"`
+	DeliveryAttempt  *int              `json:"deliveryAttempt,omitempty"`
+}
+
+// ID is the message id, whichever spelling carried it.
+func (m *PushMessage) ID() string { return first(m.MessageID, m.MessageIDSnake) }
 
 // DecodeEvent extracts the Pub/Sub message from a CloudEvent in binary or
 // structured mode (the CloudEvents SDK has already undone the mode; what is
@@ -45,7 +54,7 @@ func DecodeEvent(e event.Event) (Message, error) {
 	if e.Type() != "" && e.Type() != contract.PublishedEventType {
 		return m, fmt.Errorf("event type %q is not %s", clipped(e.Type()), contract.PublishedEventType)
 	}
-	var b pushBody
+	var b PushBody
 	if err := json.Unmarshal(e.Data(), &b); err != nil {
 		return m, fmt.Errorf("event data is not a Pub/Sub message: %w", err)
 	}
@@ -54,9 +63,9 @@ func DecodeEvent(e event.Event) (Message, error) {
 	}
 	m.Data = b.Message.Data
 	m.Attributes = b.Message.Attributes
-	m.ID = first(b.Message.MessageID, b.Message.MessageID2, e.ID())
+	m.ID = first(b.Message.ID(), e.ID())
 	m.Subscription = b.Subscription
-	if ts := first(b.Message.PublishTime, b.Message.PublishTim2); ts != "" {
+	if ts := first(b.Message.PublishTime, b.Message.PublishTimeSnake); ts != "" {
 		t, err := time.Parse(time.RFC3339Nano, ts)
 		if err != nil {
 			return m, fmt.Errorf("message publishTime %q is not RFC 3339", clipped(ts))

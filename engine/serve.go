@@ -67,19 +67,13 @@ func requestEvent(r *http.Request) (*event.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the request body: %w", err)
 	}
-	var push struct {
-		Message *struct {
-			MessageID  string `json:"messageId"`
-			MessageID2 string `json:"message_id"`
-		} `json:"message"`
-		Subscription string `json:"subscription"`
-	}
+	var push PushBody
 	if err := json.Unmarshal(body, &push); err != nil || push.Message == nil {
 		return nil, fmt.Errorf("neither a CloudEvent nor a Pub/Sub push body")
 	}
 	e := event.New()
 	e.SetType(contract.PublishedEventType)
-	e.SetID(first(push.Message.MessageID, push.Message.MessageID2, "unknown"))
+	e.SetID(first(push.Message.ID(), "unknown"))
 	e.SetSource("//pubsub.googleapis.com/" + strings.TrimPrefix(r.URL.Path, "/"))
 	if err := e.SetData("application/json", json.RawMessage(bytes.TrimSpace(body))); err != nil {
 		return nil, err

@@ -417,17 +417,28 @@ func (e *RefreshError) Error() string {
 // Unwrap returns the transport error, if any.
 func (e *RefreshError) Unwrap() error { return e.Err }
 
-func sanitize(err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		status := 0
-		if re.Response != nil {
-			status = re.Response.StatusCode
-		}
-		return &RefreshError{Code: re.ErrorCode, Description: re.ErrorDescription, Status: status}
+// AsRefreshError keeps the RFC 6749 error of a failed token exchange (an
+// *oauth2.RetrieveError in err's chain) and drops the response body, which
+// may echo what was sent. ok is false when err holds no such error.
+func AsRefreshError(err error) (re *RefreshError, ok bool) {
+	var oe *oauth2.RetrieveError
+	if !errors.As(err, &oe) {
+		return nil, false
 	}
-	// Transport errors (*url.Error) name the URL, which holds no secret:
-	// oauth2 sends credentials in the body, never in the query.
+	status := 0
+	if oe.Response != nil {
+		status = oe.Response.StatusCode
+	}
+	return &RefreshError{Code: oe.ErrorCode, Description: oe.ErrorDescription, Status: status}, true
+}
+
+// sanitize turns any refresh failure into a *RefreshError without a
+// response body. Transport errors (*url.Error) name the URL, which holds no
+// secret: oauth2 sends credentials in the body, never in the query.
+func sanitize(err error) error {
+	if re, ok := AsRefreshError(err); ok {
+		return re
+	}
 	return &RefreshError{Err: err}
 }
 

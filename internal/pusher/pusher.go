@@ -32,6 +32,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/engine"
 )
 
 // Mode is how a message is put on the wire. It is a plain value.
@@ -360,24 +361,6 @@ func (p *Pusher) deliver(ctx context.Context, m *pubsub.Message, target, topic s
 	m.Nack()
 }
 
-// pushMessage is the message of a push body, with the member names and the
-// duplicated snake_case members that Pub/Sub and its emulator send.
-type pushMessage struct {
-	Data            []byte            `json:"data"`
-	Attributes      map[string]string `json:"attributes"`
-	MessageID       string            `json:"messageId"`
-	MessageID2      string            `json:"message_id"`
-	PublishTime     string            `json:"publishTime"`
-	PublishTime2    string            `json:"publish_time"`
-	OrderingKey     string            `json:"orderingKey,omitempty"`
-	DeliveryAttempt *int              `json:"deliveryAttempt,omitempty"`
-}
-
-type pushBody struct {
-	Message      pushMessage `json:"message"`
-	Subscription string      `json:"subscription"`
-}
-
 // Body returns the push body of m for subscription (a full name) as Pub/Sub
 // and its emulator push it: data in base64, attributes ({} when there are
 // none), messageId/message_id, publishTime/publish_time (RFC 3339, UTC),
@@ -388,11 +371,11 @@ func Body(m *pubsub.Message, subscription string) ([]byte, error) {
 		attrs = map[string]string{}
 	}
 	t := m.PublishTime.UTC().Format(time.RFC3339Nano)
-	return json.Marshal(pushBody{
-		Message: pushMessage{
+	return json.Marshal(engine.PushBody{
+		Message: &engine.PushMessage{
 			Data: m.Data, Attributes: attrs,
-			MessageID: m.ID, MessageID2: m.ID,
-			PublishTime: t, PublishTime2: t,
+			MessageID: m.ID, MessageIDSnake: m.ID,
+			PublishTime: t, PublishTimeSnake: t,
 			OrderingKey: m.OrderingKey, DeliveryAttempt: m.DeliveryAttempt,
 		},
 		Subscription: subscription,
