@@ -16,9 +16,10 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"github.com/chat-offboard/chat-offboard/contract"
-	"golang.org/x/term"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/internal/tty"
 )
 
 // maxFilterLen is Pub/Sub's limit on a subscription filter, in bytes.
@@ -122,7 +123,7 @@ func startFollowing(ctx context.Context, c *pubsub.Client, d destinations, items
 	}
 	f := &follower{
 		client: c, subName: sub.Name, stdout: stdout, stderr: stderr, json: jsonOut,
-		tty: isTerminal(stderr), start: time.Now(), recvErr: make(chan error, 1),
+		tty: tty.IsTerminal(stderr), start: time.Now(), recvErr: make(chan error, 1),
 		t: newTracker(items),
 	}
 	rctx, cancel := context.WithCancel(ctx)
@@ -136,11 +137,6 @@ func startFollowing(ctx context.Context, c *pubsub.Client, d destinations, items
 		})
 	}()
 	return f, nil
-}
-
-func isTerminal(w io.Writer) bool {
-	fd, ok := w.(interface{ Fd() uintptr })
-	return ok && term.IsTerminal(int(fd.Fd()))
 }
 
 // receive handles one result message.
