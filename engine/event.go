@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/request"
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
@@ -52,7 +52,7 @@ func (m *PushMessage) ID() string { return first(m.MessageID, m.MessageIDSnake) 
 func DecodeEvent(e event.Event) (Message, error) {
 	var m Message
 	if e.Type() != "" && e.Type() != contract.PublishedEventType {
-		return m, fmt.Errorf("event type %q is not %s", clipped(e.Type()), contract.PublishedEventType)
+		return m, fmt.Errorf("event type %q is not %s", request.Clip(e.Type()), contract.PublishedEventType)
 	}
 	var b PushBody
 	if err := json.Unmarshal(e.Data(), &b); err != nil {
@@ -68,7 +68,7 @@ func DecodeEvent(e event.Event) (Message, error) {
 	if ts := first(b.Message.PublishTime, b.Message.PublishTimeSnake); ts != "" {
 		t, err := time.Parse(time.RFC3339Nano, ts)
 		if err != nil {
-			return m, fmt.Errorf("message publishTime %q is not RFC 3339", clipped(ts))
+			return m, fmt.Errorf("message publishTime %q is not RFC 3339", request.Clip(ts))
 		}
 		m.PublishTime = t
 	} else {
@@ -84,17 +84,4 @@ func first(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// clipped cuts s to at most 80 bytes, at a rune boundary, for an error
-// message.
-func clipped(s string) string {
-	if len(s) <= 80 {
-		return s
-	}
-	n := 80
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
