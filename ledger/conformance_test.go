@@ -1,0 +1,476 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chat-offboard/chat-offboard/internal/firestoretest"
+	"github.com/chat-offboard/chat-offboard/ledger"
+)
+
+func TestMain(m *testing.M) { os.Exit(firestoretest.RunMain(m)) }
+
+// newStore makes an empty store with cfg for one test; the store is closed
+// at the test's cleanup.
+type newStore func(t testing.TB, cfg ledger.Config) ledger.Store
+
+func memoryStore(t testing.TB, cfg ledger.Config) ledger.Store {
+	s := ledger.NewMemoryWithConfig(cfg)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// firestoreStore opens a Firestore store on the emulator, in a project id of
+// its own (the emulator keeps projects apart), cleared at cleanup.
+func firestoreStore(t testing.TB, cfg ledger.Config) ledger.Store {
+	host := firestoretest.Emulator(t)
+	project := firestoretest.Project(t.Name())
+	s, err := ledger.NewFirestoreWithConfig(context.Background(), project, "", cfg, firestoretest.ClientOptions(host)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = firestoretest.Clear(ctx, host, project, "")
+	})
+	return s
+}
+
+func TestMemoryConformance(t *testing.T) { t.Parallel(); conformance(t, memoryStore) }
+
+func TestFirestoreConformance(t *testing.T) {
+	t.Parallel()
+	firestoretest.Emulator(t) // skip (or fail in CI) once, not per case
+	conformance(t, firestoreStore)
+}
+
+// clock is a settable Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+var t0 = time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func getRequest(t testing.TB, s ledger.Store, id string) ledger.Request {
+	t.Helper()
+	r, err := s.Request(ctxT(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func getMembership(t testing.TB, s ledger.Store, requestID, membership string) ledger.Membership {
+	t.Helper()
+	m, err := s.Membership(ctxT(t), requestID, membership)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func collect(t testing.TB, s ledger.Store, root string) []ledger.Membership {
+	t.Helper()
+	var out []ledger.Membership
+	for m, err := range s.Memberships(ctxT(t), root) {
+		if err != nil {
+			t.Fatalf("Memberships(%s): %v", root, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// conformance is the behaviour every Store has; each case runs on an empty
+// store of its own.
+func conformance(t *testing.T, mk newStore) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, s ledger.Store, clk *clock)
+	}{
+		{"CreateRequestIfAbsent", func(t *testing.T, s ledger.Store, clk *clock) {
+			ctx := ctxT(t)
+			three := 3
+			first := ledger.Request{ID: "req/1", Kind: "remove", Target: "users/1 from spaces/A",
+				Reason: "left", RequestedBy: "hr@example.com", DryRun: true, Expected: &three}
+			got, created := must2[ledger.Request](t)(s.CreateRequest(ctx, first))
+			if !created || got.State != ledger.StateOpen || got.Root != "req/1" || got.CreatedAt != t0 {
+				t.Fatalf("first create = %+v, %v", got, created)
+			}
+			clk.Add(time.Hour)
+			again, created := must2[ledger.Request](t)(s.CreateRequest(ctx, ledger.Request{ID: "req/1", Reason: "other"}))
+			if created {
+				t.Fatal("second create reported created")
+			}
+			if again.Reason != "left" || again.Kind != "remove" || again.Target != first.Target ||
+				!again.DryRun || again.RequestedBy != first.RequestedBy || again.Expected == nil || *again.Expected != 3 ||
+				again.CreatedAt != t0 || again.State != ledger.StateOpen {
+				t.Fatalf("second create returned %+v, want the first", again)
+			}
+			read := getRequest(t, s, "req/1")
+			if read.Expected == nil || *read.Expected != 3 {
+				t.Fatalf("Request.Expected = %v, want 3", read.Expected)
+			}
+			read.Expected, again.Expected = nil, nil
+			if read != again {
+				t.Fatalf("Request = %+v, want %+v", read, again)
+			}
+		}},
+		{"ChildRequestRoot", func(t *testing.T, s ledger.Store, _ *clock) {
+			got, _ := must2[ledger.Request](t)(s.CreateRequest(ctxT(t), ledger.Request{ID: "r/spaces/A", ParentID: "r"}))
+			if got.Root != "r" || got.ParentID != "r" {
+				t.Fatalf("child = %+v, want root r", got)
+			}
+		}},
+		{"SetRequestState", func(t *testing.T, s ledger.Store, clk *clock) {
+			ctx := ctxT(t)
+			must2[ledger.Request](t)(s.CreateRequest(ctx, ledger.Request{ID: "r"}))
+			clk.Add(time.Minute)
+			n := 7
+			if err := s.SetRequestState(ctx, "r", ledger.StatePlanned, &n); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetRequestState(ctx, "r", ledger.StateDone, nil); err != nil {
+				t.Fatal(err)
+			}
+			r := getRequest(t, s, "r")
+			if r.State != ledger.StateDone || r.Expected == nil || *r.Expected != 7 ||
+				r.CreatedAt != t0 || r.UpdatedAt != t0.Add(time.Minute) {
+				t.Fatalf("request = %+v", r)
+			}
+			err := s.SetRequestState(ctx, "never", ledger.StateDone, nil)
+			if !errors.Is(err, ledger.ErrNotFound) {
+				t.Fatalf("SetRequestState of an absent request: %v, want ErrNotFound", err)
+			}
+			if _, err := s.Request(ctx, "never"); !errors.Is(err, ledger.ErrNotFound) || errors.Is(err, ledger.ErrUnavailable) {
+				t.Fatalf("Request of an absent request: %v, want ErrNotFound only", err)
+			}
+		}},
+		{"IntendIfAbsent", func(t *testing.T, s ledger.Store, clk *clock) {
+			ctx := ctxT(t)
+			in := ledger.Intent{RequestID: "r", Membership: "spaces/A/members/1", Member: "users/1",
+				Role: "ROLE_MANAGER", Action: ledger.ActionDelete}
+			m, created := must2[ledger.Membership](t)(s.Intend(ctx, in))
+			if !created || m.Name != in.Membership || m.Root != "r" || m.IntendedAt != t0 || m.Decided() {
+				t.Fatalf("first Intend = %+v, %v", m, created)
+			}
+			clk.Add(time.Second)
+			in2 := in
+			in2.Role, in2.Action = "ROLE_MEMBER", ledger.ActionPatch
+			again, created := must2[ledger.Membership](t)(s.Intend(ctx, in2))
+			if created || again.Role != "ROLE_MANAGER" || again.Action != ledger.ActionDelete || again.IntendedAt != t0 {
+				t.Fatalf("second Intend = %+v, %v; want the first", again, created)
+			}
+		}},
+		{"IntendConcurrent", func(t *testing.T, s ledger.Store, _ *clock) {
+			ctx := ctxT(t)
+			var wg sync.WaitGroup
+			var createdN atomic.Int32
+			errs := make(chan error, 20)
+			for i := range 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					m, created, err := s.Intend(ctx, ledger.Intent{RequestID: "r", Membership: "spaces/A/members/1",
+						Role: fmt.Sprint("role-", i), Action: ledger.ActionDelete})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if created {
+						createdN.Add(1)
+					}
+					if m.Role == "" || m.Name != "spaces/A/members/1" {
+						errs <- fmt.Errorf("goroutine %d got %+v", i, m)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if n := createdN.Load(); n != 1 {
+				t.Fatalf("%d of 20 concurrent Intend calls created the record, want exactly 1", n)
+			}
+			if got := collect(t, s, "r"); len(got) != 1 {
+				t.Fatalf("%d records, want 1", len(got))
+			}
+		}},
+		{"DecideRoundTrip", func(t *testing.T, s ledger.Store, clk *clock) {
+			ctx := ctxT(t)
+			must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: "r/spaces/A", Root: "r", Membership: "spaces/A/members/1",
+				Member: "users/1", Role: "ROLE_MANAGER", Action: ledger.ActionDelete}))
+			clk.Add(2 * time.Second)
+			result := []byte(`{"requestId":"r/spaces/A","outcome":"removed","role":"ROLE_MANAGER","x":"\u0000\u00ff"}` + "\x00\xff")
+			if err := s.Decide(ctx, "r/spaces/A", "spaces/A/members/1",
+				ledger.Decision{Root: "r", Outcome: "removed", Result: result}); err != nil {
+				t.Fatal(err)
+			}
+			result[0] = 'X' // the store keeps its own copy
+			m := getMembership(t, s, "r/spaces/A", "spaces/A/members/1")
+			want := []byte(`{"requestId":"r/spaces/A","outcome":"removed","role":"ROLE_MANAGER","x":"\u0000\u00ff"}` + "\x00\xff")
+			if !bytes.Equal(m.Result, want) {
+				t.Fatalf("Result = %q, want %q", m.Result, want)
+			}
+			if m.Outcome != "removed" || !m.Decided() || m.Role != "ROLE_MANAGER" || m.Member != "users/1" ||
+				m.Action != ledger.ActionDelete || m.IntendedAt != t0 || m.DecidedAt != t0.Add(2*time.Second) || m.Root != "r" {
+				t.Fatalf("record = %+v", m)
+			}
+			// Intend again (a redelivery): the decided record comes back.
+			again, created := must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: "r/spaces/A", Root: "r", Membership: "spaces/A/members/1"}))
+			if created || again.Outcome != "removed" || !bytes.Equal(again.Result, want) {
+				t.Fatalf("Intend after Decide = %+v, %v", again, created)
+			}
+		}},
+		{"DecideWithoutIntent", func(t *testing.T, s ledger.Store, _ *clock) {
+			ctx := ctxT(t)
+			if err := s.Decide(ctx, "r", "spaces/B/members/2", ledger.Decision{Member: "users/2", Outcome: "not_member",
+				Result: []byte(`{}`)}); err != nil {
+				t.Fatal(err)
+			}
+			m := getMembership(t, s, "r", "spaces/B/members/2")
+			if m.Outcome != "not_member" || m.Member != "users/2" || m.Action != "" || !m.IntendedAt.IsZero() ||
+				m.Root != "r" || m.DecidedAt != t0 || string(m.Result) != `{}` {
+				t.Fatalf("record = %+v", m)
+			}
+			if err := s.Decide(ctx, "r", "spaces/B/members/2", ledger.Decision{Outcome: "refused", Role: "ROLE_MEMBER"}); err != nil {
+				t.Fatal(err)
+			}
+			m = getMembership(t, s, "r", "spaces/B/members/2")
+			if m.Outcome != "refused" || m.Member != "users/2" || m.Role != "ROLE_MEMBER" || m.Result != nil {
+				t.Fatalf("after a second Decide: %+v", m)
+			}
+		}},
+		{"MembershipNotFound", func(t *testing.T, s ledger.Store, _ *clock) {
+			_, err := s.Membership(ctxT(t), "r", "spaces/A/members/1")
+			if !errors.Is(err, ledger.ErrNotFound) || errors.Is(err, ledger.ErrUnavailable) {
+				t.Fatalf("err = %v, want ErrNotFound only", err)
+			}
+		}},
+		{"ClaimPageOnce", func(t *testing.T, s ledger.Store, clk *clock) {
+			ctx := ctxT(t)
+			c, created := must2[ledger.PageClaim](t)(s.ClaimPage(ctx, "sweep/1", "page-token-abc/=+", ledger.PageClaim{
+				Children: 100, ExpectedResults: 101, Result: []byte(`{"outcome":"planned"}`)}))
+			if !created || c.SweepID != "sweep/1" || c.PageKey != "page-token-abc/=+" || c.ClaimedAt != t0 {
+				t.Fatalf("first claim = %+v, %v", c, created)
+			}
+			clk.Add(time.Second)
+			var wg sync.WaitGroup
+			var createdN atomic.Int32
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, created, err := s.ClaimPage(ctx, "sweep/1", "page-token-abc/=+", ledger.PageClaim{Children: 1})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if created {
+						createdN.Add(1)
+					}
+					if c.Children != 100 || c.ExpectedResults != 101 || string(c.Result) != `{"outcome":"planned"}` || c.ClaimedAt != t0 {
+						t.Errorf("claim again = %+v; want the first", c)
+					}
+				}()
+			}
+			wg.Wait()
+			if createdN.Load() != 0 {
+				t.Fatalf("a second claim was created")
+			}
+			if _, created := must2[ledger.PageClaim](t)(s.ClaimPage(ctx, "sweep/1", "other-page", ledger.PageClaim{})); !created {
+				t.Fatal("another page's claim not created")
+			}
+		}},
+		{"MembershipsOfRootAndChildren", func(t *testing.T, s ledger.Store, _ *clock) {
+			ctx := ctxT(t)
+			must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: "r", Membership: "spaces/A/members/1"}))
+			must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: "r/spaces/B", Root: "r", Membership: "spaces/B/members/1"}))
+			if err := s.Decide(ctx, "r/spaces/C", "spaces/C/members/1", ledger.Decision{Root: "r", Outcome: "not_member"}); err != nil {
+				t.Fatal(err)
+			}
+			must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: "q", Membership: "spaces/A/members/2"}))
+			must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: "r2", Membership: "spaces/A/members/1"}))
+			must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: "q/spaces/D", Root: "q", Membership: "spaces/D/members/1"}))
+			var names []string
+			for _, m := range collect(t, s, "r") {
+				names = append(names, m.RequestID+" "+m.Name)
+			}
+			slices.Sort(names)
+			want := []string{"r spaces/A/members/1", "r/spaces/B spaces/B/members/1", "r/spaces/C spaces/C/members/1"}
+			if !slices.Equal(names, want) {
+				t.Fatalf("Memberships(r) = %q, want %q", names, want)
+			}
+			if got := collect(t, s, "q"); len(got) != 2 {
+				t.Fatalf("Memberships(q) = %d records, want 2", len(got))
+			}
+			if got := collect(t, s, "nobody"); len(got) != 0 {
+				t.Fatalf("Memberships(nobody) = %+v", got)
+			}
+		}},
+		{"ExpireAt", func(t *testing.T, s ledger.Store, clk *clock) {
+			ctx := ctxT(t)
+			const ret = 30 * 24 * time.Hour // the store under test has Retention 30 days
+			r, _ := must2[ledger.Request](t)(s.CreateRequest(ctx, ledger.Request{ID: "r"}))
+			m, _ := must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: "r", Membership: "spaces/A/members/1"}))
+			c, _ := must2[ledger.PageClaim](t)(s.ClaimPage(ctx, "s", "p", ledger.PageClaim{}))
+			for what, got := range map[string]time.Time{"request": r.ExpireAt, "intent": m.ExpireAt, "claim": c.ExpireAt,
+				"stored request": getRequest(t, s, "r").ExpireAt,
+				"stored intent":  getMembership(t, s, "r", "spaces/A/members/1").ExpireAt} {
+				if got != t0.Add(ret) {
+					t.Errorf("%s expireAt = %v, want %v", what, got, t0.Add(ret))
+				}
+			}
+			clk.Add(time.Hour) // every write pushes expireAt
+			if err := s.Decide(ctx, "r", "spaces/A/members/1", ledger.Decision{Outcome: "removed"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetRequestState(ctx, "r", ledger.StateDone, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := getMembership(t, s, "r", "spaces/A/members/1").ExpireAt; got != t0.Add(time.Hour+ret) {
+				t.Errorf("decided expireAt = %v, want %v", got, t0.Add(time.Hour+ret))
+			}
+			if got := getRequest(t, s, "r").ExpireAt; got != t0.Add(time.Hour+ret) {
+				t.Errorf("updated request expireAt = %v, want %v", got, t0.Add(time.Hour+ret))
+			}
+		}},
+		{"DefaultRetention", func(t *testing.T, _ ledger.Store, _ *clock) {
+			s := mk(t, ledger.Config{}) // production default: 400 days from time.Now
+			before := time.Now()
+			m, _ := must2[ledger.Membership](t)(s.Intend(ctxT(t), ledger.Intent{RequestID: "r", Membership: "m"}))
+			if d := m.ExpireAt.Sub(before); d < 400*24*time.Hour-time.Second || d > 400*24*time.Hour+time.Minute {
+				t.Fatalf("expireAt - now = %v, want 400 days", d)
+			}
+			if ledger.DefaultRetention != 400*24*time.Hour {
+				t.Fatalf("DefaultRetention = %v", ledger.DefaultRetention)
+			}
+		}},
+		{"Memberships5000", func(t *testing.T, s ledger.Store, _ *clock) {
+			ctx := ctxT(t)
+			const n = 5000
+			work := make(chan int)
+			var wg sync.WaitGroup
+			for range 32 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range work {
+						req := "big"
+						if i%2 == 1 {
+							req = fmt.Sprintf("big/spaces/S%d", i%97)
+						}
+						if _, _, err := s.Intend(ctx, ledger.Intent{RequestID: req, Root: "big",
+							Membership: fmt.Sprintf("spaces/S%d/members/%d", i%97, i)}); err != nil {
+							t.Error(err)
+						}
+					}
+				}()
+			}
+			for i := range n {
+				work <- i
+			}
+			close(work)
+			wg.Wait()
+			must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: "other", Membership: "spaces/S1/members/1"}))
+			got := collect(t, s, "big")
+			if len(got) != n {
+				t.Fatalf("listed %d records, want %d", len(got), n)
+			}
+			seen := map[string]bool{}
+			for i, m := range got {
+				if i > 0 && got[i-1].Key() >= m.Key() {
+					t.Fatalf("records %d and %d out of Key order", i-1, i)
+				}
+				if m.Root != "big" || seen[m.Name] {
+					t.Fatalf("record %d: %+v (duplicate or foreign)", i, m)
+				}
+				seen[m.Name] = true
+			}
+			// Breaking out of the loop stops the iteration.
+			k := 0
+			for _, err := range s.Memberships(ctx, "big") {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k++; k == 3 {
+					break
+				}
+			}
+		}},
+		{"InvalidArguments", func(t *testing.T, s ledger.Store, _ *clock) {
+			ctx := ctxT(t)
+			_, _, e1 := s.CreateRequest(ctx, ledger.Request{})
+			_, _, e2 := s.Intend(ctx, ledger.Intent{RequestID: "r"})
+			e3 := s.Decide(ctx, "r", "m", ledger.Decision{})
+			_, _, e4 := s.ClaimPage(ctx, "", "p", ledger.PageClaim{})
+			_, e5 := s.Membership(ctx, "", "m")
+			e6 := s.SetRequestState(ctx, "r", "", nil)
+			var e7 error
+			for _, err := range s.Memberships(ctx, "") {
+				e7 = err
+			}
+			for i, err := range []error{e1, e2, e3, e4, e5, e6, e7} {
+				if !errors.Is(err, ledger.ErrInvalid) {
+					t.Errorf("call %d: %v, want ErrInvalid", i+1, err)
+				}
+			}
+		}},
+		{"ContextDone", func(t *testing.T, s ledger.Store, _ *clock) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_, err := s.Membership(ctx, "r", "m")
+			if err == nil || errors.Is(err, ledger.ErrNotFound) || !errors.Is(err, ledger.ErrUnavailable) {
+				t.Fatalf("Membership with a done context: %v, want ErrUnavailable", err)
+			}
+			_, _, err = s.Intend(ctx, ledger.Intent{RequestID: "r", Membership: "m"})
+			if !errors.Is(err, ledger.ErrUnavailable) {
+				t.Fatalf("Intend with a done context: %v, want ErrUnavailable", err)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			clk := &clock{t: t0}
+			s := mk(t, ledger.Config{Retention: 30 * 24 * time.Hour, Now: clk.Now})
+			c.run(t, s, clk)
+		})
+	}
+}
+
+// must2 checks the error of a (value, created, error) call.
+func must2[T any](t testing.TB) func(T, bool, error) (T, bool) {
+	return func(v T, created bool, err error) (T, bool) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, created
+	}
+}
