@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -22,7 +23,10 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/pstest"
+	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
@@ -193,14 +197,18 @@ func TestRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != contract.Removed || r.RequestID != "hr-1" || r.Membership != "spaces/ENG/members/101" {
-		t.Fatalf("result = %+v", r.Result)
+	// The result carries what restores the membership (state, role, member)
+	// and the request's own fields.
+	wantResult := contract.Result{
+		RequestID: "hr-1", Membership: "spaces/ENG/members/101", Outcome: contract.Removed,
+		MembershipState: "NOT_A_MEMBER", Role: "ROLE_MANAGER", Member: &contract.Member{Name: "users/101", Type: "HUMAN"},
+		Reason: "offboarding", RequestedBy: "workday", Attempts: 1,
 	}
-	if r.MembershipState != "NOT_A_MEMBER" || r.Role == "" || r.Member == nil || r.Member.Name != "users/101" || r.Member.Type != "HUMAN" {
-		t.Errorf("result lacks what restores the membership: %+v", r.Result)
+	if diff := resultDiff(wantResult, r.Result, nil); diff != "" {
+		t.Fatalf("result (-want +got):\n%s", diff)
 	}
-	if r.Reason != "offboarding" || r.RequestedBy != "workday" || r.SourceMessageID == "" || r.ProcessedAt.IsZero() {
-		t.Errorf("result lacks request fields: %+v", r.Result)
+	if r.SourceMessageID == "" || r.ProcessedAt.IsZero() {
+		t.Errorf("result lacks sourceMessageId or processedAt: %+v", r.Result)
 	}
 	if _, ok := e.stack.Chat.IsMember("spaces/ENG", "101"); ok {
 		t.Error("users/101 is still a member of spaces/ENG")
@@ -282,11 +290,19 @@ func TestDryRun(t *testing.T) {
 	if len(rs) != 2 {
 		t.Fatalf("%d results", len(rs))
 	}
-	if r := rs[0]; r.Outcome != contract.DryRun || r.WouldRemove == nil || !*r.WouldRemove || r.Role == "" || !r.DryRun {
-		t.Errorf("member: %+v", r.Result)
+	// The request ids are the message ids (the requests name none).
+	member := contract.Result{
+		Membership: "spaces/ENG/members/101", Outcome: contract.DryRun, MembershipState: "JOINED", Role: "ROLE_MANAGER",
+		Member: &contract.Member{Name: "users/101", Type: "HUMAN"}, WouldRemove: ptr(true), DryRun: true, Attempts: 1,
 	}
-	if r := rs[1]; r.Outcome != contract.DryRun || r.WouldRemove == nil || *r.WouldRemove {
-		t.Errorf("non-member: %+v", r.Result)
+	if diff := resultDiff(member, rs[0].Result, []string{"RequestID"}); diff != "" {
+		t.Errorf("member (-want +got):\n%s", diff)
+	}
+	nonMember := contract.Result{
+		Membership: "spaces/ENG/members/106", Outcome: contract.DryRun, MembershipState: "NOT_A_MEMBER", WouldRemove: ptr(false), DryRun: true, Attempts: 1,
+	}
+	if diff := resultDiff(nonMember, rs[1].Result, []string{"RequestID"}); diff != "" {
+		t.Errorf("non-member (-want +got):\n%s", diff)
 	}
 	if _, ok := e.stack.Chat.IsMember("spaces/ENG", "101"); !ok {
 		t.Error("a dry run removed users/101")
@@ -346,9 +362,15 @@ func TestInvalidMakesNoChatCall(t *testing.T) {
 	if len(rs) != len(bad) {
 		t.Fatalf("%d results for %d requests", len(rs), len(bad))
 	}
+	// Each is invalid with the validator's reason (its text checked below
+	// and by the request package's tests).
+	invalid := contract.Result{Outcome: contract.Invalid, Error: &contract.ErrorInfo{Code: 400, Status: "INVALID_ARGUMENT"}}
 	for i, r := range rs {
-		if r.Outcome != contract.Invalid || r.Error == nil || r.Error.Message == "" {
-			t.Errorf("%s: %+v", bad[i], r.Result)
+		if diff := resultDiff(invalid, r.Result, []string{"RequestID"}, ignoreErrorMessage); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", bad[i], diff)
+		}
+		if r.Error != nil && r.Error.Message == "" {
+			t.Errorf("%s: no reason given: %+v", bad[i], r.Result)
 		}
 	}
 	if rs[8].RequestID != "bulk-1" || !strings.Contains(rs[8].Error.Message, "spaces[1]") {
@@ -368,11 +390,23 @@ func TestFailedIsPermanent(t *testing.T) {
 		}
 	}
 	rs := e.results(t)
-	if r := rs[0]; r.Outcome != contract.Failed || r.Error == nil || r.Error.Code != 400 || r.Error.Status != "FAILED_PRECONDITION" || !strings.Contains(r.Detail, "successor") {
-		t.Errorf("only manager: %+v %+v", r.Result, r.Error)
+	onlyManager := contract.Result{
+		Membership: "spaces/SOLO/members/101", Outcome: contract.Failed, AdminAccess: true, Attempts: 1,
+		Error:  &contract.ErrorInfo{Code: 400, Status: "FAILED_PRECONDITION"},
+		Detail: onlyOwnerFix,
 	}
-	if r := rs[1]; r.Outcome != contract.Failed || r.Error == nil || r.Error.Code != 403 || r.Error.Status != "PERMISSION_DENIED" {
-		t.Errorf("forbidden: %+v %+v", r.Result, r.Error)
+	if diff := resultDiff(onlyManager, rs[0].Result, []string{"RequestID"}, ignoreErrorMessage); diff != "" {
+		t.Errorf("only manager (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(rs[0].Detail, "successor") {
+		t.Errorf("only manager: detail %q does not name the fix", rs[0].Detail)
+	}
+	forbidden := contract.Result{
+		Membership: "spaces/SECRET/members/106", Outcome: contract.Failed, Attempts: 1,
+		Error: &contract.ErrorInfo{Code: 403, Status: "PERMISSION_DENIED"},
+	}
+	if diff := resultDiff(forbidden, rs[1].Result, []string{"RequestID"}, ignoreErrorMessage); diff != "" {
+		t.Errorf("forbidden (-want +got):\n%s", diff)
 	}
 }
 
@@ -448,8 +482,13 @@ func TestExpiredWithLastError(t *testing.T) {
 	if err := e.f.Handle(context.Background(), ev); err != nil {
 		t.Fatalf("Handle = %v, want nil", err)
 	}
-	if r := e.only(t); r.Outcome != contract.Expired || r.Error == nil || r.Error.Code != 503 {
-		t.Errorf("result = %+v %+v", r.Result, r.Error)
+	// The error's text counts the attempts, which depend on timing.
+	want := contract.Result{
+		Membership: "spaces/ENG/members/101", Outcome: contract.Expired,
+		Error: &contract.ErrorInfo{Code: 503, Status: "UNAVAILABLE"},
+	}
+	if diff := resultDiff(want, e.only(t).Result, []string{"RequestID", "Attempts"}, ignoreErrorMessage); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
 	}
 }
 
@@ -608,8 +647,12 @@ func TestLogLinesCarryEventContext(t *testing.T) {
 	for _, l := range logLines(t, e.logs) {
 		if l["message"] == "decision published" {
 			found = true
-			if l["requestId"] != "hr-9" || l["membership"] != "spaces/ENG/members/101" || l["eventId"] == nil || l["severity"] != "INFO" {
-				t.Errorf("decision line = %v", l)
+			// The event's context, compared as a whole; the eventId
+			// is the message id, which differs between runs.
+			want := map[string]any{"requestId": "hr-9", "membership": "spaces/ENG/members/101", "severity": "INFO", "eventId": true}
+			got := map[string]any{"requestId": l["requestId"], "membership": l["membership"], "severity": l["severity"], "eventId": l["eventId"] != nil}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("decision line %v (-want +got):\n%s", l, diff)
 			}
 		}
 	}
@@ -619,16 +662,81 @@ func TestLogLinesCarryEventContext(t *testing.T) {
 }
 
 func TestDecodeStructuredAndBinary(t *testing.T) {
-	// The CloudEvents SDK, as the functions framework uses it, turns both
-	// modes into the same event; DecodeEvent reads the Pub/Sub envelope.
-	ev := pubsubEvent(`{"space":"spaces/A","member":"1"}`, time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC))
-	m, err := DecodeEvent(ev)
+	// The same messagePublished event, sent over HTTP to EventHandler in
+	// binary mode (attributes in ce-* headers, the data as the body) and in
+	// structured mode (the whole event as one JSON document), is decoded to
+	// the same Pub/Sub message; so is the event handed over directly.
+	published := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	ev := pubsubEvent(`{"space":"spaces/A","member":"1"}`, published)
+	want := Message{
+		ID:           ev.ID(),
+		Data:         []byte(`{"space":"spaces/A","member":"1"}`),
+		Attributes:   map[string]string{"origin": "test"},
+		PublishTime:  published,
+		Subscription: "projects/" + testProject + "/subscriptions/requests-push",
+	}
+	direct, err := DecodeEvent(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(m.Data) != `{"space":"spaces/A","member":"1"}` || m.ID != ev.ID() || m.Attributes["origin"] != "test" || !m.PublishTime.Equal(time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)) {
-		t.Errorf("decoded %+v", m)
+	if diff := cmp.Diff(want, direct); diff != "" {
+		t.Errorf("decoded event (-want +got):\n%s", diff)
 	}
+
+	decoded := make(chan Message, 1)
+	srv := httptest.NewServer(EventHandler(func(_ context.Context, e event.Event) error {
+		m, err := DecodeEvent(e)
+		if err != nil {
+			return err
+		}
+		decoded <- m
+		return nil
+	}))
+	defer srv.Close()
+	for _, mode := range []struct {
+		name        string
+		force       func(context.Context) context.Context
+		contentType string
+		ceID        string // the ce-id header: set in binary mode only
+	}{
+		{"binary", binding.WithForceBinary, "application/json", ev.ID()},
+		{"structured", binding.WithForceStructured, "application/cloudevents+json", ""},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, srv.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cehttp.WriteRequest(mode.force(context.Background()), binding.ToMessage(&ev), req); err != nil {
+				t.Fatal(err)
+			}
+			// The request really is in this mode.
+			if got := req.Header.Get("Content-Type"); !strings.HasPrefix(got, mode.contentType) {
+				t.Fatalf("Content-Type %q, want %s", got, mode.contentType)
+			}
+			if got := req.Header.Get("ce-id"); got != mode.ceID {
+				t.Fatalf("ce-id header %q, want %q", got, mode.ceID)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			select {
+			case m := <-decoded:
+				if diff := cmp.Diff(want, m); diff != "" {
+					t.Errorf("decoded message (-want +got):\n%s", diff)
+				}
+			default:
+				t.Fatal("the handler answered 200 without decoding an event")
+			}
+		})
+	}
+
 	bad := event.New()
 	bad.SetID("x")
 	bad.SetType("com.example.other")
@@ -647,9 +755,13 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.TokenSecret != "projects/p/secrets/chat-token/versions/latest" || c.ResultTopic != "projects/p/topics/results" ||
-		len(c.Protected) != 3 || c.MaxEventAge != 2*time.Hour || c.WritesPerMinute != 120 || c.ReadsPerMinute != DefaultReadsPerMinute {
-		t.Errorf("config = %+v", c)
+	want := Config{
+		Project: "p", TokenSecret: "projects/p/secrets/chat-token/versions/latest", ResultTopic: "projects/p/topics/results",
+		Protected: []string{"1", "boss@example.com", "app"}, MaxEventAge: 2 * time.Hour,
+		WritesPerMinute: 120, ReadsPerMinute: DefaultReadsPerMinute, LogLevel: slog.LevelInfo, EventTimeout: 9 * time.Minute,
+	}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
 	}
 	for k, v := range map[string]string{
 		"GOOGLE_CLOUD_PROJECT": "", "TOKEN_SECRET": "projects/p/secrets", "RESULT_TOPIC": "projects/p/subs/x",
@@ -699,8 +811,17 @@ func TestRemovalSurvivesAFailedResultPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != contract.Removed || r.Role != "ROLE_MANAGER" || r.Member == nil || !strings.Contains(r.Detail, "earlier delivery") {
-		t.Fatalf("result = %+v", r.Result)
+	// The detail's text is checked on its own below.
+	want := contract.Result{
+		RequestID: "hr-late", Membership: "spaces/ENG/members/101", Outcome: contract.Removed,
+		MembershipState: "NOT_A_MEMBER", Role: "ROLE_MANAGER", Member: &contract.Member{Name: "users/101", Type: "HUMAN"},
+		Attempts: 1,
+	}
+	if diff := resultDiff(want, r.Result, []string{"Detail"}); diff != "" {
+		t.Fatalf("result (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(r.Detail, "earlier delivery") {
+		t.Fatalf("detail %q does not say the removal was an earlier delivery's", r.Detail)
 	}
 	if r.Attrs["ce-id"] != contract.EventID("hr-late", "spaces/ENG/members/101", contract.Removed) {
 		t.Error("the late result's ce-id differs from the removal's")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
@@ -120,8 +121,8 @@ func TestProtectedInBulkAndSweep(t *testing.T) {
 	// bulk by id: every space (refused before any read); bulk by email:
 	// ENG and SALES (resolved, then refused); sweep: the three spaces
 	// where she is a member.
-	if refused["bulk"] != 3 || refused["bulk-mail"] != 2 || refused["sweep"] != 3 {
-		t.Errorf("refusals by request = %v, want bulk 3, bulk-mail 2, sweep 3", refused)
+	if diff := cmp.Diff(map[string]int{"bulk": 3, "bulk-mail": 2, "sweep": 3}, refused); diff != "" {
+		t.Errorf("refusals by request (-want +got):\n%s", diff)
 	}
 	assertUntouched(t, e, "101", aliceSpaces)
 	if _, ok := e.stack.Chat.IsMember("spaces/SALES", "104"); ok {
@@ -205,11 +206,17 @@ func TestHandOffPatchesTheServerAssignedName(t *testing.T) {
 	for _, c := range []struct {
 		name, req, patched string
 		added              bool
+		// The result's membership, member and successor.
+		membership, member, successor string
 	}{
-		{"member by email", `{"space":"spaces/SOLO","member":"alice@example.com","adminAccess":true,"successor":"bob@example.com"}`, "spaces/SOLO/members/102", false},
-		{"added by email", `{"space":"spaces/SOLO","member":"users/101","adminAccess":true,"successor":"dave@example.com","addSuccessor":true}`, "spaces/SOLO/members/104", true},
-		{"added by alias", `{"space":"spaces/SECRET","member":"users/104","adminAccess":true,"successor":"ali@example.com","addSuccessor":true}`, "spaces/SECRET/members/101", true},
-		{"sweep, by email", `{"space":"spaces/SOLO","members":["users/101"],"adminAccess":true,"successor":"carol@example.com"}`, "spaces/SOLO/members/103", false},
+		{"member by email", `{"space":"spaces/SOLO","member":"alice@example.com","adminAccess":true,"successor":"bob@example.com"}`, "spaces/SOLO/members/102", false,
+			"spaces/SOLO/members/alice@example.com", "users/101", "bob@example.com"},
+		{"added by email", `{"space":"spaces/SOLO","member":"users/101","adminAccess":true,"successor":"dave@example.com","addSuccessor":true}`, "spaces/SOLO/members/104", true,
+			"spaces/SOLO/members/101", "users/101", "dave@example.com"},
+		{"added by alias", `{"space":"spaces/SECRET","member":"users/104","adminAccess":true,"successor":"ali@example.com","addSuccessor":true}`, "spaces/SECRET/members/101", true,
+			"spaces/SECRET/members/104", "users/104", "ali@example.com"},
+		{"sweep, by email", `{"space":"spaces/SOLO","members":["users/101"],"adminAccess":true,"successor":"carol@example.com"}`, "spaces/SOLO/members/103", false,
+			"spaces/SOLO/members/101", "users/101", "carol@example.com"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -218,8 +225,13 @@ func TestHandOffPatchesTheServerAssignedName(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := e.only(t)
-			if r.Outcome != contract.Removed || r.HandOff == nil || !r.HandOff.Promoted || r.HandOff.Added != c.added {
-				t.Fatalf("outcome %s, hand-off %+v, error %+v", r.Outcome, r.HandOff, r.Error)
+			want := contract.Result{
+				Membership: c.membership, Outcome: contract.Removed, MembershipState: "NOT_A_MEMBER", Role: "ROLE_MANAGER",
+				Member: &contract.Member{Name: c.member, Type: "HUMAN"}, AdminAccess: true,
+				HandOff: &contract.HandOffLog{Successor: c.successor, Added: c.added, Promoted: true},
+			}
+			if diff := resultDiff(want, r.Result, []string{"RequestID", "Attempts"}); diff != "" {
+				t.Fatalf("result (-want +got):\n%s", diff)
 			}
 			if got := patches(); len(got) != 1 || got[0] != c.patched {
 				t.Errorf("members.patch called on %q, want [%s]", got, c.patched)
@@ -253,16 +265,26 @@ func TestOwnersAndManagers(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != contract.Failed || r.Error == nil || r.Error.Status != "FAILED_PRECONDITION" {
-		t.Fatalf("only owner without successor: %s %+v", r.Outcome, r.Error)
+	onlyOwner := contract.Result{
+		Membership: "spaces/SOLO/members/101", Outcome: contract.Failed, AdminAccess: true,
+		Role: "ROLE_MANAGER", Member: &contract.Member{Name: "users/101", Type: "HUMAN"},
+		Error: &contract.ErrorInfo{Code: 400, Status: "FAILED_PRECONDITION"}, Detail: onlyOwnerFix,
+	}
+	if diff := resultDiff(onlyOwner, r.Result, []string{"RequestID", "Attempts"}, ignoreErrorMessage); diff != "" {
+		t.Fatalf("only owner without successor (-want +got):\n%s", diff)
 	}
 	// With bob as successor, the assistant manager becomes an owner.
 	if err := e.send(t, `{"space":"spaces/SOLO","members":["users/101"],"adminAccess":true,"successor":"users/102"}`); err != nil {
 		t.Fatal(err)
 	}
 	r = e.results(t)[1]
-	if r.Outcome != contract.Removed || r.HandOff == nil || !r.HandOff.Promoted || r.Role != "ROLE_MANAGER" {
-		t.Fatalf("hand-off to a manager: %s %+v role %q", r.Outcome, r.HandOff, r.Role)
+	handedOff := contract.Result{
+		Membership: "spaces/SOLO/members/101", Outcome: contract.Removed, MembershipState: "NOT_A_MEMBER", Role: "ROLE_MANAGER",
+		Member: &contract.Member{Name: "users/101", Type: "HUMAN"}, AdminAccess: true,
+		HandOff: &contract.HandOffLog{Successor: "users/102", Promoted: true},
+	}
+	if diff := resultDiff(handedOff, r.Result, []string{"RequestID", "Attempts"}); diff != "" {
+		t.Fatalf("hand-off to a manager (-want +got):\n%s", diff)
 	}
 	if role, _ := e.stack.Chat.IsMember("spaces/SOLO", "102"); role != "ROLE_MANAGER" {
 		t.Errorf("bob is %q after the hand-off, want ROLE_MANAGER", role)
@@ -278,8 +300,13 @@ func TestOwnersAndManagers(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := e.results(t)
-	if rs[0].Outcome != contract.Removed || rs[0].HandOff == nil || !rs[0].HandOff.Promoted {
-		t.Errorf("single hand-off to a manager: %s %+v %+v", rs[0].Outcome, rs[0].HandOff, rs[0].Error)
+	single := contract.Result{
+		Membership: "spaces/SOLO/members/101", Outcome: contract.Removed, MembershipState: "NOT_A_MEMBER", Role: "ROLE_MANAGER",
+		Member: &contract.Member{Name: "users/101", Type: "HUMAN"}, AdminAccess: true,
+		HandOff: &contract.HandOffLog{Successor: "bob@example.com", Promoted: true},
+	}
+	if diff := resultDiff(single, rs[0].Result, []string{"RequestID", "Attempts"}); diff != "" {
+		t.Errorf("single hand-off to a manager (-want +got):\n%s", diff)
 	}
 	e2 := newEnvWith(t, ownersWorkspace(), emulator.ChatOptions{})
 	if err := e2.send(t, `{"space":"spaces/SOLO","member":"users/102","adminAccess":true}`); err != nil {
@@ -313,8 +340,17 @@ func TestMaxEventAgeBoundsRetriesInsideAnInvocation(t *testing.T) {
 		t.Fatalf("Handle = %v, want nil (answered expired)", err)
 	}
 	r := e.only(t)
-	if r.Outcome != contract.Expired || r.Error == nil || r.Error.Code != 503 || r.Error.Status != "UNAVAILABLE" || r.Error.Message == "" {
-		t.Fatalf("result %s %+v, want expired with the 503", r.Outcome, r.Error)
+	// The error's text counts the attempts, which depend on timing; it
+	// must be there.
+	expired := contract.Result{
+		Membership: "spaces/ENG/members/102", Outcome: contract.Expired,
+		Error: &contract.ErrorInfo{Code: 503, Status: "UNAVAILABLE"},
+	}
+	if diff := resultDiff(expired, r.Result, []string{"RequestID", "Attempts"}, ignoreErrorMessage); diff != "" {
+		t.Fatalf("want expired with the 503 (-want +got):\n%s", diff)
+	}
+	if r.Error.Message == "" {
+		t.Fatalf("expired without the error's text: %+v", r.Error)
 	}
 	mu.Lock()
 	n := len(deletes)
@@ -385,16 +421,32 @@ func TestRequestThatCannotFanOut(t *testing.T) {
 		t.Fatalf("Handle = %v, want a decision", err)
 	}
 	r := e.only(t)
-	if r.Outcome != contract.Invalid || r.Error == nil || !strings.Contains(r.Error.Message, "requestId") {
-		t.Fatalf("bulk: %s %+v", r.Outcome, r.Error)
+	// The bulk request is refused by the validator; the sweep page when it
+	// comes to make its children.
+	cannotFanOut := func(requestID, detail string) contract.Result {
+		return contract.Result{
+			RequestID: requestID, Outcome: contract.Invalid, Error: &contract.ErrorInfo{Code: 400, Status: "INVALID_ARGUMENT"},
+			Detail: detail,
+		}
+	}
+	if diff := resultDiff(cannotFanOut(long, ""), r.Result, []string{"Attempts"}, ignoreErrorMessage); diff != "" {
+		t.Fatalf("bulk (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(r.Error.Message, "requestId") {
+		t.Fatalf("bulk: error %q does not name requestId", r.Error.Message)
 	}
 	sweepID := strings.Repeat("s", 500)
 	if err := e.send(t, `{"requestId":"`+sweepID+`","allSpaces":true,"member":"users/101"}`); err != nil {
 		t.Fatalf("Handle = %v, want a decision", err)
 	}
 	r = e.results(t)[1]
-	if r.Outcome != contract.Invalid || r.Error == nil || !strings.Contains(r.Error.Message, "requestId") {
-		t.Fatalf("sweep: %s %+v", r.Outcome, r.Error)
+	page := cannotFanOut(sweepID, "the request cannot fan out: nothing was published and nothing was removed")
+	page.AdminAccess = true // a sweep searches as an administrator
+	if diff := resultDiff(page, r.Result, []string{"Attempts"}, ignoreErrorMessage); diff != "" {
+		t.Fatalf("sweep (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(r.Error.Message, "requestId") {
+		t.Fatalf("sweep: error %q does not name requestId", r.Error.Message)
 	}
 	for _, m := range e.psrv.Messages() {
 		if m.Topic == e.cfg.RequestTopic {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
@@ -78,8 +79,15 @@ func TestBulkWithPartialFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := e.results(t)
-	if len(rs) != 1 || rs[0].Outcome != contract.Planned || rs[0].Children == nil || *rs[0].Children != 5 {
-		t.Fatalf("parent: %+v", rs)
+	if len(rs) != 1 {
+		t.Fatalf("%d results before the children ran, want the parent's: %+v", len(rs), rs)
+	}
+	parent := contract.Result{
+		RequestID: "bulk-1", Outcome: contract.Planned, Children: ptr(5), ExpectedResults: ptr(5),
+		Detail: `bulk: 5 child requests, one per space, each answered by one result with parentRequestId "bulk-1"`,
+	}
+	if diff := resultDiff(parent, rs[0].Result, []string{"Attempts"}); diff != "" {
+		t.Fatalf("parent (-want +got):\n%s", diff)
 	}
 	e.drain(t, 4)
 	got := map[string]contract.Outcome{}
@@ -116,8 +124,13 @@ func TestSingleHandOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != contract.Removed || r.HandOff == nil || !r.HandOff.Promoted || r.HandOff.Added {
-		t.Fatalf("result = %+v %+v", r.Result, r.HandOff)
+	want := contract.Result{
+		Membership: "spaces/SOLO/members/101", Outcome: contract.Removed, MembershipState: "NOT_A_MEMBER", Role: "ROLE_MANAGER",
+		Member: &contract.Member{Name: "users/101", Type: "HUMAN"}, AdminAccess: true,
+		HandOff: &contract.HandOffLog{Successor: "bob@example.com", Promoted: true},
+	}
+	if diff := resultDiff(want, r.Result, []string{"RequestID", "Attempts"}); diff != "" {
+		t.Fatalf("result (-want +got):\n%s", diff)
 	}
 	if role, ok := e.stack.Chat.IsMember("spaces/SOLO", "102"); !ok || role != "ROLE_MANAGER" {
 		t.Errorf("bob in SOLO: %q %v", role, ok)
@@ -134,8 +147,17 @@ func TestSingleHandOffNeedsAddSuccessor(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != contract.Failed || r.Error == nil || !strings.Contains(r.Error.Message, "addSuccessor") {
-		t.Fatalf("result = %+v %+v", r.Result, r.Error)
+	failed := contract.Result{
+		Membership: "spaces/SOLO/members/101", Outcome: contract.Failed, AdminAccess: true,
+		Error:   &contract.ErrorInfo{Code: 400, Status: "FAILED_PRECONDITION"},
+		HandOff: &contract.HandOffLog{Successor: "users/104"},
+		Detail:  "the member is the only owner of the space and the hand-off to the successor failed; nothing was removed",
+	}
+	if diff := resultDiff(failed, r.Result, []string{"RequestID", "Attempts"}, ignoreErrorMessage); diff != "" {
+		t.Fatalf("result (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(r.Error.Message, "addSuccessor") {
+		t.Fatalf("error %q does not name addSuccessor", r.Error.Message)
 	}
 	if _, ok := e.stack.Chat.IsMember("spaces/SOLO", "101"); !ok {
 		t.Error("alice removed although the hand-off failed")
@@ -145,8 +167,13 @@ func TestSingleHandOffNeedsAddSuccessor(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = e.results(t)[1]
-	if r.Outcome != contract.Removed || r.HandOff == nil || !r.HandOff.Added || !r.HandOff.Promoted {
-		t.Fatalf("result = %+v %+v", r.Result, r.HandOff)
+	want := contract.Result{
+		Membership: "spaces/SOLO/members/101", Outcome: contract.Removed, MembershipState: "NOT_A_MEMBER", Role: "ROLE_MANAGER",
+		Member: &contract.Member{Name: "users/101", Type: "HUMAN"}, AdminAccess: true,
+		HandOff: &contract.HandOffLog{Successor: "users/104", Added: true, Promoted: true},
+	}
+	if diff := resultDiff(want, r.Result, []string{"RequestID", "Attempts"}); diff != "" {
+		t.Fatalf("result (-want +got):\n%s", diff)
 	}
 	if role, _ := e.stack.Chat.IsMember("spaces/SOLO", "104"); role != "ROLE_MANAGER" {
 		t.Errorf("dave's role in SOLO: %q", role)
@@ -290,8 +317,10 @@ func TestSweepOfTwoThousandSpaces(t *testing.T) {
 	if calls["members.get"] != 0 {
 		t.Errorf("members.get = %d, want 0", calls["members.get"])
 	}
-	if calls["members.delete"] != int64(memberships) || calls["members.create"] != int64(onlyManager) || calls["members.patch"] != int64(onlyManager) {
-		t.Errorf("writes: delete %d create %d patch %d; want %d, %d, %d", calls["members.delete"], calls["members.create"], calls["members.patch"], memberships, onlyManager, onlyManager)
+	writes := map[string]int64{"members.delete": calls["members.delete"], "members.create": calls["members.create"], "members.patch": calls["members.patch"]}
+	wantWrites := map[string]int64{"members.delete": int64(memberships), "members.create": int64(onlyManager), "members.patch": int64(onlyManager)}
+	if diff := cmp.Diff(wantWrites, writes); diff != "" {
+		t.Errorf("writes (-want +got):\n%s", diff)
 	}
 	t.Logf("sweep of %d spaces for 3 people: %d memberships; calls %v; directory %d", spaces, memberships, calls, e.stack.Directory.Stats().Calls)
 }
@@ -357,11 +386,27 @@ func TestSweepFailedPageStillCounts(t *testing.T) {
 	if len(rs) != 2 {
 		t.Fatalf("%d results: %+v", len(rs), rs)
 	}
-	if r := rs[0]; r.Outcome != contract.Failed || r.ParentRequestID != "sw" || !strings.Contains(r.Error.Message, "ghost@example.com") {
-		t.Errorf("unknown person: %+v", r.Result)
+	unknown := contract.Result{
+		RequestID: "sw/ghost@example.com", ParentRequestID: "sw", Outcome: contract.Failed, AdminAccess: true,
+		Member: &contract.Member{Name: "users/ghost@example.com"},
+		Error:  &contract.ErrorInfo{Code: 404, Status: "NOT_FOUND"},
+		Detail: "person not found in the directory: nothing was swept for them",
 	}
-	if r := rs[1]; r.Outcome != contract.Failed || r.ExpectedResults == nil || *r.ExpectedResults != 1 || r.Continued || !strings.Contains(r.Error.Message, "nobody@example.com") {
-		t.Errorf("page: %+v %+v", r.Result, r.Error)
+	if diff := resultDiff(unknown, rs[0].Result, []string{"Attempts"}, ignoreErrorMessage); diff != "" {
+		t.Errorf("unknown person (-want +got):\n%s", diff)
+	}
+	if rs[0].Error == nil || !strings.Contains(rs[0].Error.Message, "ghost@example.com") {
+		t.Errorf("unknown person: error %+v does not name ghost@example.com", rs[0].Error)
+	}
+	page := contract.Result{
+		RequestID: "sw", Outcome: contract.Failed, Children: ptr(0), ExpectedResults: ptr(1), AdminAccess: true,
+		Error: &contract.ErrorInfo{Code: 404, Status: "NOT_FOUND"},
+	}
+	if diff := resultDiff(page, rs[1].Result, []string{"Attempts"}, ignoreErrorMessage); diff != "" {
+		t.Errorf("page (-want +got):\n%s", diff)
+	}
+	if rs[1].Error == nil || !strings.Contains(rs[1].Error.Message, "nobody@example.com") {
+		t.Errorf("page: error %+v does not name nobody@example.com", rs[1].Error)
 	}
 	if n := e.stack.Chat.Stats().Calls["spaces.search"]; n != 0 {
 		t.Errorf("%d searches after the successor was found unknown", n)

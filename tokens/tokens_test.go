@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/tokens"
 )
@@ -96,8 +98,11 @@ func TestInvalidateIssuedBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.AccessToken == first.AccessToken || src.Stats().Refreshes != 2 || src.Stats().SecretReads != 1 {
-		t.Errorf("after invalidation: same token %v, stats %+v", second.AccessToken == first.AccessToken, src.Stats())
+	if second.AccessToken == first.AccessToken {
+		t.Error("after invalidation: the same access token")
+	}
+	if diff := cmp.Diff(tokens.Stats{SecretReads: 1, Refreshes: 2}, src.Stats()); diff != "" {
+		t.Errorf("after invalidation: stats (-want +got):\n%s", diff)
 	}
 }
 

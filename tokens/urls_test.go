@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/tokens"
 )
@@ -269,8 +271,11 @@ func TestCredentialsRedacted(t *testing.T) {
 	}
 	// Redaction is only for printing: the stored JSON keeps the secrets.
 	b, err := tokens.ParseCredentials(emulator.AuthorizedUserJSON(creds.ClientID, secret, refresh, creds.TokenURI))
-	if err != nil || b.ClientSecret != secret || b.RefreshToken != refresh {
-		t.Errorf("ParseCredentials = %v, %v", b, err)
+	if err != nil {
+		t.Fatalf("ParseCredentials: %v", err)
+	}
+	if diff := cmp.Diff(creds, b); diff != "" {
+		t.Errorf("ParseCredentials (-want +got):\n%s", diff)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestMain(m *testing.M) {
@@ -409,11 +411,13 @@ func TestFreshProject(t *testing.T) {
 		t.Errorf("results subscription (call %d) after the deploy (call %d): early results would be lost", audit, deploy)
 	}
 	st := p.loadState(t)
-	if s := st.Subs[auditSub]; s == nil || s.Topic != "chat-offboard-results" || s.Retention != "7d" || s.Expiration != "never" {
-		t.Errorf("audit subscription state = %+v", s)
+	wantAudit := &fakeSub{Topic: "chat-offboard-results", Retention: "7d", Expiration: "never"}
+	if diff := cmp.Diff(wantAudit, st.Subs[auditSub]); diff != "" {
+		t.Errorf("audit subscription state (-want +got):\n%s", diff)
 	}
-	if s := st.Subs[trigSub]; s == nil || s.MaxAttempts != 10 || s.DeadLetterTopic != "projects/my-proj/topics/chat-offboard-dead-letters" {
-		t.Errorf("trigger subscription state = %+v", s)
+	wantTrigger := &fakeSub{Topic: "chat-offboard-requests", DeadLetterTopic: "projects/my-proj/topics/chat-offboard-dead-letters", MaxAttempts: 10}
+	if diff := cmp.Diff(wantTrigger, st.Subs[trigSub]); diff != "" {
+		t.Errorf("trigger subscription state (-want +got):\n%s", diff)
 	}
 
 	// What next.
@@ -741,9 +745,11 @@ func TestBudgets(t *testing.T) {
 		env := envVars(t, deploy)
 		c, _ := flag(deploy, "concurrency")
 		m, _ := flag(deploy, "max-instances")
-		if env["CHAT_WRITES_PER_MINUTE"] != tc.writes || env["CHAT_READS_PER_MINUTE"] != tc.reads || c != tc.concurrency || m != tc.maxInstances {
-			t.Errorf("%v: writes %s reads %s concurrency %s max-instances %s; want %s %s %s %s", tc.env,
-				env["CHAT_WRITES_PER_MINUTE"], env["CHAT_READS_PER_MINUTE"], c, m, tc.writes, tc.reads, tc.concurrency, tc.maxInstances)
+		type limits struct{ Writes, Reads, Concurrency, MaxInstances string }
+		want := limits{tc.writes, tc.reads, tc.concurrency, tc.maxInstances}
+		got := limits{env["CHAT_WRITES_PER_MINUTE"], env["CHAT_READS_PER_MINUTE"], c, m}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%v: limits (-want +got):\n%s", tc.env, diff)
 		}
 	}
 }
@@ -768,9 +774,17 @@ func TestSettingsReachTheFunction(t *testing.T) {
 		t.Fatalf("no deploy: %q", r.calls)
 	}
 	env := envVars(t, r.calls[deploy])
-	if env["PROTECTED_MEMBERS"] != "users/1,boss@example.com,app" || env["LOG_LEVEL"] != "debug" ||
-		env["MAX_EVENT_AGE"] != "12h" || env["TOKEN_SECRET"] != "projects/other-proj/secrets/tok/versions/latest" {
-		t.Errorf("env = %v", env)
+	wantEnv := map[string]string{
+		"PROTECTED_MEMBERS": "users/1,boss@example.com,app", "LOG_LEVEL": "debug",
+		"MAX_EVENT_AGE": "12h", "TOKEN_SECRET": "projects/other-proj/secrets/tok/versions/latest",
+		// and what deploy.sh sets whatever the flags: the defaults, the
+		// project, the topics, --timeout as INVOCATION_TIMEOUT.
+		"CHAT_READS_PER_MINUTE": "3000", "CHAT_WRITES_PER_MINUTE": "300", "GOOGLE_CLOUD_PROJECT": "other-proj",
+		"INVOCATION_TIMEOUT": "300s", "REQUEST_TOPIC": "projects/other-proj/topics/chat-offboard-requests",
+		"RESULT_TOPIC": "projects/other-proj/topics/chat-offboard-results",
+	}
+	if diff := cmp.Diff(wantEnv, env); diff != "" {
+		t.Errorf("env (-want +got):\n%s", diff)
 	}
 	for _, w := range []string{"region=europe-west1", "project=other-proj", "timeout=300s",
 		"service-account=offboard-run@other-proj.iam.gserviceaccount.com"} {

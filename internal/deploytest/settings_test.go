@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // TestSettingsCheckedByTheFunction: what the function would refuse at every
@@ -100,8 +103,15 @@ func TestCheckConfigSeesTheDeployedEnvironment(t *testing.T) {
 	// error) stops the run: exit 1, its output shown, nothing called.
 	writeFile(t, fake, "#!/bin/sh\necho 'cmd/function: build failed' >&2\nexit 1\n")
 	r = p.run(t, []string{"CHAT_OFFBOARD_CHECK_CONFIG=" + fake}, "--project", project)
-	if r.code != 1 || !strings.Contains(r.stderr, "cmd/function: build failed") || len(r.calls) != 0 {
-		t.Errorf("failing check: exit %d, calls %q\nstderr:\n%s", r.code, r.calls, r.stderr)
+	type outcome struct {
+		Code  int
+		Calls [][]string
+	}
+	if diff := cmp.Diff(outcome{Code: 1}, outcome{r.code, r.calls}, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("failing check (-want +got):\n%s\nstderr:\n%s", diff, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "cmd/function: build failed") {
+		t.Errorf("failing check: its output is not shown; stderr:\n%s", r.stderr)
 	}
 }
 
