@@ -306,6 +306,13 @@ func conformance(t *testing.T, mk newStore) {
 			if _, created := must2[ledger.PageClaim](t)(s.ClaimPage(ctx, "sweep/1", "other-page", ledger.PageClaim{})); !created {
 				t.Fatal("another page's claim not created")
 			}
+			got, err := s.Page(ctx, "sweep/1", "page-token-abc/=+")
+			if err != nil || got.Children != 100 || got.ExpectedResults != 101 || string(got.Result) != `{"outcome":"planned"}` || got.ClaimedAt != t0 {
+				t.Fatalf("Page = %+v, %v; want the first claim", got, err)
+			}
+			if _, err := s.Page(ctx, "sweep/1", "never-claimed"); !errors.Is(err, ledger.ErrNotFound) || errors.Is(err, ledger.ErrUnavailable) {
+				t.Fatalf("Page of an unclaimed page: %v, want ErrNotFound only", err)
+			}
 		}},
 		{"MembershipsOfRootAndChildren", func(t *testing.T, s ledger.Store, _ *clock) {
 			ctx := ctxT(t)

@@ -333,13 +333,29 @@ func (s *Firestore) ClaimPage(ctx context.Context, sweepID, pageKey string, c Pa
 		return PageClaim{}, false, err
 	}
 	if !created {
-		return PageClaim{
-			SweepID: old.SweepID, PageKey: old.PageKey, Children: int(old.Children),
-			ExpectedResults: int(old.ExpectedResults), Result: cloneBytes(old.Result),
-			ClaimedAt: stamp(old.ClaimedAt), ExpireAt: stamp(old.ExpireAt),
-		}, false, nil
+		return old.claim(), false, nil
 	}
 	return c, true, nil
+}
+
+// Page implements [Store.Page].
+func (s *Firestore) Page(ctx context.Context, sweepID, pageKey string) (PageClaim, error) {
+	if sweepID == "" || pageKey == "" {
+		return PageClaim{}, fmt.Errorf("ledger: page: %w: empty sweep id or page key", ErrInvalid)
+	}
+	var d pageDoc
+	if err := get(ctx, "page "+pageKey+" of "+sweepID, s.pages.Doc(docID(sweepID, pageKey)), &d); err != nil {
+		return PageClaim{}, err
+	}
+	return d.claim(), nil
+}
+
+func (d pageDoc) claim() PageClaim {
+	return PageClaim{
+		SweepID: d.SweepID, PageKey: d.PageKey, Children: int(d.Children),
+		ExpectedResults: int(d.ExpectedResults), Result: cloneBytes(d.Result),
+		ClaimedAt: stamp(d.ClaimedAt), ExpireAt: stamp(d.ExpireAt),
+	}
 }
 
 // Memberships implements [Store.Memberships]: one query per page of

@@ -51,6 +51,10 @@ func TestFirestoreUnreachable(t *testing.T) {
 			_, _, err := s.ClaimPage(ctx, "s", "p", ledger.PageClaim{})
 			return err
 		},
+		"Page": func(ctx context.Context) error {
+			_, err := s.Page(ctx, "s", "p")
+			return err
+		},
 		"Memberships": func(ctx context.Context) error {
 			for _, err := range s.Memberships(ctx, "r") {
 				if err != nil {

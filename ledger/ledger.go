@@ -221,6 +221,10 @@ type Store interface {
 	// published again instead.
 	ClaimPage(ctx context.Context, sweepID, pageKey string, c PageClaim) (PageClaim, bool, error)
 
+	// Page returns the claim of page pageKey of sweep sweepID, or
+	// ErrNotFound: a delivery that finds it makes no Chat call.
+	Page(ctx context.Context, sweepID, pageKey string) (PageClaim, error)
+
 	// Memberships yields every membership record whose root is rootID: the
 	// records of that request and of all its children, in Key order, read
 	// in pages. Records written while it runs may or may not be yielded.

@@ -217,6 +217,23 @@ func (s *Memory) ClaimPage(ctx context.Context, sweepID, pageKey string, c PageC
 	return c, true, nil
 }
 
+// Page implements [Store.Page].
+func (s *Memory) Page(ctx context.Context, sweepID, pageKey string) (PageClaim, error) {
+	if sweepID == "" || pageKey == "" {
+		return PageClaim{}, fmt.Errorf("ledger: page: %w: empty sweep id or page key", ErrInvalid)
+	}
+	if err := s.begin(ctx, "page "+sweepID+" "+pageKey); err != nil {
+		return PageClaim{}, err
+	}
+	defer s.mu.Unlock()
+	c, ok := s.pages[docID(sweepID, pageKey)]
+	if !ok {
+		return PageClaim{}, fmt.Errorf("ledger: page %s of %s: %w", pageKey, sweepID, ErrNotFound)
+	}
+	c.Result = cloneBytes(c.Result)
+	return c, nil
+}
+
 func newClaim(sweepID, pageKey string, c PageClaim, cfg Config) PageClaim {
 	now := cfg.now()
 	c.SweepID, c.PageKey, c.ClaimedAt, c.ExpireAt = sweepID, pageKey, now, now.Add(cfg.Retention)
