@@ -26,9 +26,9 @@ usage() {
 Usage: deploy.sh --project PROJECT [options]
 
 Deploys chat-offboard (a 2nd-gen Cloud Function triggered by Pub/Sub) with its
-topics, the subscriptions that keep its results and dead letters, runtime
-service account, secret and IAM bindings. Safe to run again: existing
-resources are left "unchanged".
+topics, the subscriptions that keep its results and dead letters, its ledger
+(a Firestore database with TTL policies), runtime service account, secret and
+IAM bindings. Safe to run again: existing resources are left "unchanged".
 
 Options (each also read from the environment variable in brackets; a flag wins):
   --project ID                 project id [PROJECT]                       (required)
@@ -62,6 +62,11 @@ Options (each also read from the environment variable in brackets; a flag wins):
                                never removed [PROTECTED_MEMBERS]          (none)
   --max-event-age DURATION     Go duration, e.g. 23h [MAX_EVENT_AGE]      (the function's default)
   --log-level LEVEL            debug|info|warn|error [LOG_LEVEL]          (the function's default)
+  --firestore-database ID      the ledger's Firestore database (native mode),
+                               created in REGION when missing: "(default)" or
+                               4-63 characters [FIRESTORE_DATABASE]       ((default))
+  --ledger-retention DURATION  Go duration a ledger record is kept after its
+                               last write (TTL on expireAt) [LEDGER_RETENTION] (9600h = 400 days)
   --sweeps                     also enable the Admin SDK API (allSpaces sweeps) [SWEEPS=1]
   --redeploy                   deploy the function even if it exists (new code or
                                settings) [REDEPLOY=1]; a function that is not
@@ -71,7 +76,8 @@ Options (each also read from the environment variable in brackets; a flag wins):
   -h, --help                   this help
 
 The function's settings (topics, secret, budgets, PROTECTED_MEMBERS,
-MAX_EVENT_AGE, LOG_LEVEL, INVOCATION_TIMEOUT) are checked by the function's own
+MAX_EVENT_AGE, LOG_LEVEL, INVOCATION_TIMEOUT, FIRESTORE_DATABASE,
+LEDGER_RETENTION) are checked by the function's own
 code before anything else: `go run ./cmd/function -check-config`, or the
 command binary named by CHAT_OFFBOARD_CHECK_CONFIG (an absolute path to a
 build of ./cmd/function; it is run with -check-config).
@@ -138,6 +144,8 @@ MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS-10}"
 PROTECTED_MEMBERS="${PROTECTED_MEMBERS-}"
 MAX_EVENT_AGE="${MAX_EVENT_AGE-}"
 LOG_LEVEL="${LOG_LEVEL-}"
+FIRESTORE_DATABASE="${FIRESTORE_DATABASE-(default)}"
+LEDGER_RETENTION="${LEDGER_RETENTION-9600h}"
 SWEEPS="${SWEEPS-0}"
 REDEPLOY="${REDEPLOY-0}"
 DRY_RUN="${DRY_RUN-0}"
@@ -174,7 +182,7 @@ while (($# > 0)); do
 		--writes-per-minute | --reads-per-minute | \
 		--max-instances | --concurrency | --cpu | --memory | --timeout | \
 		--max-delivery-attempts | --protected-members | --max-event-age | \
-		--log-level)
+		--log-level | --firestore-database | --ledger-retention)
 		need_value "$1" $# "${2-}"
 		case "$1" in
 		--project) PROJECT="$2" ;;
@@ -199,6 +207,8 @@ while (($# > 0)); do
 		--protected-members) PROTECTED_MEMBERS="$2" ;;
 		--max-event-age) MAX_EVENT_AGE="$2" ;;
 		--log-level) LOG_LEVEL="$2" ;;
+		--firestore-database) FIRESTORE_DATABASE="$2" ;;
+		--ledger-retention) LEDGER_RETENTION="$2" ;;
 		esac
 		shift
 		;;
@@ -252,6 +262,11 @@ if [[ "$REQUEST_TOPIC" == "$DEAD_LETTER_TOPIC" || "$RESULT_TOPIC" == "$DEAD_LETT
 fi
 [[ "$RESULT_SUBSCRIPTION" != "$DEAD_LETTER_SUBSCRIPTION" ]] ||
 	die_setting RESULT_SUBSCRIPTION "the results and dead-letter subscriptions must be two different subscriptions"
+# Firestore database ids: "(default)", or 4-63 characters of lowercase
+# letters, digits and hyphens, starting with a letter and not ending with a
+# hyphen. (LEDGER_RETENTION is the function's: checked with its code below.)
+[[ "$FIRESTORE_DATABASE" == "(default)" || "$FIRESTORE_DATABASE" =~ ^[a-z][a-z0-9-]{2,61}[a-z0-9]$ ]] ||
+	die_setting FIRESTORE_DATABASE "\"$FIRESTORE_DATABASE\" is not a Firestore database id (\"(default)\", or 4-63 characters: lowercase letters, digits, hyphens; starts with a letter, does not end with a hyphen)"
 [[ "$SECRET" =~ ^[A-Za-z0-9_-]{1,255}$ ]] ||
 	die_setting SECRET "\"$SECRET\" is not a secret id (letters, digits, - and _)"
 [[ "$SERVICE_ACCOUNT" =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
@@ -338,6 +353,15 @@ REQUEST_TOPIC_NAME="projects/${PROJECT}/topics/${REQUEST_TOPIC}"
 RESULT_TOPIC_NAME="projects/${PROJECT}/topics/${RESULT_TOPIC}"
 DEAD_LETTER_TOPIC_NAME="projects/${PROJECT}/topics/${DEAD_LETTER_TOPIC}"
 SECRET_NAME="projects/${PROJECT}/secrets/${SECRET}"
+# The ledger: its database, the collection groups whose records expire on
+# expireAt (ledger.RequestsCollection, MembershipsCollection, PagesCollection
+# and ledger.TTLField), and the IAM condition that confines the runtime
+# account's roles/datastore.user to this one database.
+DATABASE_NAME="projects/${PROJECT}/databases/${FIRESTORE_DATABASE}"
+LEDGER_GROUPS=(requests memberships pages)
+LEDGER_TTL_FIELD=expireAt
+LEDGER_CONDITION_EXPRESSION="resource.name==\"${DATABASE_NAME}\""
+LEDGER_CONDITION_TITLE=chat-offboard-ledger
 
 APIS=(
 	cloudfunctions.googleapis.com
@@ -349,6 +373,7 @@ APIS=(
 	artifactregistry.googleapis.com
 	iam.googleapis.com
 	chat.googleapis.com
+	firestore.googleapis.com
 )
 ((SWEEPS == 0)) || APIS+=(admin.googleapis.com)
 
@@ -365,6 +390,8 @@ ENV_VARS=(
 	"CHAT_WRITES_PER_MINUTE=${WRITES_PER_INSTANCE}"
 	"CHAT_READS_PER_MINUTE=${READS_PER_INSTANCE}"
 	"INVOCATION_TIMEOUT=${TIMEOUT_S}s"
+	"FIRESTORE_DATABASE=${FIRESTORE_DATABASE}"
+	"LEDGER_RETENTION=${LEDGER_RETENTION}"
 )
 [[ -z "$PROTECTED_MEMBERS" ]] || ENV_VARS+=("PROTECTED_MEMBERS=${PROTECTED_MEMBERS}")
 [[ -z "$MAX_EVENT_AGE" ]] || ENV_VARS+=("MAX_EVENT_AGE=${MAX_EVENT_AGE}")
@@ -511,7 +538,8 @@ status() {
 # one resource of the gcloud command group GROUP ("pubsub topics", "secrets",
 # ...), reading the current policy first and adding the binding only when it is
 # missing. It grants on single resources only; the build service account's
-# roles (step 8) are the only project-level grants.
+# roles (step 9) and the ledger's conditioned grant (step 8) are the only
+# project-level grants.
 ensure_binding() {
 	local role="$1" member="$2" group resource="$4"
 	read -ra group <<<"$3"
@@ -645,17 +673,53 @@ if check secrets versions list "$SECRET" "--project=${PROJECT}" --filter=state:E
 	secret_has_version=1
 fi
 
-# 6. The runtime service account.
+# 6. The ledger (package ledger, issue 13): a Firestore database in native
+#    mode, created in the function's region when it does not exist (an
+#    existing one is used wherever it is, and must be in native mode), and a
+#    TTL policy on expireAt for each of its collection groups, so that
+#    Firestore deletes each record once its expireAt (its last write +
+#    LEDGER_RETENTION) has passed. The policies are listed first and only the
+#    missing ones are set (an ACTIVE or CREATING policy is left alone; one
+#    that NEEDS_REPAIR is set again); setting one that exists would be
+#    harmless too: `ttls update --enable-ttl` on a field that already is the
+#    TTL field changes nothing.
+if check firestore databases describe "--database=${FIRESTORE_DATABASE}" "--project=${PROJECT}" '--format=value(type,locationId)'; then
+	db_type="${OUT%%$'\t'*}"
+	db_location="${OUT#*$'\t'}"
+	[[ "$db_type" == FIRESTORE_NATIVE ]] ||
+		die "Firestore database ${FIRESTORE_DATABASE} of ${PROJECT} is ${db_type:-of an unknown type}, not FIRESTORE_NATIVE: the ledger needs native mode; name another database with --firestore-database"
+	status "Firestore database ${FIRESTORE_DATABASE} (native, ${db_location})" unchanged
+else
+	run firestore databases create "--database=${FIRESTORE_DATABASE}" "--location=${REGION}" \
+		--type=firestore-native "--project=${PROJECT}"
+	status "Firestore database ${FIRESTORE_DATABASE} (native, ${REGION})" created
+fi
+ttl_fields=""
+if check firestore fields ttls list "--database=${FIRESTORE_DATABASE}" "--project=${PROJECT}" '--format=value(name,ttlConfig.state)'; then
+	ttl_fields="$OUT"
+fi
+for group in "${LEDGER_GROUPS[@]}"; do
+	if grep -qE "/collectionGroups/${group}/fields/${LEDGER_TTL_FIELD}"$'\t'"(ACTIVE|CREATING)$" <<<"$ttl_fields"; then
+		status "TTL on ${group}.${LEDGER_TTL_FIELD} in ${FIRESTORE_DATABASE}" unchanged
+		continue
+	fi
+	run firestore fields ttls update "$LEDGER_TTL_FIELD" "--collection-group=${group}" --enable-ttl \
+		"--database=${FIRESTORE_DATABASE}" "--project=${PROJECT}"
+	status "TTL on ${group}.${LEDGER_TTL_FIELD} in ${FIRESTORE_DATABASE}" set
+done
+
+# 7. The runtime service account.
 if check iam service-accounts describe "$SA_EMAIL" "--project=${PROJECT}" '--format=value(email)'; then
 	status "service account ${SA_EMAIL}" unchanged
 else
 	run iam service-accounts create "$SERVICE_ACCOUNT" "--project=${PROJECT}" \
 		"--display-name=chat-offboard runtime (${FUNCTION})" \
-		"--description=Runs the ${FUNCTION} function: reads one secret, publishes to two topics"
+		"--description=Runs the ${FUNCTION} function: reads one secret, publishes to two topics, keeps its ledger in Firestore"
 	status "service account ${SA_EMAIL}" created
 fi
 
-# 7. Least privilege for the runtime service account: on single resources only.
+# 8. Least privilege for the runtime service account: on single resources
+#    only (the ledger's database through an IAM condition).
 ensure_binding roles/secretmanager.secretAccessor "$SA_MEMBER" secrets "$SECRET" "--project=${PROJECT}"
 ensure_binding roles/pubsub.publisher "$SA_MEMBER" "pubsub topics" "$RESULT_TOPIC" "--project=${PROJECT}"
 ensure_binding roles/pubsub.publisher "$SA_MEMBER" "pubsub topics" "$REQUEST_TOPIC" "--project=${PROJECT}"
@@ -663,16 +727,31 @@ ensure_binding roles/pubsub.publisher "$SA_MEMBER" "pubsub topics" "$REQUEST_TOP
 # for the push to the function (projects created before April 2021 lack this
 # project-wide; granting it on this one account is enough).
 ensure_binding roles/iam.serviceAccountTokenCreator "$PUBSUB_AGENT" "iam service-accounts" "$SA_EMAIL" "--project=${PROJECT}"
+# The ledger: Firestore has no per-database IAM policy, so roles/datastore.user
+# (read and write documents; no admin, index or TTL rights) is granted on the
+# project with an IAM condition that confines it to the ledger's database.
+# The policy is read first (with the conditions' expressions) and the binding
+# is added only when this role, member and condition are not there yet.
+if check projects get-iam-policy "$PROJECT" \
+	'--flatten=bindings[].members' '--format=value(bindings.role,bindings.members,bindings.condition.expression)' &&
+	grep -qxF "roles/datastore.user"$'\t'"${SA_MEMBER}"$'\t'"${LEDGER_CONDITION_EXPRESSION}" <<<"$OUT"; then
+	status "IAM roles/datastore.user for ${SA_EMAIL} on database ${FIRESTORE_DATABASE}" unchanged
+else
+	run_iam projects add-iam-policy-binding "$PROJECT" \
+		"--member=${SA_MEMBER}" --role=roles/datastore.user \
+		"--condition=expression=${LEDGER_CONDITION_EXPRESSION},title=${LEDGER_CONDITION_TITLE}"
+	status "IAM roles/datastore.user for ${SA_EMAIL} on database ${FIRESTORE_DATABASE}" added
+fi
 
-# 8. The build service account: Cloud Build builds the function's image as
+# 9. The build service account: Cloud Build builds the function's image as
 #    this account instead of the project's default build or Compute Engine
 #    account (which may have broad rights, or none since July 2024). It gets
 #    the roles Google documents for a custom build service account (Custom
 #    Service Account for Cloud Build): running builds, writing their logs,
 #    pushing the image to Artifact Registry and reading the uploaded source.
-#    These are project-level, the only grants deploy.sh makes there: the build
-#    logs, the gcf-artifacts repository and the sources bucket are created by
-#    Cloud Functions itself. The account runs builds only; nothing runs as it.
+#    These are project-level, the only unconditioned grants deploy.sh makes
+#    there: the build logs, the gcf-artifacts repository and the sources
+#    bucket are created by Cloud Functions itself. The account runs builds only; nothing runs as it.
 if check iam service-accounts describe "$BUILD_SA_EMAIL" "--project=${PROJECT}" '--format=value(email)'; then
 	status "service account ${BUILD_SA_EMAIL}" unchanged
 else
@@ -693,7 +772,7 @@ for role in roles/cloudbuild.builds.builder roles/logging.logWriter roles/artifa
 	status "IAM ${role} for ${BUILD_SA_EMAIL} on project ${PROJECT}" added
 done
 
-# 9. The function: deployed when missing, when it is not ACTIVE (a failed or
+# 10. The function: deployed when missing, when it is not ACTIVE (a failed or
 #    interrupted deployment leaves it FAILED, DEPLOYING or UNKNOWN, and such a
 #    function handles no event), or when --redeploy asks.
 function_exists=0
@@ -723,11 +802,11 @@ else
 	status "function ${FUNCTION}" "unchanged (--redeploy applies new code or settings)"
 fi
 
-# 10. The trigger (Eventarc, as the runtime service account) may invoke the
+# 11. The trigger (Eventarc, as the runtime service account) may invoke the
 #    function's Cloud Run service; nothing else may.
 ensure_binding roles/run.invoker "$SA_MEMBER" "run services" "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}"
 
-# 11. The trigger's subscription gets a dead-letter policy.
+# 12. The trigger's subscription gets a dead-letter policy.
 TRIGGER=TRIGGER
 TRIGGER_SUBSCRIPTION=TRIGGER_SUBSCRIPTION
 if check functions describe "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}" '--format=value(eventTrigger.trigger)'; then
@@ -753,7 +832,7 @@ else
 	status "dead-letter policy of ${TRIGGER_SUBSCRIPTION##*/}" set
 fi
 
-# 12. The Pub/Sub service agent forwards undeliverable messages: it must publish
+# 13. The Pub/Sub service agent forwards undeliverable messages: it must publish
 #     to the dead-letter topic and acknowledge on the trigger's subscription.
 ensure_binding roles/pubsub.publisher "$PUBSUB_AGENT" "pubsub topics" "$DEAD_LETTER_TOPIC" "--project=${PROJECT}"
 ensure_binding roles/pubsub.subscriber "$PUBSUB_AGENT" "pubsub subscriptions" "$TRIGGER_SUBSCRIPTION"

@@ -287,7 +287,8 @@ func TestFreshProject(t *testing.T) {
 		t.Fatalf("no services enable call in %q", calls)
 	}
 	wantAPIs := []string{"cloudfunctions.googleapis.com", "run.googleapis.com", "eventarc.googleapis.com",
-		"pubsub.googleapis.com", "secretmanager.googleapis.com", "cloudbuild.googleapis.com", "chat.googleapis.com"}
+		"pubsub.googleapis.com", "secretmanager.googleapis.com", "cloudbuild.googleapis.com", "chat.googleapis.com",
+		"firestore.googleapis.com"}
 	for _, api := range wantAPIs {
 		if !slices.Contains(calls[enable], api) {
 			t.Errorf("services enable lacks %s: %q", api, calls[enable])
@@ -346,6 +347,7 @@ func TestFreshProject(t *testing.T) {
 		{"pubsub topics", "chat-offboard-results", "roles/pubsub.publisher", saMember},
 		{"pubsub topics", "chat-offboard-requests", "roles/pubsub.publisher", saMember},
 		{"iam service-accounts", saEmail, "roles/iam.serviceAccountTokenCreator", agent},
+		{"projects", project, "roles/datastore.user", saMember},
 		{"projects", project, "roles/cloudbuild.builds.builder", buildMember},
 		{"projects", project, "roles/logging.logWriter", buildMember},
 		{"projects", project, "roles/artifactregistry.writer", buildMember},
@@ -357,13 +359,29 @@ func TestFreshProject(t *testing.T) {
 	if got := bindingsOf(calls); !slices.Equal(got, want) {
 		t.Errorf("bindings:\n got %q\nwant %q", got, want)
 	}
-	// The only project-wide grants are the build service account's.
+	// The only project-wide grants are the build service account's and the
+	// runtime account's datastore.user, conditioned on the ledger's database.
 	for _, c := range calls {
 		if w := words(c); len(w) > 0 && (w[0] == "projects" || w[0] == "organizations") && mutating(c) {
-			if m, _ := flag(c, "member"); m != buildMember || w[0] != "projects" {
+			m, _ := flag(c, "member")
+			role, _ := flag(c, "role")
+			cond, _ := flag(c, "condition")
+			ledgerGrant := m == saMember && role == "roles/datastore.user" && cond == ledgerCondition
+			if w[0] != "projects" || (m != buildMember && !ledgerGrant) {
 				t.Errorf("project-wide change %q", c)
 			}
 		}
+	}
+
+	// The ledger: the database in the function's region, after the API,
+	// then the TTL policies (the order is checked in TestLedger).
+	for _, prefix := range []string{"firestore databases create", "firestore fields ttls update expireAt"} {
+		if i := find(calls, prefix); i < enable {
+			t.Errorf("%q at call %d, the APIs enabled at call %d", prefix, i, enable)
+		}
+	}
+	if find(calls, "firestore databases create", "database=(default)", "location=us-central1", "type=firestore-native", "project=my-proj") < 0 {
+		t.Errorf("no native-mode (default) database created in us-central1: %q", calls)
 	}
 
 	// The function.
@@ -387,6 +405,8 @@ func TestFreshProject(t *testing.T) {
 		"CHAT_WRITES_PER_MINUTE": "300",
 		"CHAT_READS_PER_MINUTE":  "3000",
 		"INVOCATION_TIMEOUT":     "540s",
+		"FIRESTORE_DATABASE":     "(default)",
+		"LEDGER_RETENTION":       "9600h",
 	}
 	if !mapsEqual(env, wantEnv) {
 		t.Errorf("env vars = %v, want %v", env, wantEnv)
@@ -672,6 +692,17 @@ func TestBadSettings(t *testing.T) {
 		{"bad log level", []string{"LOG_LEVEL=loud"}, []string{"--project", project}, "LOG_LEVEL"},
 		{"missing flag value", nil, []string{"--project"}, "--project"},
 		{"unknown flag", nil, []string{"--project", project, "--frobnicate"}, "--frobnicate"},
+		{"database with uppercase", nil, []string{"--project", project, "--firestore-database", "Ledger"}, "FIRESTORE_DATABASE"},
+		{"database too short", nil, []string{"--project", project, "--firestore-database=abc"}, "FIRESTORE_DATABASE"},
+		{"database too long", nil, []string{"--project", project, "--firestore-database", "a" + strings.Repeat("b", 63)}, "FIRESTORE_DATABASE"},
+		{"database ending with a hyphen", []string{"FIRESTORE_DATABASE=ledger-"}, []string{"--project", project}, "FIRESTORE_DATABASE"},
+		{"database starting with a digit", []string{"FIRESTORE_DATABASE=1ledger"}, []string{"--project", project}, "FIRESTORE_DATABASE"},
+		{"database with underscore", nil, []string{"--project", project, "--firestore-database", "chat_ledger"}, "FIRESTORE_DATABASE"},
+		{"database (default) misspelt", nil, []string{"--project", project, "--firestore-database", "(Default)"}, "FIRESTORE_DATABASE"},
+		{"database with a condition injection", nil, []string{"--project", project, "--firestore-database", `x" || true || "`}, "FIRESTORE_DATABASE"},
+		{"empty database", []string{"FIRESTORE_DATABASE="}, []string{"--project", project}, "FIRESTORE_DATABASE"},
+		{"retention with ;", nil, []string{"--project", project, "--ledger-retention", "9600h;LOG_LEVEL=debug"}, "LEDGER_RETENTION"},
+		{"missing database value", nil, []string{"--project", project, "--firestore-database"}, "--firestore-database"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -781,7 +812,8 @@ func TestSettingsReachTheFunction(t *testing.T) {
 		// project, the topics, --timeout as INVOCATION_TIMEOUT.
 		"CHAT_READS_PER_MINUTE": "3000", "CHAT_WRITES_PER_MINUTE": "300", "GOOGLE_CLOUD_PROJECT": "other-proj",
 		"INVOCATION_TIMEOUT": "300s", "REQUEST_TOPIC": "projects/other-proj/topics/chat-offboard-requests",
-		"RESULT_TOPIC": "projects/other-proj/topics/chat-offboard-results",
+		"RESULT_TOPIC":       "projects/other-proj/topics/chat-offboard-results",
+		"FIRESTORE_DATABASE": "(default)", "LEDGER_RETENTION": "9600h",
 	}
 	if diff := cmp.Diff(wantEnv, env); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
@@ -804,7 +836,8 @@ func TestHelp(t *testing.T) {
 	mustSucceed(t, r)
 	for _, s := range []string{"PROJECT", "REGION", "FUNCTION", "REQUEST_TOPIC", "RESULT_TOPIC", "RESULT_SUBSCRIPTION", "DEAD_LETTER_TOPIC",
 		"SECRET", "CHAT_WRITES_PER_MINUTE", "CHAT_READS_PER_MINUTE", "MAX_INSTANCES", "CONCURRENCY",
-		"PROTECTED_MEMBERS", "TIMEOUT", "MAX_DELIVERY_ATTEMPTS", "--dry-run"} {
+		"PROTECTED_MEMBERS", "TIMEOUT", "MAX_DELIVERY_ATTEMPTS", "FIRESTORE_DATABASE", "--firestore-database",
+		"LEDGER_RETENTION", "--ledger-retention", "9600h", "--dry-run"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("--help does not mention %s", s)
 		}

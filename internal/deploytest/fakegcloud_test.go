@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -19,6 +20,12 @@ import (
 // creates, updates, deploys and bindings change it. Like the real services it
 // refuses calls to an API that is not enabled and bindings for a service
 // account that does not exist, so that ordering mistakes fail the run.
+//
+// Firestore: `firestore databases describe/create` keep databases (id, type,
+// location), `firestore fields ttls list/update` keep the TTL field of each
+// collection group of a database; both need the Firestore API. Project IAM
+// bindings may carry a condition (--condition=expression=...,title=...), kept
+// with the binding and shown by get-iam-policy's bindings.condition.expression.
 //
 // FAKEGCLOUD_FAIL, when set, is a command prefix ("secrets describe") that
 // answers PERMISSION_DENIED.
@@ -46,9 +53,22 @@ type fakeState struct {
 	FunctionStates map[string]string `json:"functionStates,omitempty"`
 	// BuildSAs is the --build-service-account of each function's last
 	// deploy (region/name).
-	BuildSAs map[string]string   `json:"buildServiceAccounts,omitempty"`
-	Triggers map[string]string   `json:"triggers"` // trigger id -> subscription full name
-	Policies map[string][]string `json:"policies"` // "group resource" -> "role\tmember"
+	BuildSAs map[string]string `json:"buildServiceAccounts,omitempty"`
+	Triggers map[string]string `json:"triggers"` // trigger id -> subscription full name
+	// Policies: "group resource" -> "role\tmember", or
+	// "role\tmember\texpression\ttitle" for a conditioned binding.
+	Policies map[string][]string `json:"policies"`
+	// Databases are the Firestore databases, by id.
+	Databases map[string]*fakeDatabase `json:"databases,omitempty"`
+	// TTLs is the TTL field of each collection group: "database/group" ->
+	// field.
+	TTLs map[string]string `json:"ttls,omitempty"`
+}
+
+// fakeDatabase is a Firestore database.
+type fakeDatabase struct {
+	Type     string `json:"type"`     // FIRESTORE_NATIVE or DATASTORE_MODE
+	Location string `json:"location"` // locationId
 }
 
 type fakeSub struct {
@@ -96,6 +116,12 @@ func loadState(path string) (*fakeState, error) {
 	if st.BuildSAs == nil {
 		st.BuildSAs = map[string]string{}
 	}
+	if st.Databases == nil {
+		st.Databases = map[string]*fakeDatabase{}
+	}
+	if st.TTLs == nil {
+		st.TTLs = map[string]string{}
+	}
 	return st, nil
 }
 
@@ -124,7 +150,7 @@ func parseCall(args []string) (fakeCall, error) {
 		if !ok {
 			// deploy.sh writes every valued flag as --k=v, so a bare
 			// flag is a boolean; anything else is a mistake to catch.
-			if !slices.Contains([]string{"gen2", "retry", "quiet", "enabled"}, k) {
+			if !slices.Contains([]string{"gen2", "retry", "quiet", "enabled", "enable-ttl"}, k) {
 				return c, fmt.Errorf("flag --%s without =value", k)
 			}
 			v = "true"
@@ -285,11 +311,17 @@ func (f *fake) dispatch() int {
 	case len(p) == 3 && p[0] == "projects" && p[1] == "describe":
 		return f.value(map[string]string{"projectNumber": fakeProjectNumber, "projectId": p[2]})
 	case len(p) == 3 && p[0] == "projects" && (p[1] == "get-iam-policy" || p[1] == "add-iam-policy-binding"):
-		if p[1] == "add-iam-policy-binding" && f.c.flags["condition"] != "None" {
+		if p[1] == "add-iam-policy-binding" && f.c.flags["condition"] == "" {
 			// gcloud asks interactively for a condition otherwise.
-			return f.fail("INVALID_ARGUMENT: a project binding needs --condition=None in a script")
+			return f.fail("INVALID_ARGUMENT: a project binding needs --condition=None or --condition=expression=...,title=... in a script")
 		}
 		return f.iam("projects", p[2], p[1])
+	case len(p) == 3 && p[0] == "firestore" && p[1] == "databases":
+		return f.databases(p[2])
+	case len(p) == 5 && p[0] == "firestore" && p[1] == "fields" && p[2] == "ttls" && p[3] == "update":
+		return f.ttlUpdate(p[4])
+	case len(p) == 4 && p[0] == "firestore" && p[1] == "fields" && p[2] == "ttls" && p[3] == "list":
+		return f.ttlList()
 	case len(p) == 2 && p[0] == "services" && p[1] == "list":
 		if f.c.flags["enabled"] != "true" || f.c.flags["format"] != "value(config.name)" {
 			return f.unsupported()
@@ -355,13 +387,20 @@ func (f *fake) iam(group, resource, verb string) int {
 	key := group + " " + resource
 	switch verb {
 	case "get-iam-policy":
-		if f.c.flags["flatten"] != "bindings[].members" || f.c.flags["format"] != "value(bindings.role,bindings.members)" {
+		if f.c.flags["flatten"] != "bindings[].members" {
 			return f.unsupported()
 		}
+		code := 0
 		for _, b := range f.st.Policies[key] {
-			fmt.Fprintln(f.out, b)
+			role, rest, _ := strings.Cut(b, "\t")
+			member, cond, _ := strings.Cut(rest, "\t")
+			expression, title, _ := strings.Cut(cond, "\t")
+			if code = f.value(map[string]string{"bindings.role": role, "bindings.members": member,
+				"bindings.condition.expression": expression, "bindings.condition.title": title}); code != 0 {
+				return code
+			}
 		}
-		return 0
+		return code
 	case "add-iam-policy-binding":
 		role, member := f.c.flags["role"], f.c.flags["member"]
 		if role == "" || member == "" {
@@ -372,6 +411,13 @@ func (f *fake) iam(group, resource, verb string) int {
 			return f.fail("INVALID_ARGUMENT: Service account %s does not exist.", email)
 		}
 		b := role + "\t" + member
+		if c, ok := f.c.flags["condition"]; ok && c != "None" {
+			expression, title, ok := parseCondition(c)
+			if !ok {
+				return f.fail("INVALID_ARGUMENT: --condition %q needs expression= and title=", c)
+			}
+			b += "\t" + expression + "\t" + title
+		}
 		if !slices.Contains(f.st.Policies[key], b) {
 			f.st.Policies[key] = append(f.st.Policies[key], b)
 			f.dirty = true
@@ -584,4 +630,116 @@ func (f *fake) functions(verb, name string) int {
 		return 0
 	}
 	return f.unsupported()
+}
+
+// parseCondition splits --condition=expression=E,title=T[,description=D] as
+// gcloud does (on commas, then on the first '=').
+func parseCondition(c string) (expression, title string, ok bool) {
+	kv := map[string]string{}
+	for _, part := range strings.Split(c, ",") {
+		k, v, found := strings.Cut(part, "=")
+		if !found || !slices.Contains([]string{"expression", "title", "description"}, k) {
+			return "", "", false
+		}
+		kv[k] = v
+	}
+	return kv["expression"], kv["title"], kv["expression"] != "" && kv["title"] != ""
+}
+
+// database returns the --database (gcloud's default "(default)").
+func (f *fake) database() string {
+	if db := f.c.flags["database"]; db != "" {
+		return db
+	}
+	return "(default)"
+}
+
+// fakeDatabaseID is the rule for Firestore database ids.
+var fakeDatabaseID = regexp.MustCompile(`^[a-z][a-z0-9-]{2,61}[a-z0-9]$`)
+
+// databases answers `firestore databases describe/create`.
+func (f *fake) databases(verb string) int {
+	project, ok := f.begin("firestore.googleapis.com")
+	if !ok {
+		return 1
+	}
+	id := f.database()
+	db := f.st.Databases[id]
+	switch verb {
+	case "describe":
+		if db == nil {
+			return f.fail("NOT_FOUND: The database %s does not exist for project %s Please visit https://console.cloud.google.com/datastore/setup?project=%s to add a Cloud Datastore or Cloud Firestore database.", id, project, project)
+		}
+		return f.value(map[string]string{"name": "projects/" + project + "/databases/" + id, "type": db.Type, "locationId": db.Location})
+	case "create":
+		if db != nil {
+			return f.fail("ALREADY_EXISTS: Database already exists. Please use another database_id")
+		}
+		if id != "(default)" && !fakeDatabaseID.MatchString(id) {
+			return f.fail("INVALID_ARGUMENT: Database ID %q is invalid.", id)
+		}
+		location := f.c.flags["location"]
+		if location == "" || f.c.flags["type"] != "firestore-native" {
+			return f.unsupported()
+		}
+		f.st.Databases[id], f.dirty = &fakeDatabase{Type: "FIRESTORE_NATIVE", Location: location}, true
+		return 0
+	}
+	return f.unsupported()
+}
+
+// ttlDatabase checks the API, the project and the database of a TTL call.
+func (f *fake) ttlDatabase() (project, db string, ok bool) {
+	if project, ok = f.begin("firestore.googleapis.com"); !ok {
+		return "", "", false
+	}
+	db = f.database()
+	if f.st.Databases[db] == nil {
+		f.fail("NOT_FOUND: The database %s does not exist for project %s", db, project)
+		return "", "", false
+	}
+	return project, db, true
+}
+
+// ttlList answers `firestore fields ttls list`: the TTL fields of the
+// database (of one collection group with --collection-group).
+func (f *fake) ttlList() int {
+	project, db, ok := f.ttlDatabase()
+	if !ok {
+		return 1
+	}
+	var keys []string
+	for k := range f.st.TTLs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		kdb, group, _ := strings.Cut(k, "/")
+		if kdb != db || (f.c.flags["collection-group"] != "" && f.c.flags["collection-group"] != group) {
+			continue
+		}
+		name := "projects/" + project + "/databases/" + db + "/collectionGroups/" + group + "/fields/" + f.st.TTLs[k]
+		if code := f.value(map[string]string{"name": name, "ttlConfig.state": "ACTIVE"}); code != 0 {
+			return code
+		}
+	}
+	return 0
+}
+
+// ttlUpdate answers `firestore fields ttls update FIELD --enable-ttl`.
+func (f *fake) ttlUpdate(field string) int {
+	_, db, ok := f.ttlDatabase()
+	if !ok {
+		return 1
+	}
+	group := f.c.flags["collection-group"]
+	if group == "" || f.c.flags["enable-ttl"] != "true" {
+		return f.unsupported()
+	}
+	key := db + "/" + group
+	if old, ok := f.st.TTLs[key]; ok && old != field {
+		return f.fail("FAILED_PRECONDITION: collection group %s already has the TTL field %s", group, old)
+	}
+	f.st.TTLs[key], f.dirty = field, true
+	return 0
 }

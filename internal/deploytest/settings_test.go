@@ -87,6 +87,8 @@ func TestCheckConfigSeesTheDeployedEnvironment(t *testing.T) {
 		"CHAT_READS_PER_MINUTE":  "1500",
 		"INVOCATION_TIMEOUT":     "120s",
 		"PROTECTED_MEMBERS":      "users/1,boss@example.com",
+		"FIRESTORE_DATABASE":     "(default)",
+		"LEDGER_RETENTION":       "9600h",
 	}
 	for k, v := range want {
 		if got[k] != v {
