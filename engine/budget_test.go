@@ -107,6 +107,9 @@ func TestBudget429SlowsTheInstance(t *testing.T) {
 	var mu sync.Mutex
 	var calls []call
 	e.stack.Chat.OnCall(func(ci emulator.CallInfo) {
+		if ci.Method != "members.delete" {
+			return // the reads before each delete spend the other budget
+		}
 		c := call{time.Now().Add(-ci.Duration), ci.Status}
 		mu.Lock()
 		calls = append(calls, c)

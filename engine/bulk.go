@@ -17,8 +17,11 @@ var errNoRequestTopic = &ConfigError{Var: "REQUEST_TOPIC", Reason: "required for
 
 // planBulk is the flow of a bulk request: one child request per space,
 // published to REQUEST_TOPIC, and a planned decision with their number.
-func (f *Engine) planBulk(ctx context.Context, j *job) (contract.Result, error) {
+func (f *Engine) planBulk(ctx context.Context, j *job) ([]contract.Result, error) {
 	v := j.req
+	if out, ok, err := f.claimed(ctx, j, v.RequestID, bulkKey); ok || err != nil {
+		return out, err
+	}
 	r := j.result(v.RequestID)
 	children := make([]request.Request, 0, len(v.SpaceNames))
 	for _, s := range v.SpaceNames {
@@ -30,13 +33,16 @@ func (f *Engine) planBulk(ctx context.Context, j *job) (contract.Result, error) 
 		})
 	}
 	if err := f.publishChildren(ctx, children); err != nil {
-		return r, err
+		return nil, err
 	}
 	n := len(children)
 	r.Outcome, r.Children, r.ExpectedResults = contract.Planned, &n, &n
 	r.Detail = fmt.Sprintf("bulk: %d child requests, one per space, each answered by one result with parentRequestId %q", n, v.RequestID)
-	return r, nil
+	return f.claim(ctx, j, v.RequestID, bulkKey, n, n, []contract.Result{j.decided(r)})
 }
+
+// bulkKey is the claim key of a bulk request's fan-out.
+const bulkKey = "bulk"
 
 // fanOutError is a request whose children cannot be made (a child fails
 // validation, e.g. its requestId would pass the limit): it is answered

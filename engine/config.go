@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/ledger"
 	"github.com/chat-offboard/chat-offboard/logging"
 	"github.com/chat-offboard/chat-offboard/request"
 	"github.com/chat-offboard/chat-offboard/tokens"
@@ -40,6 +41,12 @@ type Config struct {
 	DirectoryEndpoint     string
 	OAuthTokenURL         string
 	SecretManagerEndpoint string
+	// FirestoreDatabase is the ledger's Firestore database id
+	// (FIRESTORE_DATABASE, default "(default)") in Project.
+	FirestoreDatabase string
+	// LedgerRetention is how long ledger records are kept after their last
+	// write (LEDGER_RETENTION, default 400 days), by a Firestore TTL policy.
+	LedgerRetention time.Duration
 	// EventTimeout bounds one invocation when its context carries no
 	// deadline: INVOCATION_TIMEOUT (deploy.sh sets it to the function's
 	// --timeout), else CLOUD_RUN_TIMEOUT_SECONDS (which the functions
@@ -69,10 +76,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		OAuthTokenURL:         getenv("OAUTH_TOKEN_URL"),
 		SecretManagerEndpoint: getenv("SECRET_MANAGER_ENDPOINT"),
 		EventTimeout:          9 * time.Minute,
+		FirestoreDatabase:     ledger.DefaultDatabase,
+		LedgerRetention:       ledger.DefaultRetention,
 	}
 	for _, step := range []func(*Config, func(string) string) error{
 		(*Config).loadCredentials, (*Config).loadTopics, (*Config).loadProtected,
-		(*Config).loadLimits, (*Config).loadRuntime,
+		(*Config).loadLimits, (*Config).loadRuntime, (*Config).loadLedger,
 	} {
 		if err := step(&c, getenv); err != nil {
 			return c, err
@@ -185,4 +194,38 @@ func (c *Config) loadRuntime(getenv func(string) string) error {
 		c.EventTimeout = d
 	}
 	return nil
+}
+
+// loadLedger reads FIRESTORE_DATABASE and LEDGER_RETENTION.
+func (c *Config) loadLedger(getenv func(string) string) error {
+	if v := strings.TrimSpace(getenv("FIRESTORE_DATABASE")); v != "" {
+		if !validDatabaseID(v) {
+			return &ConfigError{"FIRESTORE_DATABASE", fmt.Sprintf("%q is not (default) or a database id of 4 to 63 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen", v)}
+		}
+		c.FirestoreDatabase = v
+	}
+	if v := getenv("LEDGER_RETENTION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 24*time.Hour {
+			return &ConfigError{"LEDGER_RETENTION", fmt.Sprintf("%q is not a Go duration of at least 24h, such as 9600h (400 days)", v)}
+		}
+		c.LedgerRetention = d
+	}
+	return nil
+}
+
+// validDatabaseID reports whether id is a Firestore database id.
+func validDatabaseID(id string) bool {
+	if id == ledger.DefaultDatabase {
+		return true
+	}
+	if len(id) < 4 || len(id) > 63 || id[0] < 'a' || id[0] > 'z' || id[len(id)-1] == '-' {
+		return false
+	}
+	for _, c := range id {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }

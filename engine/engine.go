@@ -16,6 +16,7 @@ import (
 	"google.golang.org/api/chat/v1"
 	"google.golang.org/api/option"
 
+	"github.com/chat-offboard/chat-offboard/ledger"
 	"github.com/chat-offboard/chat-offboard/logging"
 	"github.com/chat-offboard/chat-offboard/tokens"
 )
@@ -33,9 +34,10 @@ type Engine struct {
 	results    publisher
 	requests   *pubsub.Publisher // fan-out children; nil without REQUEST_TOPIC
 	protection protection
+	ledger     ledger.Store
+	ownLedger  bool
 	reads      *budget
 	writes     *budget
-	pending    pendingRemovals
 	now        func() time.Time
 	onChat     func(time.Duration)
 
@@ -52,7 +54,13 @@ type options struct {
 	now       func() time.Time
 	onChat    func(time.Duration)
 	tokenOpts []option.ClientOption
+	ledger    ledger.Store
 }
+
+// WithLedger makes the Engine record its decisions in s, which it will not
+// close (default: Firestore, Config.FirestoreDatabase of Config.Project).
+// The sandbox's embedded default uses ledger.NewMemory.
+func WithLedger(s ledger.Store) Option { return func(o *options) { o.ledger = s } }
 
 // WithLogger sets the logger (default: Cloud Logging JSON on stdout at
 // Config.LogLevel).
@@ -65,8 +73,9 @@ func WithPubSubClient(c *pubsub.Client) Option { return func(o *options) { o.ps 
 // WithTransport sets the base HTTP transport of Chat and Directory calls.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
 
-// WithClock replaces time.Now for event ages, timestamps and the budgets.
-// It must be safe for concurrent use and never go back.
+// WithClock replaces time.Now for event ages, MAX_EVENT_AGE, timestamps and
+// the ledger's ages of intents. It must be safe for concurrent use. The
+// budgets keep wall time: they pace calls against the invocation's deadline.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // WithChatObserver is called after every API attempt with its duration
@@ -78,8 +87,8 @@ func WithSecretManagerOptions(opts ...option.ClientOption) Option {
 	return func(o *options) { o.tokenOpts = append(o.tokenOpts, opts...) }
 }
 
-// New builds an Engine: the token source, the Chat and Directory clients and
-// the publishers. It makes no network call. Call it once per instance with
+// New builds an Engine: the token source, the Chat and Directory clients,
+// the ledger and the publishers. It makes no network call. Call it once per instance with
 // context.Background().
 func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 	var o options
@@ -127,9 +136,19 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 		f.requests.PublishSettings.DelayThreshold = time.Millisecond
 		f.requests.PublishSettings.Timeout = 20 * time.Second
 	}
+	f.ledger = o.ledger
+	if f.ledger == nil {
+		lc := ledger.Config{Retention: cfg.LedgerRetention, Now: f.now}
+		if f.ledger, err = ledger.NewFirestoreWithConfig(ctx, cfg.Project, cfg.FirestoreDatabase, lc); err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+		f.ownLedger = true
+	}
 	f.protection.entries = cfg.Protected
-	f.writes = newBudget(cfg.WritesPerMinute, f.now)
-	f.reads = newBudget(cfg.ReadsPerMinute, f.now)
+	// The budgets pace real calls against real deadlines: wall time, not
+	// the clock of WithClock (which ages events).
+	f.writes = newBudget(cfg.WritesPerMinute, time.Now)
+	f.reads = newBudget(cfg.ReadsPerMinute, time.Now)
 	return f, nil
 }
 
@@ -168,6 +187,9 @@ func (f *Engine) Close() error {
 	var errs []error
 	if f.ownPS {
 		errs = append(errs, f.ps.Close())
+	}
+	if f.ownLedger {
+		errs = append(errs, f.ledger.Close())
 	}
 	errs = append(errs, f.tokens.Close())
 	return errors.Join(errs...)

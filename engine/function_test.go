@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/internal/firestoretest"
 	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
+	"github.com/chat-offboard/chat-offboard/ledger"
 	"github.com/chat-offboard/chat-offboard/logging"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -33,7 +35,12 @@ import (
 	"github.com/chat-offboard/chat-offboard/tokens"
 )
 
-func TestMain(m *testing.M) { os.Exit(pubsubtest.RunMain(m)) }
+func TestMain(m *testing.M) {
+	unpin := firestoretest.Pin()
+	code := pubsubtest.RunMain(m)
+	unpin()
+	os.Exit(code)
+}
 
 const testProject = "test-project"
 
@@ -66,6 +73,7 @@ type env struct {
 	f     *Engine
 	logs  *syncBuffer
 	skew  atomic.Int64 // added to time.Now by the Engine's clock
+	store ledger.Store // the Engine's ledger
 }
 
 type envOption func(*Config)
@@ -109,7 +117,11 @@ func newEnvWith(t testing.TB, ws emulator.Workspace, chatOpts emulator.ChatOptio
 		o(&e.cfg)
 	}
 	clock := func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
-	e.f, err = New(ctx, e.cfg, WithPubSubClient(ps), WithLogger(logging.New(e.logs, e.cfg.LogLevel)), WithClock(clock))
+	e.store = ledgerFor(t)
+	if e.store == nil {
+		e.store = ledger.NewMemoryWithConfig(ledger.Config{Now: clock})
+	}
+	e.f, err = New(ctx, e.cfg, WithPubSubClient(ps), WithLogger(logging.New(e.logs, e.cfg.LogLevel)), WithClock(clock), WithLedger(e.store))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +214,7 @@ func TestRemoved(t *testing.T) {
 	wantResult := contract.Result{
 		RequestID: "hr-1", Membership: "spaces/ENG/members/101", Outcome: contract.Removed,
 		MembershipState: "NOT_A_MEMBER", Role: "ROLE_MANAGER", Member: &contract.Member{Name: "users/101", Type: "HUMAN"},
-		Reason: "offboarding", RequestedBy: "workday", Attempts: 1,
+		Reason: "offboarding", RequestedBy: "workday", Attempts: 2,
 	}
 	if diff := resultDiff(wantResult, r.Result, nil); diff != "" {
 		t.Fatalf("result (-want +got):\n%s", diff)
@@ -230,13 +242,19 @@ func TestRemoved(t *testing.T) {
 		t.Error("no ce-source")
 	}
 
-	// The same request again is an idempotent success, with its own ce-id.
+	// The same request again (a redelivery, or the same requestId sent
+	// again) makes no Chat call and publishes the recorded decision again,
+	// with the same ce-id.
+	before := e.chatCalls()
 	if err := e.send(t, `{"requestId":"hr-1","space":"spaces/ENG","member":"users/101"}`); err != nil {
 		t.Fatal(err)
 	}
 	rs := e.results(t)
-	if got := rs[1]; got.Outcome != contract.NotMember || got.Attrs["ce-id"] == r.Attrs["ce-id"] {
-		t.Errorf("second result = %+v %v", got.Result, got.Attrs)
+	if got := rs[1]; got.Outcome != contract.Removed || got.Attrs["ce-id"] != r.Attrs["ce-id"] || got.Role != r.Role {
+		t.Errorf("second result = %+v %v, want the first decision again", got.Result, got.Attrs)
+	}
+	if n := e.chatCalls() - before; n != 0 {
+		t.Errorf("the second delivery made %d Chat calls", n)
 	}
 }
 
@@ -391,7 +409,7 @@ func TestFailedIsPermanent(t *testing.T) {
 	}
 	rs := e.results(t)
 	onlyManager := contract.Result{
-		Membership: "spaces/SOLO/members/101", Outcome: contract.Failed, AdminAccess: true, Attempts: 1,
+		Membership: "spaces/SOLO/members/101", Outcome: contract.Failed, AdminAccess: true, Attempts: 2,
 		Error:  &contract.ErrorInfo{Code: 400, Status: "FAILED_PRECONDITION"},
 		Detail: onlyOwnerFix,
 	}
@@ -419,8 +437,10 @@ func TestTransientRetriedWithinInvocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.only(t)
-	if r.Outcome != contract.Removed || r.Attempts != 4 {
-		t.Errorf("outcome %s after %d attempts, want removed after 4", r.Outcome, r.Attempts)
+	// members.get (the role for the intent), then three deletes answered
+	// 503, 503 and 429, and the one that succeeds.
+	if r.Outcome != contract.Removed || r.Attempts != 5 {
+		t.Errorf("outcome %s after %d attempts, want removed after 5", r.Outcome, r.Attempts)
 	}
 	if el := time.Since(start); el < time.Second {
 		t.Errorf("finished in %v: Retry-After of 1 s not honoured", el)
@@ -477,7 +497,11 @@ func TestExpiredWithLastError(t *testing.T) {
 	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.delete", Status: 503})
 	// The event is young when it arrives and two hours old when its
 	// retries run out.
-	e.stack.Chat.OnCall(func(emulator.CallInfo) { e.skew.Store(int64(2 * time.Hour)) })
+	e.stack.Chat.OnCall(func(ci emulator.CallInfo) {
+		if ci.Method == "members.delete" {
+			e.skew.Store(int64(2 * time.Hour))
+		}
+	})
 	ev := pubsubEvent(`{"space":"spaces/ENG","member":"users/101"}`, time.Now())
 	if err := e.f.Handle(context.Background(), ev); err != nil {
 		t.Fatalf("Handle = %v, want nil", err)
@@ -620,7 +644,7 @@ func TestOAuthTokenURLOverride(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.OAuthTokenURL = "" })
 	s := e.stack
 	s.Secrets.AddVersion(s.Project, secretID(s.SecretName), emulator.AuthorizedUserJSON(s.ClientID, s.ClientSecret, s.RefreshToken, "http://127.0.0.1:1/token"))
-	f2, err := New(context.Background(), func() Config { c := e.cfg; c.OAuthTokenURL = s.OAuth.TokenURL(); return c }(), WithPubSubClient(e.ps), WithLogger(logging.New(io.Discard, slog.LevelInfo)))
+	f2, err := New(context.Background(), func() Config { c := e.cfg; c.OAuthTokenURL = s.OAuth.TokenURL(); return c }(), WithPubSubClient(e.ps), WithLogger(logging.New(io.Discard, slog.LevelInfo)), WithLedger(ledger.NewMemory()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -759,6 +783,7 @@ func TestLoadConfig(t *testing.T) {
 		Project: "p", TokenSecret: "projects/p/secrets/chat-token/versions/latest", ResultTopic: "projects/p/topics/results",
 		Protected: []string{"1", "boss@example.com", "app"}, MaxEventAge: 2 * time.Hour,
 		WritesPerMinute: 120, ReadsPerMinute: DefaultReadsPerMinute, LogLevel: slog.LevelInfo, EventTimeout: 9 * time.Minute,
+		FirestoreDatabase: ledger.DefaultDatabase, LedgerRetention: ledger.DefaultRetention,
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -815,7 +840,7 @@ func TestRemovalSurvivesAFailedResultPublish(t *testing.T) {
 	want := contract.Result{
 		RequestID: "hr-late", Membership: "spaces/ENG/members/101", Outcome: contract.Removed,
 		MembershipState: "NOT_A_MEMBER", Role: "ROLE_MANAGER", Member: &contract.Member{Name: "users/101", Type: "HUMAN"},
-		Attempts: 1,
+		Attempts: 2,
 	}
 	if diff := resultDiff(want, r.Result, []string{"Detail"}); diff != "" {
 		t.Fatalf("result (-want +got):\n%s", diff)
@@ -826,11 +851,12 @@ func TestRemovalSurvivesAFailedResultPublish(t *testing.T) {
 	if r.Attrs["ce-id"] != contract.EventID("hr-late", "spaces/ENG/members/101", contract.Removed) {
 		t.Error("the late result's ce-id differs from the removal's")
 	}
-	// Once published, it is forgotten: a third delivery is not_member.
+	// The ledger keeps it: a third delivery publishes the same decision
+	// again, with the same ce-id.
 	if err := e.send(t, req); err != nil {
 		t.Fatal(err)
 	}
-	if rs := e.results(t); len(rs) != 2 || rs[1].Outcome != contract.NotMember {
+	if rs := e.results(t); len(rs) != 2 || rs[1].Outcome != contract.Removed || rs[1].Attrs["ce-id"] != r.Attrs["ce-id"] {
 		t.Errorf("third delivery: %+v", rs)
 	}
 }

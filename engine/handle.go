@@ -65,12 +65,29 @@ func (f *Engine) Handle(ctx context.Context, e event.Event) error {
 	if !msg.PublishTime.IsZero() {
 		j.expiry = msg.PublishTime.Add(f.cfg.MaxEventAge)
 	}
+	if err := f.recordRequest(ctx, j); err != nil {
+		return f.transient(ctx, j, err)
+	}
 	decisions, err := f.run(ctx, j)
+	for i := range decisions {
+		if decisions[i].ProcessedAt.IsZero() {
+			decisions[i].ProcessedAt = f.now().UTC()
+		}
+	}
+	if rerr := f.recordDecisions(ctx, j, decisions); rerr != nil {
+		f.settleRequest(ctx, j, true)
+		return f.transient(ctx, j, rerr)
+	}
+	if err == nil {
+		f.settleRequest(ctx, j, false)
+	}
 	if perr := f.publish(ctx, j, decisions...); perr != nil {
 		return perr
 	}
 	if err != nil {
-		return f.transient(ctx, j, err)
+		terr := f.transient(ctx, j, err)
+		f.settleRequest(ctx, j, terr != nil)
+		return terr
 	}
 	return nil
 }
@@ -86,7 +103,7 @@ func (f *Engine) run(ctx context.Context, j *job) ([]contract.Result, error) {
 	case request.KindSpaceMembers:
 		out, err = f.sweepSpace(ctx, j)
 	case request.KindBulk:
-		out, err = j.one(f.planBulk(ctx, j))
+		out, err = f.planBulk(ctx, j)
 	default:
 		out, err = j.one(f.removeOne(ctx, j))
 	}
@@ -141,10 +158,14 @@ func (f *Engine) expired(m Message) bool {
 // for redelivery.
 func (f *Engine) transient(ctx context.Context, j *job, err error) error {
 	if f.expired(j.msg) || errors.Is(err, errEventExpired) {
-		r := j.result(j.req.RequestID)
+		r := j.decided(j.result(j.req.RequestID))
 		r.Membership = j.req.Name
 		r.Outcome, r.Error = contract.Expired, errorInfo(err)
-		return f.publish(ctx, j, j.decided(r))
+		r.ProcessedAt = f.now().UTC()
+		if rerr := f.recordDecisions(ctx, j, []contract.Result{r}); rerr != nil && !f.expired(j.msg) {
+			return rerr
+		}
+		return f.publish(ctx, j, r)
 	}
 	level := slog.LevelWarn
 	var ua *unauthorizedError

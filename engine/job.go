@@ -24,16 +24,22 @@ type job struct {
 	// attempts counts every API attempt of the event (Chat and Directory,
 	// retries included); call adds to it. The views that with makes share it.
 	attempts *int
+	// replays marks the decisions published again from the ledger, by
+	// request id and membership, so that they are not recorded again.
+	replays map[string]bool
 }
 
 // newJob starts the job of one event.
 func newJob(log *slog.Logger, msg Message) *job {
-	return &job{log: log, msg: msg, attempts: new(int)}
+	return &job{log: log, msg: msg, attempts: new(int), replays: map[string]bool{}}
 }
 
-// decided stamps a decision with the event's attempts so far.
+// decided stamps a decision with the event's attempts so far; a decision
+// published again from the ledger keeps what was recorded.
 func (j *job) decided(r contract.Result) contract.Result {
-	r.Attempts = *j.attempts
+	if !j.isReplay(&r) {
+		r.Attempts = *j.attempts
+	}
 	return r
 }
 

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/api/chat/v1"
 
 	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/ledger"
 	"github.com/chat-offboard/chat-offboard/request"
 )
 
@@ -165,10 +166,23 @@ func (f *Engine) handOff(ctx context.Context, j *job, space string, known map[st
 			name, role = m.Name, m.Role
 		}
 	}
+	if name == "" && !v.AddSuccessor {
+		return log, &handOffError{fmt.Sprintf("the successor %s is not a member of %s; set \"addSuccessor\": true to add them", v.Successor, space)}
+	}
+	if name != "" && role == roleOwner {
+		return log, nil
+	}
+	// The hand-off's writes are idempotent (a 409 is read back, a patch
+	// to the role the member has changes nothing): its intent is recorded
+	// once, and a redelivery that finds it goes on.
+	succName := request.MembershipName(strings.TrimPrefix(space, "spaces/"), succ)
+	if _, _, err := f.ledger.Intend(ctx, ledger.Intent{
+		RequestID: v.RequestID, Root: ledger.RootOf(v.RequestID, v.ParentRequestID),
+		Membership: succName, Member: "users/" + succ, Role: role, Action: ledger.ActionHandOff,
+	}); err != nil {
+		return log, ledgerError("hand-off intent", err)
+	}
 	if name == "" {
-		if !v.AddSuccessor {
-			return log, &handOffError{fmt.Sprintf("the successor %s is not a member of %s; set \"addSuccessor\": true to add them", v.Successor, space)}
-		}
 		created, err := f.addMember(ctx, j, space, succ, v.AdminAccess)
 		if err != nil {
 			return log, err
@@ -181,6 +195,11 @@ func (f *Engine) handOff(ctx context.Context, j *job, space string, known map[st
 			return log, err
 		}
 		log.Promoted = true
+	}
+	if err := f.ledger.Decide(ctx, v.RequestID, succName, ledger.Decision{
+		Root: ledger.RootOf(v.RequestID, v.ParentRequestID), Outcome: ledger.ActionHandOff, Role: roleOwner,
+	}); err != nil {
+		return log, ledgerError("hand-off", err)
 	}
 	return log, nil
 }

@@ -7,18 +7,27 @@ import (
 	"google.golang.org/api/chat/v1"
 
 	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/ledger"
 	"github.com/chat-offboard/chat-offboard/request"
 )
 
 // removeOne is the flow of one membership (membership, space+member): it
 // decides refused, dry_run, removed, not_member or failed. The person is
-// identified by user id before anything is decided. It returns an error
-// only for transient failures, which Handle hands back to Pub/Sub (or
-// answers expired).
+// identified by user id before anything is decided. A decision already in
+// the ledger is published again without a Chat call; a write is made only
+// after its intent is recorded. It returns an error only for transient
+// failures, which Handle hands back to Pub/Sub (or answers expired).
 func (f *Engine) removeOne(ctx context.Context, j *job) (contract.Result, error) {
 	v := j.req
 	r := j.result(v.RequestID)
 	r.Membership = v.Name
+	rec, found, err := f.recorded(ctx, v.RequestID, v.Name)
+	if err != nil {
+		return r, err
+	}
+	if found && rec.Decided() {
+		return j.replay(rec)
+	}
 	protected, err := f.protectedSet(ctx, j)
 	if err != nil {
 		return r, err
@@ -33,6 +42,10 @@ func (f *Engine) removeOne(ctx context.Context, j *job) (contract.Result, error)
 		return r, nil
 	case t.who != "" && protected[t.who]:
 		return refused(ctx, j, r, t.who), nil
+	case found:
+		// An intent without an outcome: an earlier delivery died (or is
+		// still running) between recording it and deciding.
+		return f.recoverOne(ctx, j, r, rec, t)
 	case !t.found && v.DryRun:
 		no := false
 		r.Outcome, r.WouldRemove, r.MembershipState = contract.DryRun, &no, "NOT_A_MEMBER"
@@ -43,11 +56,68 @@ func (f *Engine) removeOne(ctx context.Context, j *job) (contract.Result, error)
 	case v.DryRun:
 		return f.dryRunOne(ctx, j, r, t)
 	}
-	r, err = f.deleteOne(ctx, j, r, t.name)
+	return f.writeOne(ctx, j, r, t, space)
+}
+
+// writeOne reads the membership (its role goes into the intent, so that a
+// removal whose decision is lost can still be reported with it), records the
+// intent, and deletes; the only owner is handed over to the successor first.
+func (f *Engine) writeOne(ctx context.Context, j *job, r contract.Result, t target, space string) (contract.Result, error) {
+	v := j.req
+	got := t.got
+	if got == nil {
+		m, err := f.getMembership(ctx, j, t.name, v.AdminAccess)
+		if err != nil {
+			return apiDecision(r, err, false)
+		}
+		if m == nil {
+			r.Outcome, r.MembershipState = contract.NotMember, "NOT_A_MEMBER"
+			return r, nil
+		}
+		got = m
+	}
+	if decided, err := f.intend(ctx, j, v.Name, memberName(got), got.Role, ledger.ActionDelete); err != nil || decided != nil {
+		if decided != nil {
+			return j.replay(*decided)
+		}
+		return r, err
+	}
+	return f.deleteWithHandOff(ctx, j, r, t.name, space)
+}
+
+// recoverOne continues from an intent that an earlier delivery recorded
+// without a decision: if the membership is gone, that delivery removed it,
+// and the removal is reported with the role recorded before the write;
+// otherwise the removal goes on (the intent stands).
+func (f *Engine) recoverOne(ctx context.Context, j *job, r contract.Result, rec ledger.Membership, t target) (contract.Result, error) {
+	if err := f.staleIntent(rec); err != nil {
+		return r, err
+	}
+	m, err := f.getMembership(ctx, j, t.name, j.req.AdminAccess)
+	if err != nil {
+		return apiDecision(r, err, false)
+	}
+	if m == nil {
+		r.Outcome, r.MembershipState, r.Role = contract.Removed, "NOT_A_MEMBER", rec.Role
+		if rec.Member != "" {
+			r.Member = &contract.Member{Name: rec.Member, Type: "HUMAN"}
+		}
+		r.Detail = "removed by an earlier delivery of this request, which stopped before its decision was recorded"
+		return r, nil
+	}
+	space, _, _ := request.SplitMembership(j.req.Name)
+	return f.deleteWithHandOff(ctx, j, r, t.name, space)
+}
+
+// deleteWithHandOff deletes the membership name; when it is the only owner
+// and the request names a successor, it hands ownership over and tries
+// again.
+func (f *Engine) deleteWithHandOff(ctx context.Context, j *job, r contract.Result, name, space string) (contract.Result, error) {
+	v := j.req
+	r, err := f.deleteOne(ctx, j, r, name)
 	if err != nil || r.Outcome != contract.Failed || v.Successor == "" || r.Error == nil || r.Error.Status != "FAILED_PRECONDITION" {
 		return r, err
 	}
-	// The only owner: hand ownership over to the successor, then try again.
 	failure := *r.Error
 	log, err := f.handOff(ctx, j, "spaces/"+space, nil)
 	r.HandOff = log
@@ -60,7 +130,7 @@ func (f *Engine) removeOne(ctx context.Context, j *job) (contract.Result, error)
 		return r, nil
 	}
 	r.Error, r.Detail = nil, ""
-	r, err = f.deleteOne(ctx, j, r, t.name)
+	r, err = f.deleteOne(ctx, j, r, name)
 	if err == nil && r.Outcome == contract.Failed && r.Error == nil {
 		r.Error = &failure
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/api/chat/v1"
 
 	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/ledger"
 	"github.com/chat-offboard/chat-offboard/request"
 )
 
@@ -34,6 +35,11 @@ func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, erro
 	root := v.RequestID
 	if v.PageToken != "" && v.ParentRequestID != "" {
 		root = v.ParentRequestID
+	}
+	// A page that a delivery already fanned out is answered from its claim:
+	// no search, no children published again.
+	if out, ok, err := f.claimed(ctx, j, root, v.RequestID); ok || err != nil {
+		return out, err
 	}
 	r := j.result(v.RequestID)
 	// A page's result always says how many results to expect from it, even
@@ -86,7 +92,7 @@ func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, erro
 	}
 	r.Outcome, r.ExpectedResults = contract.Planned, &expected
 	r.Detail = fmt.Sprintf("sweep page: %d spaces, %d people; continued: %v; %s", n, len(people), r.Continued, sweepScopeNote)
-	return append(out, j.decided(r)), nil
+	return f.claim(ctx, j, root, v.RequestID, len(children), expected, append(out, j.decided(r)))
 }
 
 // pageChildren are the child requests of one page of spaces.search: one
@@ -151,11 +157,20 @@ func (f *Engine) resolvePeople(ctx context.Context, j *job, root string) (ids []
 
 // sweepSpace is the flow of a space+members request (a sweep's child): one
 // members.list, then a write only for each real membership; one decision
-// per person, not_member included. When the event passes MAX_EVENT_AGE on
-// the way, the people not yet decided are decided expired.
+// per person, not_member included. People whose decision the ledger holds
+// are published again; when it holds every one, the space is not read at
+// all. When the event passes MAX_EVENT_AGE on the way, the people not yet
+// decided are decided expired.
 func (f *Engine) sweepSpace(ctx context.Context, j *job) ([]contract.Result, error) {
 	v := j.req
 	space := v.SpaceNames[0]
+	people, err := f.spacePeople(ctx, j)
+	if err != nil {
+		return f.spaceStopped(j, nil, v.People, err)
+	}
+	if out, all := allRecorded(j, people); all {
+		return out, nil
+	}
 	protected, err := f.protectedSet(ctx, j)
 	if err != nil {
 		return f.spaceStopped(j, nil, v.People, err)
@@ -167,18 +182,18 @@ func (f *Engine) sweepSpace(ctx context.Context, j *job) ([]contract.Result, err
 		}
 		// The space cannot be read (gone, or not ours): every person
 		// gets a failed decision that says why.
-		out := make([]contract.Result, 0, len(v.People))
-		for _, p := range v.People {
+		out := make([]contract.Result, 0, len(people))
+		for _, p := range people {
 			r := j.result(v.RequestID)
-			r.Membership = request.MembershipName(strings.TrimPrefix(space, "spaces/"), strings.TrimPrefix(p, "users/"))
+			r.Membership = p.membership
 			r.Outcome, r.Error = contract.Failed, errorInfo(err)
 			out = append(out, j.decided(r))
 		}
 		return out, nil
 	}
-	out := make([]contract.Result, 0, len(v.People))
+	out := make([]contract.Result, 0, len(people))
 	humanCount := len(h.byUser)
-	for i, p := range v.People {
+	for i, p := range people {
 		r, err := f.sweepPerson(ctx, j, p, protected, &h, &humanCount)
 		if err != nil {
 			return f.spaceStopped(j, out, v.People[i:], err)
@@ -188,37 +203,115 @@ func (f *Engine) sweepSpace(ctx context.Context, j *job) ([]contract.Result, err
 	return out, nil
 }
 
+// spacePerson is one person of a space+members request, resolved.
+type spacePerson struct {
+	named      string // as the request names them
+	id         string // "users/ID"; "" when the directory does not know them
+	membership string // spaces/S/members/{id, or the name}
+	rec        *ledger.Membership
+}
+
+// spacePeople resolves the people of a space+members request to user ids
+// and reads the ledger's record of each one's membership.
+func (f *Engine) spacePeople(ctx context.Context, j *job) ([]spacePerson, error) {
+	spaceID := strings.TrimPrefix(j.req.SpaceNames[0], "spaces/")
+	out := make([]spacePerson, 0, len(j.req.People))
+	for _, p := range j.req.People {
+		id, ok, err := f.resolveUser(ctx, j, p)
+		if err != nil {
+			return nil, err
+		}
+		sp := spacePerson{named: p, membership: request.MembershipName(spaceID, strings.TrimPrefix(p, "users/"))}
+		if ok {
+			sp.id = id
+			sp.membership = request.MembershipName(spaceID, strings.TrimPrefix(id, "users/"))
+		}
+		rec, found, err := f.recorded(ctx, j.req.RequestID, sp.membership)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			sp.rec = &rec
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+// allRecorded returns the recorded decisions of every person, when the
+// ledger holds one for each.
+func allRecorded(j *job, people []spacePerson) ([]contract.Result, bool) {
+	out := make([]contract.Result, 0, len(people))
+	for _, p := range people {
+		if p.rec == nil || !p.rec.Decided() {
+			return nil, false
+		}
+		r, err := j.replay(*p.rec)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, r)
+	}
+	return out, true
+}
+
 // sweepPerson decides one person of a space+members request from the
 // space's listed members; h and humanCount follow the removals (an owner
 // removed, a successor promoted).
-func (f *Engine) sweepPerson(ctx context.Context, j *job, p string, protected map[string]bool, h *humans, humanCount *int) (contract.Result, error) {
+func (f *Engine) sweepPerson(ctx context.Context, j *job, p spacePerson, protected map[string]bool, h *humans, humanCount *int) (contract.Result, error) {
 	v := j.req
-	space := v.SpaceNames[0]
-	id, ok, err := f.resolveUser(ctx, j, p)
 	r := j.result(v.RequestID)
-	if err != nil {
-		return r, err
+	r.Membership = p.membership
+	if p.rec != nil && p.rec.Decided() {
+		return j.replay(*p.rec)
 	}
-	r.Membership = request.MembershipName(strings.TrimPrefix(space, "spaces/"), strings.TrimPrefix(id, "users/"))
 	pj := j.with("membership", r.Membership)
-	mem, isMember := h.byUser[id]
+	mem, isMember := h.byUser[p.id]
 	switch {
-	case !ok:
+	case p.id == "":
 		r.Outcome = contract.Failed
-		r.Error = &contract.ErrorInfo{Code: http.StatusNotFound, Status: "NOT_FOUND", Message: "the directory does not know " + p}
+		r.Error = &contract.ErrorInfo{Code: http.StatusNotFound, Status: "NOT_FOUND", Message: "the directory does not know " + p.named}
+		return r, nil
+	case !isMember && p.rec != nil:
+		// Intended by an earlier delivery, and gone: that delivery
+		// removed it before it could record its decision.
+		if err := f.staleIntent(*p.rec); err != nil {
+			return r, err
+		}
+		r.Outcome, r.MembershipState, r.Role = contract.Removed, "NOT_A_MEMBER", p.rec.Role
+		r.Member = &contract.Member{Name: p.id, Type: "HUMAN"}
+		r.Detail = "removed by an earlier delivery of this request, which stopped before its decision was recorded"
 		return r, nil
 	case !isMember:
 		r.Outcome, r.MembershipState = contract.NotMember, "NOT_A_MEMBER"
 		return r, nil
 	}
-	r.Role, r.Member = mem.role, &contract.Member{Name: id, Type: "HUMAN"}
+	r.Role, r.Member = mem.role, &contract.Member{Name: p.id, Type: "HUMAN"}
 	switch {
-	case protected[id]:
-		return refused(ctx, pj, r, id), nil
+	case protected[p.id]:
+		return refused(ctx, pj, r, p.id), nil
 	case v.DryRun:
 		yes := true
 		r.Outcome, r.WouldRemove, r.MembershipState = contract.DryRun, &yes, "JOINED"
 		return r, nil
+	}
+	return f.sweepRemove(ctx, pj, r, p, mem, h, humanCount)
+}
+
+// sweepRemove removes one listed membership of a space+members request: the
+// intent first (unless an earlier delivery's stands), a hand-off where the
+// person is the only owner, then the delete.
+func (f *Engine) sweepRemove(ctx context.Context, j *job, r contract.Result, p spacePerson, mem spaceMembership, h *humans, humanCount *int) (contract.Result, error) {
+	v := j.req
+	if p.rec != nil {
+		if err := f.staleIntent(*p.rec); err != nil {
+			return r, err
+		}
+	} else if decided, err := f.intend(ctx, j, p.membership, p.id, mem.role, ledger.ActionDelete); err != nil || decided != nil {
+		if decided != nil {
+			return j.replay(*decided)
+		}
+		return r, err
 	}
 	if mem.role == roleOwner && h.owners == 1 && *humanCount > 1 {
 		if v.Successor == "" {
@@ -227,7 +320,7 @@ func (f *Engine) sweepPerson(ctx context.Context, j *job, p string, protected ma
 			r.Detail = onlyOwnerFix
 			return r, nil
 		}
-		log, err := f.handOff(ctx, pj, space, h.byUser)
+		log, err := f.handOff(ctx, j, v.SpaceNames[0], h.byUser)
 		r.HandOff = log
 		if err != nil {
 			if isTransient(err) {
@@ -239,7 +332,7 @@ func (f *Engine) sweepPerson(ctx context.Context, j *job, p string, protected ma
 		}
 		h.owners++
 	}
-	r, err = f.deleteOne(ctx, pj, r, mem.name)
+	r, err := f.deleteOne(ctx, j, r, mem.name)
 	if err != nil {
 		return r, err
 	}

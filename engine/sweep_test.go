@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/go-cmp/cmp"
 
@@ -29,16 +30,7 @@ func (e *env) drain(t testing.TB, workers int) {
 			if m.Topic != e.cfg.RequestTopic || done[m.ID] < 0 {
 				continue
 			}
-			ev := event.New()
-			ev.SetID(m.ID)
-			ev.SetType(contract.PublishedEventType)
-			ev.SetSource("//pubsub.googleapis.com/" + e.cfg.RequestTopic)
-			ev.SetTime(m.PublishTime)
-			_ = ev.SetData("application/json", map[string]any{"message": map[string]any{
-				"data": base64.StdEncoding.EncodeToString(m.Data), "attributes": m.Attributes,
-				"messageId": m.ID, "publishTime": m.PublishTime.UTC().Format(time.RFC3339Nano),
-			}})
-			todo = append(todo, ev)
+			todo = append(todo, e.delivery(m))
 		}
 		if len(todo) == 0 {
 			return
@@ -411,4 +403,19 @@ func TestSweepFailedPageStillCounts(t *testing.T) {
 	if n := e.stack.Chat.Stats().Calls["spaces.search"]; n != 0 {
 		t.Errorf("%d searches after the successor was found unknown", n)
 	}
+}
+
+// delivery is the CloudEvent that Eventarc delivers for m, published to the
+// requests topic.
+func (e *env) delivery(m *pstest.Message) event.Event {
+	ev := event.New()
+	ev.SetID(m.ID)
+	ev.SetType(contract.PublishedEventType)
+	ev.SetSource("//pubsub.googleapis.com/" + e.cfg.RequestTopic)
+	ev.SetTime(m.PublishTime)
+	_ = ev.SetData("application/json", map[string]any{"message": map[string]any{
+		"data": base64.StdEncoding.EncodeToString(m.Data), "attributes": m.Attributes,
+		"messageId": m.ID, "publishTime": m.PublishTime.UTC().Format(time.RFC3339Nano),
+	}})
+	return ev
 }

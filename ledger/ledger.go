@@ -114,6 +114,9 @@ const (
 	StateOpen    = "open"
 	StatePlanned = "planned"
 	StateDone    = "done"
+	// StateReleased is a request whose delivery stopped at a transient
+	// failure: the next delivery may take it over at once.
+	StateReleased = "released"
 )
 
 // Actions of an [Intent]: the Chat write about to be made.
@@ -121,6 +124,9 @@ const (
 	ActionDelete = "delete"
 	ActionCreate = "create"
 	ActionPatch  = "patch"
+	// ActionHandOff is the intent of a hand-off: adding the successor
+	// and/or making them an owner, recorded on the successor's membership.
+	ActionHandOff = "handoff"
 )
 
 // Collection names, in the configured database.

@@ -17,6 +17,7 @@ import (
 	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
+	"github.com/chat-offboard/chat-offboard/ledger"
 )
 
 // TestGoResultsValidate marshals contract.Result values of every outcome
@@ -86,7 +87,7 @@ func TestFunctionResultsValidate(t *testing.T) {
 		Protected: []string{"106"}, MaxEventAge: time.Hour, WritesPerMinute: 60000, ReadsPerMinute: 60000,
 		ChatEndpoint: stack.Chat.URL(), DirectoryEndpoint: stack.Directory.URL(), SecretManagerEndpoint: stack.Secrets.Addr(),
 		EventTimeout: 20 * time.Second,
-	}, engine.WithPubSubClient(ps), engine.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	}, engine.WithPubSubClient(ps), engine.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), engine.WithLedger(ledger.NewMemory()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
+	"github.com/chat-offboard/chat-offboard/ledger"
 	"github.com/chat-offboard/chat-offboard/logging"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
@@ -269,7 +270,7 @@ func TestStoresWorkingSecret(t *testing.T) {
 		EventTimeout:          10 * time.Second,
 	}
 	var logs syncBuffer
-	fn, err := engine.New(ctx, cfg, engine.WithPubSubClient(ps), engine.WithLogger(logging.New(&logs, cfg.LogLevel)))
+	fn, err := engine.New(ctx, cfg, engine.WithPubSubClient(ps), engine.WithLogger(logging.New(&logs, cfg.LogLevel)), engine.WithLedger(ledger.NewMemory()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/internal/pusher"
 	"github.com/chat-offboard/chat-offboard/internal/workspaces"
+	"github.com/chat-offboard/chat-offboard/ledger"
 	"github.com/chat-offboard/chat-offboard/logging"
 )
 
@@ -174,10 +175,15 @@ func (r *loadRun) startInstances() error {
 		r.done.addErr(fps.Close)
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		base.MaxIdleConnsPerHost = 256
+		store, err := loadLedger(cfg.Project)
+		if err != nil {
+			return err
+		}
 		f, err := engine.New(context.Background(), cfg,
 			engine.WithPubSubClient(fps),
 			engine.WithLogger(logging.New(devnull, slog.LevelInfo)),
-			engine.WithTransport(timingTransport{base}))
+			engine.WithTransport(timingTransport{base}),
+			engine.WithLedger(store))
 		if err != nil {
 			return err
 		}
@@ -241,4 +247,14 @@ func (r *loadRun) publishAndDrain() error {
 	}
 	r.drain = time.Since(start)
 	return nil
+}
+
+// loadLedger is an instance's ledger: the Firestore emulator when
+// FIRESTORE_EMULATOR_HOST names one (so that the figures include the
+// ledger's round trips), in a project of this run's own; else in-process.
+func loadLedger(project string) (ledger.Store, error) {
+	if os.Getenv("FIRESTORE_EMULATOR_HOST") == "" {
+		return ledger.NewMemory(), nil
+	}
+	return ledger.NewFirestore(context.Background(), fmt.Sprintf("%s-%d", project, time.Now().UnixNano()), ledger.DefaultDatabase)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
+	"github.com/chat-offboard/chat-offboard/ledger"
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
@@ -107,7 +108,7 @@ func newFunction(t *testing.T, ps *pubsub.Client, project, requestTopic, resultT
 		EventTimeout:          20 * time.Second,
 	}
 	f, err := engine.New(context.Background(), cfg, engine.WithPubSubClient(ps),
-		engine.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		engine.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), engine.WithLedger(ledger.NewMemory()))
 	if err != nil {
 		t.Fatal(err)
 	}

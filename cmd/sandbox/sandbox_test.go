@@ -148,18 +148,19 @@ func TestDefaultRun(t *testing.T) {
 			t.Errorf("no row for %s", id)
 		}
 	}
-	// The faults: 503 then 200 on the delete, after a get (dave is named by
-	// email, and PROTECTED_MEMBERS holds an id); 429 with Retry-After 1s,
-	// then 200.
+	// The faults: 503 then 200 on the delete, after the Directory's
+	// users.get (dave is named by email) and members.get (the role the
+	// ledger's intent records); 429 with Retry-After 1s, then 200, after
+	// the members.get.
 	for _, r := range rows {
 		switch r["REQUEST"] {
 		case "remove-dave-ops-503":
-			if r["ATTEMPTS"] != "3" {
-				t.Errorf("remove-dave-ops-503: %s Chat attempts, want 3 (get, 503, 200)", r["ATTEMPTS"])
+			if r["ATTEMPTS"] != "4" {
+				t.Errorf("remove-dave-ops-503: %s attempts, want 4 (users.get, members.get, 503, 200)", r["ATTEMPTS"])
 			}
 		case "remove-erin-sales-429":
-			if r["ATTEMPTS"] != "2" {
-				t.Errorf("remove-erin-sales-429: %s Chat attempts, want 2 (429, 200)", r["ATTEMPTS"])
+			if r["ATTEMPTS"] != "3" {
+				t.Errorf("remove-erin-sales-429: %s attempts, want 3 (members.get, 429, 200)", r["ATTEMPTS"])
 			}
 		}
 	}
@@ -184,7 +185,7 @@ func TestNoFaults(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
 	for _, r := range table(t, out, "REQUEST") {
-		if r["REQUEST"] == "remove-erin-sales-429" && r["ATTEMPTS"] != "1" {
+		if r["REQUEST"] == "remove-erin-sales-429" && r["ATTEMPTS"] != "2" { // members.get, delete
 			t.Errorf("without faults: %v", r)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -13,6 +14,7 @@ import (
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/internal/pusher"
+	"github.com/chat-offboard/chat-offboard/ledger"
 	"github.com/chat-offboard/chat-offboard/logging"
 )
 
@@ -103,8 +105,12 @@ func (s *sandbox) startFunction(ctx context.Context) error {
 	if s.o.verbose {
 		logw = s.errw
 	}
+	store, err := sandboxLedger(cfg.Project)
+	if err != nil {
+		return err
+	}
 	if s.fn, err = engine.New(context.Background(), cfg,
-		engine.WithPubSubClient(s.ps), engine.WithLogger(logging.New(logw, cfg.LogLevel))); err != nil {
+		engine.WithPubSubClient(s.ps), engine.WithLogger(logging.New(logw, cfg.LogLevel)), engine.WithLedger(store)); err != nil {
 		return fmt.Errorf("building the function: %w", err)
 	}
 	s.fnURL, s.detach, err = serveFunction(ctx, s.o.port, engine.EventHandler(s.handle))
@@ -174,4 +180,21 @@ func (s *sandbox) getenv(k string) string {
 		}
 	}
 	return ""
+}
+
+// sandboxLedger is the function's ledger: the real Firestore emulator when
+// FIRESTORE_EMULATOR_HOST names one (in a project of this run's own, so that
+// an earlier run's decisions are not published again), else an in-process
+// ledger with the same behaviour, so that the embedded default needs no
+// Java.
+func sandboxLedger(project string) (ledger.Store, error) {
+	if os.Getenv("FIRESTORE_EMULATOR_HOST") == "" {
+		return ledger.NewMemory(), nil
+	}
+	run := fmt.Sprintf("%s-%d", project, time.Now().UnixNano())
+	store, err := ledger.NewFirestore(context.Background(), run, ledger.DefaultDatabase)
+	if err != nil {
+		return nil, fmt.Errorf("the ledger on the Firestore emulator: %w", err)
+	}
+	return store, nil
 }

@@ -24,13 +24,22 @@ import (
 
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
+	"github.com/chat-offboard/chat-offboard/internal/firestoretest"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/internal/pusher"
 )
 
-func TestMain(m *testing.M) { os.Exit(pubsubtest.RunMain(m)) }
+func TestMain(m *testing.M) {
+	unpin := firestoretest.Pin()
+	code := pubsubtest.RunMain(m)
+	unpin()
+	os.Exit(code)
+}
 
-const project = "faultsuite"
+// project is the run's project on the emulators: the topics' and the
+// ledger's (Firestore), new each run so that no earlier run's decisions are
+// found.
+var project = pubsubtest.UniqueID("faultsuite")
 
 // Request kinds of the generated load and the outcomes each may end in.
 type kind int
@@ -405,6 +414,7 @@ func TestFaults(t *testing.T) {
 	fn := &fnProcess{t: t, bin: bin, port: freePort(t), logPath: filepath.Join(t.TempDir(), "function.log"), env: []string{
 		"LOCAL_ONLY=true",
 		"GOOGLE_CLOUD_PROJECT=" + project,
+		firestoretest.EnvEmulatorHost + "=" + firestoretest.Emulator(t),
 		"TOKEN_SECRET=" + stack.SecretName,
 		"RESULT_TOPIC=" + resTopic,
 		"PUBSUB_EMULATOR_HOST=" + proxy.ln.Addr().String(),

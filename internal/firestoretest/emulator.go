@@ -400,16 +400,30 @@ func stopSharedLocked() {
 // It does not start an emulator by itself: binaries whose tests don't ask for
 // one pay nothing. Call it once, from TestMain only.
 func RunMain(m *testing.M) int {
+	defer Pin()()
+	return m.Run()
+}
+
+// Pin keeps an emulator that [Emulator] starts alive between tests until the
+// returned function is called, which stops it (process group and all). It
+// is RunMain for a TestMain that runs m through another helper:
+//
+//	func TestMain(m *testing.M) {
+//		unpin := firestoretest.Pin()
+//		code := pubsubtest.RunMain(m)
+//		unpin()
+//		os.Exit(code)
+//	}
+func Pin() (unpin func()) {
 	shared.mu.Lock()
 	shared.pinned = true
 	shared.mu.Unlock()
-	defer func() {
+	return func() {
 		shared.mu.Lock()
 		shared.pinned = false
 		if shared.refs == 0 {
 			stopSharedLocked()
 		}
 		shared.mu.Unlock()
-	}()
-	return m.Run()
+	}
 }

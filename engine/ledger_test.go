@@ -1,0 +1,35 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/chat-offboard/chat-offboard/internal/firestoretest"
+	"github.com/chat-offboard/chat-offboard/ledger"
+)
+
+// ledgers maps a test to the ledger store it asked for with onFirestore;
+// other tests get an in-process ledger.Memory.
+var ledgers sync.Map // testing.TB -> ledger.Store
+
+// onFirestore makes the envs that t builds keep their ledger in the real
+// Firestore emulator, in a project of their own.
+func onFirestore(t *testing.T) {
+	t.Helper()
+	_, project := firestoretest.Client(t, "engine")
+	store, err := ledger.NewFirestore(context.Background(), project, ledger.DefaultDatabase, firestoretest.ClientOptions(firestoretest.Emulator(t))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ledgers.Store(t, ledger.Store(store))
+}
+
+// ledgerFor is the store t asked for, or nil.
+func ledgerFor(t testing.TB) ledger.Store {
+	if s, ok := ledgers.Load(t); ok {
+		return s.(ledger.Store)
+	}
+	return nil
+}

@@ -1,0 +1,221 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/ledger"
+	"github.com/chat-offboard/chat-offboard/request"
+)
+
+// The engine's use of the ledger (docs/design.md, "The ledger"): each
+// request is recorded when it arrives; each membership write has its intent
+// recorded before it; each decision is recorded before it is published, and
+// a delivery that finds its decision recorded publishes it again (same
+// ce-id) without a Chat call. Every ledger error is transient: the event is
+// redelivered, and no Chat write is made without its intent (fail closed).
+
+// errInFlight is an intent recorded by another delivery that may still be
+// writing: this delivery backs off and is redelivered.
+var errInFlight = errors.New("another delivery of this request is writing this membership now; redelivering")
+
+// ledgerError wraps a ledger failure as transient.
+func ledgerError(op string, err error) error {
+	return &TransientError{Op: "ledger " + op, Err: err}
+}
+
+// recordRequest records the request of j (only if absent). A request is
+// owned by the delivery that recorded it: another delivery that finds it open, and recently touched,
+// is redelivered later (errInFlight), so that two deliveries never decide
+// the same membership at once; a request left open longer than any
+// invocation runs, or released by a delivery that stopped at a transient
+// failure, is taken over; a done one publishes its recorded decisions
+// again.
+func (f *Engine) recordRequest(ctx context.Context, j *job) error {
+	v := j.req
+	rec, created, err := f.ledger.CreateRequest(ctx, ledger.Request{
+		ID: v.RequestID, ParentID: v.ParentRequestID, Kind: v.Kind.String(), Target: summary(v),
+		Reason: v.Reason, RequestedBy: v.RequestedBy, DryRun: v.DryRun,
+	})
+	switch {
+	case err != nil:
+		return ledgerError("request", err)
+	case created || rec.State == ledger.StateDone:
+		return nil
+	case rec.State == ledger.StateOpen && f.now().Sub(rec.UpdatedAt) <= f.cfg.EventTimeout+30*time.Second:
+		return &TransientError{Op: "ledger request", Err: errInFlight}
+	}
+	// Released, or left open by a delivery that is gone: take it over.
+	if err := f.ledger.SetRequestState(ctx, v.RequestID, ledger.StateOpen, nil); err != nil {
+		return ledgerError("request", err)
+	}
+	return nil
+}
+
+// settleRequest marks the request of j done once its decisions are
+// recorded, or released when the delivery stops at a transient failure (the
+// next delivery takes over at once). Errors are only logged: the decisions
+// are safe in the ledger, and an open request is taken over in time.
+func (f *Engine) settleRequest(ctx context.Context, j *job, failed bool) {
+	if j.req == nil {
+		return
+	}
+	state := ledger.StateDone
+	if failed {
+		state = ledger.StateReleased
+	}
+	if err := f.ledger.SetRequestState(ctx, j.req.RequestID, state, nil); err != nil {
+		j.log.WarnContext(ctx, "the request's state could not be recorded", "state", state, "error", err.Error())
+	}
+}
+
+// summary is a short human summary of what a request removes from where.
+func summary(v *request.Valid) string {
+	switch v.Kind {
+	case request.KindMembership, request.KindSpaceMember:
+		return v.Name
+	case request.KindBulk:
+		return fmt.Sprintf("%s from %d spaces", v.People[0], len(v.SpaceNames))
+	case request.KindSweep:
+		return fmt.Sprintf("%d people from every space", len(v.People))
+	default:
+		return fmt.Sprintf("%d people from %s", len(v.People), v.SpaceNames[0])
+	}
+}
+
+// recorded returns the ledger's record of (requestID, membership), and
+// whether there is one.
+func (f *Engine) recorded(ctx context.Context, requestID, membership string) (ledger.Membership, bool, error) {
+	m, err := f.ledger.Membership(ctx, requestID, membership)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return ledger.Membership{}, false, nil
+	case err != nil:
+		return ledger.Membership{}, false, ledgerError("membership", err)
+	}
+	return m, true, nil
+}
+
+// replay is a recorded decision, to publish again as it was (same ce-id).
+// It marks the decision in j so that Handle does not record it again.
+func (j *job) replay(m ledger.Membership) (contract.Result, error) {
+	var r contract.Result
+	if err := json.Unmarshal(m.Result, &r); err != nil {
+		return r, ledgerError("replay", fmt.Errorf("the recorded decision of %s is not a result: %w", m.Name, err))
+	}
+	j.replays[m.RequestID+"\x00"+m.Name] = true
+	if r.Detail == "" {
+		r.Detail = "decided by an earlier delivery of this request; published again"
+	}
+	j.log.Info("decision already recorded; published again", "membership", m.Name, "outcome", r.Outcome)
+	return r, nil
+}
+
+// isReplay reports whether r is a decision j published again.
+func (j *job) isReplay(r *contract.Result) bool { return j.replays[r.RequestID+"\x00"+r.Membership] }
+
+// intend records the intent of a write on membership before it is made. It
+// returns errInFlight when another delivery recorded one that may still be
+// running, and the recorded decision (decided) when one raced ahead.
+func (f *Engine) intend(ctx context.Context, j *job, membership, member, role, action string) (decided *ledger.Membership, err error) {
+	v := j.req
+	m, created, err := f.ledger.Intend(ctx, ledger.Intent{
+		RequestID: v.RequestID, Root: ledger.RootOf(v.RequestID, v.ParentRequestID),
+		Membership: membership, Member: member, Role: role, Action: action,
+	})
+	switch {
+	case err != nil:
+		return nil, ledgerError("intent", err)
+	case created:
+		return nil, nil
+	case m.Decided():
+		return &m, nil
+	}
+	return nil, f.staleIntent(m)
+}
+
+// staleIntent is nil when an intent without an outcome is older than any
+// invocation can run (its writer is gone: recover it), else errInFlight.
+func (f *Engine) staleIntent(m ledger.Membership) error {
+	if f.now().Sub(m.IntendedAt) > f.cfg.EventTimeout+30*time.Second {
+		return nil
+	}
+	return &TransientError{Op: "ledger intent", Err: errInFlight}
+}
+
+// recordDecisions records the decisions of j before Handle publishes them:
+// each membership decision not replayed. Page and bulk decisions are
+// recorded by their claim.
+func (f *Engine) recordDecisions(ctx context.Context, j *job, decisions []contract.Result) error {
+	if j.req == nil {
+		return nil
+	}
+	root := ledger.RootOf(j.req.RequestID, j.req.ParentRequestID)
+	for i := range decisions {
+		r := &decisions[i]
+		if r.Membership == "" || j.isReplay(r) || r.RequestID != j.req.RequestID {
+			continue
+		}
+		data, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encoding result: %w", err)
+		}
+		member := ""
+		if r.Member != nil {
+			member = r.Member.Name
+		}
+		if err := f.ledger.Decide(ctx, r.RequestID, r.Membership, ledger.Decision{
+			Root: root, Member: member, Outcome: string(r.Outcome), Role: r.Role, Result: data,
+		}); err != nil {
+			return ledgerError("decision", err)
+		}
+	}
+	return nil
+}
+
+// claimed returns the recorded decisions of a page (or bulk fan-out) that a
+// delivery already claimed, and whether there is a claim.
+func (f *Engine) claimed(ctx context.Context, j *job, sweepID, key string) ([]contract.Result, bool, error) {
+	c, err := f.ledger.Page(ctx, sweepID, key)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, ledgerError("page", err)
+	}
+	var out []contract.Result
+	if err := json.Unmarshal(c.Result, &out); err != nil {
+		return nil, false, ledgerError("page", fmt.Errorf("the recorded decisions of %s are not results: %w", key, err))
+	}
+	j.log.Info("fan-out already claimed; its decisions published again", "page", key)
+	return out, true, nil
+}
+
+// claim records that a page (or bulk fan-out) published its children, with
+// its decisions. When another delivery claimed it first, its decisions are
+// returned instead.
+func (f *Engine) claim(ctx context.Context, j *job, sweepID, key string, children, expected int, decisions []contract.Result) ([]contract.Result, error) {
+	for i := range decisions {
+		decisions[i].ProcessedAt = f.now().UTC()
+	}
+	data, err := json.Marshal(decisions)
+	if err != nil {
+		return nil, fmt.Errorf("encoding results: %w", err)
+	}
+	c, created, err := f.ledger.ClaimPage(ctx, sweepID, key, ledger.PageClaim{Children: children, ExpectedResults: expected, Result: data})
+	if err != nil {
+		return nil, ledgerError("claim", err)
+	}
+	if created {
+		return decisions, nil
+	}
+	var out []contract.Result
+	if err := json.Unmarshal(c.Result, &out); err != nil {
+		return nil, ledgerError("claim", err)
+	}
+	return out, nil
+}
