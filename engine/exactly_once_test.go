@@ -295,7 +295,9 @@ func TestLedgerUnavailableFailsClosed(t *testing.T) {
 }
 
 // unreachableFirestore are client options for a Firestore that does not
-// answer: a loopback port nobody listens on.
+// answer: a loopback port nobody listens on. The client library prefers
+// FIRESTORE_EMULATOR_HOST to any endpoint option, so it points there too,
+// for the test's duration (t must not be parallel).
 func unreachableFirestore(t *testing.T) []option.ClientOption {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -304,5 +306,6 @@ func unreachableFirestore(t *testing.T) []option.ClientOption {
 	}
 	addr := l.Addr().String()
 	l.Close()
+	t.Setenv(firestoretest.EnvEmulatorHost, addr)
 	return firestoretest.ClientOptions(addr)
 }
