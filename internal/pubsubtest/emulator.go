@@ -20,21 +20,12 @@
 package pubsubtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/chat-offboard/chat-offboard/internal/emuproc"
 )
 
 // EnvEmulatorHost is the standard variable naming a running emulator. This
@@ -50,375 +41,49 @@ const InstallHint = "install it with `gcloud components install pubsub-emulator 
 // emulator's jar (with a java binary) nor gcloud can be found.
 var ErrEmulatorNotFound = errors.New("pubsubtest: Pub/Sub emulator not found")
 
-const (
-	startTimeout = 60 * time.Second
-	stopTimeout  = 10 * time.Second
-)
+// sdk is where the emulator is in a Cloud SDK and how to run it.
+var sdk = emuproc.SDK{
+	JarEnv:     "PUBSUB_EMULATOR_JAR",
+	JarGlob:    "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar",
+	JavaArgs:   []string{"-jar", "{JAR}", "--host={HOST}", "--port={PORT}"},
+	GcloudArgs: []string{"beta", "emulators", "pubsub", "start", "--host-port={HOST}:{PORT}", "--data-dir={DIR}", "--quiet"},
+}
+
+// emulator is the kind of emulator and the one shared by [Emulator].
+var emulator = &emuproc.Emulator{
+	Name:         "pubsubtest",
+	HostEnv:      EnvEmulatorHost,
+	Find:         sdk.Find,
+	NotFound:     ErrEmulatorNotFound,
+	Hint:         InstallHint,
+	StartTimeout: 60 * time.Second,
+}
 
 // StartEmulator returns the host:port of a Pub/Sub emulator and a function that
-// stops it.
-//
-// If PUBSUB_EMULATOR_HOST is set, that emulator is used: StartEmulator only
-// checks that it accepts TCP connections, and stop does nothing. Otherwise it
-// starts the emulator's jar directly (java -jar …, found through
-// $PUBSUB_EMULATOR_JAR, $CLOUDSDK_ROOT_DIR, the gcloud on PATH or the usual
-// SDK locations) or, failing that, `gcloud beta emulators pubsub start`, on a
-// free 127.0.0.1 port, in its own process group, and waits until it answers.
-// stop kills the whole process group and waits for it; it is idempotent and
-// safe to call from any goroutine.
-//
-// ctx bounds the start-up only (it is also capped at 60 s); the emulator keeps
-// running until stop is called. Calls to StartEmulator may run concurrently;
-// each call that does not use PUBSUB_EMULATOR_HOST starts its own emulator.
+// stops it: the one PUBSUB_EMULATOR_HOST names (checked with a TCP dial; stop
+// does nothing), or else one of its own, started within ctx and 60 s as
+// [emuproc.Emulator.Start] says, with `java -jar` and the jar found through
+// $PUBSUB_EMULATOR_JAR or a Cloud SDK, or with
+// `gcloud beta emulators pubsub start`. stop kills its process group; it is
+// idempotent and safe to call from any goroutine, and so is StartEmulator.
 func StartEmulator(ctx context.Context) (host string, stop func() error, err error) {
-	if h := os.Getenv(EnvEmulatorHost); h != "" {
-		if err := dialCheck(ctx, h); err != nil {
-			return "", nil, fmt.Errorf("pubsubtest: %s=%s is not reachable: %w", EnvEmulatorHost, h, err)
-		}
-		return h, func() error { return nil }, nil
-	}
-	argv, err := findEmulator()
-	if err != nil {
-		return "", nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	var lastErr error
-	for try := 0; try < 3; try++ { // a free port can be taken between probe and bind
-		p, err := startProcess(ctx, argv)
-		if err == nil {
-			return p.host, p.stop, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return "", nil, lastErr
+	return emulator.Start(ctx)
 }
 
-// dialCheck makes sure something listens on host.
-func dialCheck(ctx context.Context, host string) error {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", host)
-	if err != nil {
-		return err
-	}
-	return c.Close()
-}
-
-// launcher is how to start one emulator: argv with "{HOST}" and "{PORT}"
-// placeholders, and whether it needs a data directory ({DIR}).
-type launcher struct {
-	argv    []string
-	dataDir bool
-}
-
-// findEmulator prefers the jar run by java directly (one process, killed with
-// its group), then gcloud (a python process that forks java).
-func findEmulator() (launcher, error) {
-	java := os.Getenv("JAVA_HOME")
-	if java != "" {
-		java = filepath.Join(java, "bin", "java")
-		if _, err := os.Stat(java); err != nil {
-			java = ""
-		}
-	}
-	if java == "" {
-		java, _ = exec.LookPath("java")
-	}
-	if java != "" {
-		if jar := findJar(); jar != "" {
-			return launcher{argv: []string{java, "-jar", jar, "--host={HOST}", "--port={PORT}"}}, nil
-		}
-	}
-	if gcloud, err := exec.LookPath("gcloud"); err == nil && java != "" {
-		return launcher{argv: []string{gcloud, "beta", "emulators", "pubsub", "start",
-			"--host-port={HOST}:{PORT}", "--data-dir={DIR}", "--quiet"}, dataDir: true}, nil
-	}
-	if java == "" {
-		return launcher{}, fmt.Errorf("%w (no java on PATH or in JAVA_HOME); %s", ErrEmulatorNotFound, InstallHint)
-	}
-	return launcher{}, fmt.Errorf("%w (no cloud-pubsub-emulator jar, no gcloud); %s", ErrEmulatorNotFound, InstallHint)
-}
-
-// findJar looks for platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar.
-func findJar() string {
-	if j := os.Getenv("PUBSUB_EMULATOR_JAR"); j != "" {
-		if _, err := os.Stat(j); err == nil {
-			return j
-		}
-	}
-	var roots []string
-	if r := os.Getenv("CLOUDSDK_ROOT_DIR"); r != "" {
-		roots = append(roots, r)
-	}
-	if g, err := exec.LookPath("gcloud"); err == nil {
-		if real, err := filepath.EvalSymlinks(g); err == nil {
-			roots = append(roots, filepath.Dir(filepath.Dir(real))) // ROOT/bin/gcloud
-		}
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		roots = append(roots, filepath.Join(home, "google-cloud-sdk"))
-	}
-	roots = append(roots, "/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk",
-		"/opt/google-cloud-sdk", "/usr/local/google-cloud-sdk", "/snap/google-cloud-cli/current")
-	for _, r := range roots {
-		m, _ := filepath.Glob(filepath.Join(r, "platform", "pubsub-emulator", "lib", "cloud-pubsub-emulator-*.jar"))
-		if len(m) > 0 {
-			sort.Strings(m)
-			return m[len(m)-1]
-		}
-	}
-	return ""
-}
-
-// process is one started emulator.
-type process struct {
-	host    string
-	cmd     *exec.Cmd
-	out     *tailBuffer
-	done    chan struct{} // closed when cmd.Wait returned
-	waitErr error
-	dataDir string
-
-	stopOnce sync.Once
-	stopErr  error
-}
-
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	_, port, err := net.SplitHostPort(l.Addr().String())
-	return port, err
-}
-
-func startProcess(ctx context.Context, l launcher) (*process, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, fmt.Errorf("pubsubtest: no free port: %w", err)
-	}
-	p := &process{host: net.JoinHostPort("127.0.0.1", port), out: &tailBuffer{max: 32 << 10}, done: make(chan struct{})}
-	if l.dataDir {
-		if p.dataDir, err = os.MkdirTemp("", "pubsub-emulator-"); err != nil {
-			return nil, err
-		}
-	}
-	argv := make([]string, len(l.argv))
-	for i, a := range l.argv {
-		argv[i] = strings.NewReplacer("{HOST}", "127.0.0.1", "{PORT}", port, "{DIR}", p.dataDir).Replace(a)
-	}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Stdout = p.out
-	p.cmd.Stderr = p.out
-	p.cmd.Env = os.Environ()
-	p.cmd.WaitDelay = 2 * time.Second
-	setProcessGroup(p.cmd)
-	started := time.Now()
-	if err := p.cmd.Start(); err != nil {
-		p.cleanupDir()
-		return nil, fmt.Errorf("pubsubtest: starting %s: %w", argv[0], err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	if err := p.waitReady(ctx); err != nil {
-		_ = p.stop()
-		return nil, fmt.Errorf("pubsubtest: emulator %q did not become ready after %v: %w\n--- emulator output ---\n%s",
-			strings.Join(argv, " "), time.Since(started).Round(time.Millisecond), err, p.out.String())
-	}
-	return p, nil
-}
-
-// waitReady polls GET http://host/ (the emulator answers 200 "Ok") until it
-// answers, the process exits or ctx is done.
-func (p *process) waitReady(ctx context.Context) error {
-	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.host+"/", nil)
-		if resp, err := hc.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.done:
-			return fmt.Errorf("process exited: %v", p.waitErr)
-		case <-tick.C:
-		}
-	}
-}
-
-// stop terminates the process group (SIGTERM, then SIGKILL after a grace
-// period) and waits for the process. Idempotent.
-func (p *process) stop() error {
-	p.stopOnce.Do(func() {
-		defer p.cleanupDir()
-		select {
-		case <-p.done:
-			return // already gone
-		default:
-		}
-		_ = signalGroup(p.cmd, false)
-		select {
-		case <-p.done:
-		case <-time.After(3 * time.Second):
-			_ = signalGroup(p.cmd, true)
-			select {
-			case <-p.done:
-			case <-time.After(stopTimeout):
-				p.stopErr = fmt.Errorf("pubsubtest: emulator (pid %d) did not exit", p.cmd.Process.Pid)
-				return
-			}
-		}
-		// Make sure no member of the group (gcloud's java child) survives.
-		_ = signalGroup(p.cmd, true)
-	})
-	return p.stopErr
-}
-
-func (p *process) cleanupDir() {
-	if p.dataDir != "" {
-		_ = os.RemoveAll(p.dataDir)
-	}
-}
-
-// tailBuffer keeps the first and the last bytes written to it, up to max.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if b.buf.Len() > b.max {
-		keep := b.buf.Bytes()[b.buf.Len()-b.max/2:]
-		nb := append([]byte("…\n"), keep...)
-		b.buf.Reset()
-		b.buf.Write(nb)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// shared is the emulator that Emulator hands out to the tests of one binary.
-var shared struct {
-	mu       sync.Mutex
-	host     string
-	stop     func() error
-	refs     int   // tests currently using it
-	pinned   bool  // RunMain is active: keep it until m.Run returns
-	notFound error // sticky: don't look again in this binary
-}
-
-// Emulator returns the host:port of a running Pub/Sub emulator for tb.
-//
-// With PUBSUB_EMULATOR_HOST set (as .ci/run does) it returns that address
-// after a short TCP dial, failing tb if nothing listens there. Otherwise it
-// starts one emulator (see [StartEmulator]) that is shared by all tests of the
-// binary that use it at the same time: it is reference-counted and stopped,
-// process group and all, by the tb.Cleanup of its last user. To keep one
-// emulator for the whole binary instead of one per run of overlapping tests,
-// call [RunMain] from TestMain; it stops the emulator after m.Run.
-//
-// If no emulator can be found, Emulator skips tb, or fails it when the
-// environment variable CI is "true". Emulator may be called from parallel
-// tests; a start-up in progress blocks other callers until it is done.
+// Emulator returns the host:port of a Pub/Sub emulator for tb: the one
+// PUBSUB_EMULATOR_HOST names (as in .ci/run; tb fails if it does not accept
+// connections), or else one that [StartEmulator] starts, shared by the tests
+// of the binary that use it at the same time and stopped after the last of
+// them (see [emuproc.Emulator.Get]), or after m.Run with [RunMain]. Without
+// an emulator it skips tb, or fails tb when CI is "true". Safe for parallel
+// tests.
 func Emulator(tb testing.TB) string {
 	tb.Helper()
-	if h := os.Getenv(EnvEmulatorHost); h != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := dialCheck(ctx, h); err != nil {
-			tb.Fatalf("pubsubtest: %s=%s is set but not reachable: %v", EnvEmulatorHost, h, err)
-		}
-		return h
-	}
-	host, err := acquire()
-	if err != nil {
-		if errors.Is(err, ErrEmulatorNotFound) && os.Getenv("CI") != "true" {
-			tb.Skipf("skipping: %v", err)
-		}
-		tb.Fatalf("%v", err)
-	}
-	tb.Cleanup(release)
-	return host
+	return emulator.Get(tb)
 }
 
-func acquire() (string, error) {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.notFound != nil {
-		return "", shared.notFound
-	}
-	if shared.host == "" {
-		h, stop, err := StartEmulator(context.Background())
-		if err != nil {
-			if errors.Is(err, ErrEmulatorNotFound) {
-				shared.notFound = err
-			}
-			return "", err
-		}
-		shared.host, shared.stop = h, stop
-	}
-	shared.refs++
-	return shared.host, nil
-}
-
-func release() {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	shared.refs--
-	if shared.refs == 0 && !shared.pinned {
-		stopSharedLocked()
-	}
-}
-
-func stopSharedLocked() {
-	if shared.stop != nil {
-		if err := shared.stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}
-	shared.host, shared.stop = "", nil
-}
-
-// RunMain runs m and returns its exit code, keeping an emulator started by
-// [Emulator] alive between tests and stopping it after m.Run. Use it as
+// RunMain runs m and returns its exit code, keeping an emulator that
+// [Emulator] starts alive until m.Run returns; it starts none by itself:
 //
 //	func TestMain(m *testing.M) { os.Exit(pubsubtest.RunMain(m)) }
-//
-// It does not start an emulator by itself: binaries whose tests don't ask for
-// one pay nothing. Call it once, from TestMain only.
-func RunMain(m *testing.M) int {
-	shared.mu.Lock()
-	shared.pinned = true
-	shared.mu.Unlock()
-	defer func() {
-		shared.mu.Lock()
-		shared.pinned = false
-		if shared.refs == 0 {
-			stopSharedLocked()
-		}
-		shared.mu.Unlock()
-	}()
-	return m.Run()
-}
+func RunMain(m *testing.M) int { return emulator.RunMain(m) }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/chat-offboard/chat-offboard/internal/emuproc"
 )
 
 func TestMain(m *testing.M) { os.Exit(RunMain(m)) }
@@ -249,7 +251,7 @@ func TestStartEmulatorStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("emulator on %s ready after %v", host, time.Since(start).Round(time.Millisecond))
-	if err := dialCheck(context.Background(), host); err != nil {
+	if err := emuproc.DialCheck(context.Background(), host); err != nil {
 		t.Fatal(err)
 	}
 	if err := stop(); err != nil {
@@ -258,7 +260,7 @@ func TestStartEmulatorStops(t *testing.T) {
 	if err := stop(); err != nil { // idempotent
 		t.Fatal(err)
 	}
-	if err := dialCheck(context.Background(), host); err == nil {
+	if err := emuproc.DialCheck(context.Background(), host); err == nil {
 		t.Errorf("emulator at %s still answers after stop", host)
 	}
 }

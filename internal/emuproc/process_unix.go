@@ -1,13 +1,13 @@
 //go:build unix && !linux
 
-package pubsubtest
+package emuproc
 
 import (
 	"os/exec"
 	"syscall"
 )
 
-// setProcessGroup puts the emulator in a process group of its own, so that
+// setProcessGroup puts the process in a process group of its own, so that
 // stopping it reaches every process it forked.
 func setProcessGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

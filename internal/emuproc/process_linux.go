@@ -1,13 +1,13 @@
 //go:build linux
 
-package pubsubtest
+package emuproc
 
 import (
 	"os/exec"
 	"syscall"
 )
 
-// setProcessGroup puts the emulator in a process group of its own, so that
+// setProcessGroup puts the process in a process group of its own, so that
 // stopping it reaches every process it forked, and asks the kernel to kill it
 // if the test binary dies without cleaning up (a panic, a test timeout).
 func setProcessGroup(cmd *exec.Cmd) {

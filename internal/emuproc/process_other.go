@@ -1,6 +1,6 @@
 //go:build !unix
 
-package pubsubtest
+package emuproc
 
 import "os/exec"
 
