@@ -815,7 +815,6 @@ func TestSecretManagerEndpointMustBeLoopback(t *testing.T) {
 
 // httpStatusOK guards the functions framework's answer: the emulator acks
 // only 102, 200, 201, 203 and 204.
-var _ = http.StatusOK
 
 func TestRemovalSurvivesAFailedResultPublish(t *testing.T) {
 	// The first delivery removes the membership but cannot publish its
