@@ -813,9 +813,6 @@ func TestSecretManagerEndpointMustBeLoopback(t *testing.T) {
 	}
 }
 
-// httpStatusOK guards the functions framework's answer: the emulator acks
-// only 102, 200, 201, 203 and 204.
-
 func TestRemovalSurvivesAFailedResultPublish(t *testing.T) {
 	// The first delivery removes the membership but cannot publish its
 	// result; the redelivery meets a 404 and must still report the removal,
