@@ -49,9 +49,14 @@ func (f *Engine) recordRequest(ctx context.Context, j *job) error {
 	case rec.State == ledger.StateOpen && f.now().Sub(rec.UpdatedAt) <= f.cfg.EventTimeout+30*time.Second:
 		return &TransientError{Op: "ledger request", Err: errInFlight}
 	}
-	// Released, or left open by a delivery that is gone: take it over.
-	if err := f.ledger.SetRequestState(ctx, v.RequestID, ledger.StateOpen, nil); err != nil {
+	// Released, or left open by a delivery that is gone: take it over,
+	// unless another delivery does so first.
+	won, err := f.ledger.TakeOver(ctx, rec)
+	switch {
+	case err != nil:
 		return ledgerError("request", err)
+	case !won:
+		return &TransientError{Op: "ledger request", Err: errInFlight}
 	}
 	return nil
 }

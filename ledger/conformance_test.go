@@ -146,6 +146,50 @@ func conformance(t *testing.T, mk newStore) {
 				t.Fatalf("child = %+v, want root r", got)
 			}
 		}},
+		{"TakeOverOnce", func(t *testing.T, s ledger.Store, clk *clock) {
+			ctx := ctxT(t)
+			r, _ := must2[ledger.Request](t)(s.CreateRequest(ctx, ledger.Request{ID: "r"}))
+			clk.Add(time.Minute)
+			if err := s.SetRequestState(ctx, "r", ledger.StateReleased, nil); err != nil {
+				t.Fatal(err)
+			}
+			seen, err := s.Request(ctx, "r")
+			if err != nil || seen.State != ledger.StateReleased {
+				t.Fatalf("Request = %+v, %v", seen, err)
+			}
+			// Twenty deliveries take it over at once: one wins.
+			clk.Add(time.Minute)
+			var wg sync.WaitGroup
+			var won atomic.Int32
+			for range 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ok, err := s.TakeOver(ctx, seen)
+					if err != nil {
+						t.Error(err)
+					}
+					if ok {
+						won.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if n := won.Load(); n != 1 {
+				t.Fatalf("%d deliveries took the request over, want 1", n)
+			}
+			now, err := s.Request(ctx, "r")
+			if err != nil || now.State != ledger.StateOpen || !now.UpdatedAt.After(seen.UpdatedAt) {
+				t.Fatalf("after the take-over: %+v, %v", now, err)
+			}
+			// What was seen before is stale now.
+			if ok, err := s.TakeOver(ctx, seen); ok || err != nil {
+				t.Fatalf("a stale take-over = %v, %v; want false", ok, err)
+			}
+			if ok, err := s.TakeOver(ctx, r); ok || err != nil {
+				t.Fatalf("a take-over of the created request = %v, %v; want false", ok, err)
+			}
+		}},
 		{"SetRequestState", func(t *testing.T, s ledger.Store, clk *clock) {
 			ctx := ctxT(t)
 			must2[ledger.Request](t)(s.CreateRequest(ctx, ledger.Request{ID: "r"}))

@@ -216,6 +216,45 @@ func (s *Firestore) SetRequestState(ctx context.Context, requestID, state string
 	return nil
 }
 
+// TakeOver implements [Store.TakeOver]: one transaction that reads the
+// request and updates it only if its state and updatedAt are as seen.
+func (s *Firestore) TakeOver(ctx context.Context, seen Request) (bool, error) {
+	if seen.ID == "" {
+		return false, fmt.Errorf("ledger: take over: %w: empty request id", ErrInvalid)
+	}
+	op := "take over request " + seen.ID
+	ref := s.requests.Doc(docID(seen.ID))
+	won := false
+	err := s.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		won = false
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		var d requestDoc
+		if err := snap.DataTo(&d); err != nil {
+			return err
+		}
+		if d.State != seen.State || !stamp(d.UpdatedAt).Equal(seen.UpdatedAt) {
+			return nil
+		}
+		now := s.cfg.now()
+		won = true
+		return tx.Update(ref, []firestore.Update{
+			{Path: "state", Value: StateOpen},
+			{Path: "updatedAt", Value: now},
+			{Path: "expireAt", Value: now.Add(s.cfg.Retention)},
+		})
+	})
+	if err != nil {
+		if status.Code(err) == codes.NotFound {
+			return false, fmt.Errorf("ledger: %s: %w (%w)", op, ErrNotFound, err)
+		}
+		return false, unavailable(op, err)
+	}
+	return won, nil
+}
+
 // membershipDoc is a document of the memberships collection.
 type membershipDoc struct {
 	RequestID  string    `firestore:"requestId"`

@@ -47,6 +47,10 @@ func TestFirestoreUnreachable(t *testing.T) {
 		"SetRequestState": func(ctx context.Context) error {
 			return s.SetRequestState(ctx, "r", ledger.StateDone, nil)
 		},
+		"TakeOver": func(ctx context.Context) error {
+			_, err := s.TakeOver(ctx, ledger.Request{ID: "r"})
+			return err
+		},
 		"ClaimPage": func(ctx context.Context) error {
 			_, _, err := s.ClaimPage(ctx, "s", "p", ledger.PageClaim{})
 			return err

@@ -201,6 +201,14 @@ type Store interface {
 	// ErrNotFound if the request was never created.
 	SetRequestState(ctx context.Context, requestID, state string, expected *int) error
 
+	// TakeOver makes the caller the owner of the request seen (a request
+	// released by a delivery that stopped, or left open by one that is
+	// gone): it sets its state to StateOpen only if its state and
+	// UpdatedAt are still those of seen, a compare-and-set, so that of
+	// several deliveries taking it over at once exactly one wins. It
+	// reports whether this call won.
+	TakeOver(ctx context.Context, seen Request) (bool, error)
+
 	// Intend creates, only if absent, the record of the membership
 	// in.Membership of request in.RequestID, before a Chat write: member,
 	// role as read, action, intendedAt. It returns the stored record and

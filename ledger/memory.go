@@ -125,6 +125,29 @@ func (s *Memory) SetRequestState(ctx context.Context, requestID, state string, e
 	return nil
 }
 
+// TakeOver implements [Store.TakeOver].
+func (s *Memory) TakeOver(ctx context.Context, seen Request) (bool, error) {
+	if seen.ID == "" {
+		return false, fmt.Errorf("ledger: take over: %w: empty request id", ErrInvalid)
+	}
+	if err := s.begin(ctx, "take over request "+seen.ID); err != nil {
+		return false, err
+	}
+	defer s.mu.Unlock()
+	k := docID(seen.ID)
+	r, ok := s.requests[k]
+	if !ok {
+		return false, fmt.Errorf("ledger: take over request %s: %w", seen.ID, ErrNotFound)
+	}
+	if r.State != seen.State || !r.UpdatedAt.Equal(seen.UpdatedAt) {
+		return false, nil
+	}
+	now := s.cfg.now()
+	r.State, r.UpdatedAt, r.ExpireAt = StateOpen, now, now.Add(s.cfg.Retention)
+	s.requests[k] = r
+	return true, nil
+}
+
 // Intend implements [Store.Intend].
 func (s *Memory) Intend(ctx context.Context, in Intent) (Membership, bool, error) {
 	if in.RequestID == "" || in.Membership == "" {
