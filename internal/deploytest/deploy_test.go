@@ -708,18 +708,7 @@ func TestBadSettings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := newProject(t)
-			for _, dry := range [][]string{nil, {"--dry-run"}} {
-				r := p.run(t, tc.env, append(slices.Clone(tc.args), dry...)...)
-				if r.code != 2 {
-					t.Errorf("%v: exit %d, want 2\nstdout:\n%s\nstderr:\n%s", dry, r.code, r.stdout, r.stderr)
-				}
-				if !strings.Contains(r.stderr, "deploy.sh: "+tc.setting+": ") {
-					t.Errorf("%v: stderr does not name %s:\n%s", dry, tc.setting, r.stderr)
-				}
-				if len(r.calls) != 0 || strings.Contains(r.stdout, "gcloud") {
-					t.Errorf("%v: gcloud called or planned before validation: %q\n%s", dry, r.calls, r.stdout)
-				}
-			}
+			p.refusedBeforeGcloud(t, tc.env, tc.args, tc.setting)
 		})
 	}
 }
@@ -858,5 +847,24 @@ func TestShellcheck(t *testing.T) {
 	out, err := exec.Command(sc, "--shell=bash", "--severity=style", script).CombinedOutput()
 	if err != nil {
 		t.Errorf("shellcheck deploy.sh: %v\n%s", err, out)
+	}
+}
+
+// refusedBeforeGcloud runs deploy.sh with args, then with args and
+// --dry-run, and fails unless each run exits 2 naming setting on standard
+// error before any gcloud call is made or planned.
+func (p *fakeProject) refusedBeforeGcloud(t *testing.T, env, args []string, setting string) {
+	t.Helper()
+	for _, dry := range [][]string{nil, {"--dry-run"}} {
+		r := p.run(t, env, append(slices.Clone(args), dry...)...)
+		if r.code != 2 {
+			t.Errorf("%v: exit %d, want 2\nstdout:\n%s\nstderr:\n%s", dry, r.code, r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "deploy.sh: "+setting+": ") {
+			t.Errorf("%v: stderr does not name %s:\n%s", dry, setting, r.stderr)
+		}
+		if len(r.calls) != 0 || strings.Contains(r.stdout, "gcloud") {
+			t.Errorf("%v: gcloud called or planned before the check: %q\n%s", dry, r.calls, r.stdout)
+		}
 	}
 }

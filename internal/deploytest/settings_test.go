@@ -35,19 +35,7 @@ func TestSettingsCheckedByTheFunction(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := newProject(t)
-			for _, dry := range [][]string{nil, {"--dry-run"}} {
-				args := append(append([]string{"--project", project}, tc.args...), dry...)
-				r := p.run(t, tc.env, args...)
-				if r.code != 2 {
-					t.Errorf("%v: exit %d, want 2\nstdout:\n%s\nstderr:\n%s", dry, r.code, r.stdout, r.stderr)
-				}
-				if !strings.Contains(r.stderr, "deploy.sh: "+tc.setting+": ") {
-					t.Errorf("%v: stderr does not name %s:\n%s", dry, tc.setting, r.stderr)
-				}
-				if len(r.calls) != 0 || strings.Contains(r.stdout, "gcloud") {
-					t.Errorf("%v: gcloud called or planned before the check: %q\n%s", dry, r.calls, r.stdout)
-				}
-			}
+			p.refusedBeforeGcloud(t, tc.env, append([]string{"--project", project}, tc.args...), tc.setting)
 		})
 	}
 }
