@@ -15,15 +15,22 @@ var ledgers sync.Map // testing.TB -> ledger.Store
 
 // onFirestore makes the envs that t builds keep their ledger in the real
 // Firestore emulator, in a project of their own.
-func onFirestore(t *testing.T) {
+func onFirestore(t *testing.T) { onMeteredFirestore(t) }
+
+// onMeteredFirestore is onFirestore, and returns the meter of the ledger's
+// Firestore client: the document writes it commits, counted on the wire.
+func onMeteredFirestore(t *testing.T) *firestoretest.Meter {
 	t.Helper()
 	_, project := firestoretest.Client(t, "engine")
-	store, err := ledger.NewFirestore(context.Background(), project, ledger.DefaultDatabase, firestoretest.ClientOptions(firestoretest.Emulator(t))...)
+	m := &firestoretest.Meter{}
+	opts := append(firestoretest.ClientOptions(firestoretest.Emulator(t)), m.Option())
+	store, err := ledger.NewFirestore(context.Background(), project, ledger.DefaultDatabase, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	ledgers.Store(t, ledger.Store(store))
+	return m
 }
 
 // ledgerFor is the store t asked for, or nil.

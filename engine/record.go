@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/chat-offboard/chat-offboard/contract"
@@ -29,12 +30,12 @@ func ledgerError(op string, err error) error {
 }
 
 // recordRequest records the request of j (only if absent). A request is
-// owned by the delivery that recorded it: another delivery that finds it open, and recently touched,
-// is redelivered later (errInFlight), so that two deliveries never decide
-// the same membership at once; a request left open longer than any
-// invocation runs, or released by a delivery that stopped at a transient
-// failure, is taken over; a done one publishes its recorded decisions
-// again.
+// owned by the delivery that recorded it: another delivery that finds it
+// open, and recently touched, is redelivered later (errInFlight), so that
+// two deliveries never decide the same membership at once; a request left
+// open longer than any invocation runs, or released by a delivery that
+// stopped at a transient failure, is taken over; a done one, or one whose
+// decisions are all recorded, publishes its recorded decisions again.
 func (f *Engine) recordRequest(ctx context.Context, j *job) error {
 	v := j.req
 	rec, created, err := f.ledger.CreateRequest(ctx, ledger.Request{
@@ -46,7 +47,11 @@ func (f *Engine) recordRequest(ctx context.Context, j *job) error {
 		return ledgerError("request", err)
 	case created || rec.State == ledger.StateDone:
 		return nil
-	case rec.State == ledger.StateOpen && f.now().Sub(rec.UpdatedAt) <= f.cfg.EventTimeout+30*time.Second:
+	}
+	if done, err := f.decidedAll(ctx, v); err != nil || done {
+		return err
+	}
+	if rec.State == ledger.StateOpen && f.now().Sub(rec.UpdatedAt) <= f.cfg.EventTimeout+30*time.Second {
 		return &TransientError{Op: "ledger request", Err: errInFlight}
 	}
 	// Released, or left open by a delivery that is gone: take it over,
@@ -61,12 +66,54 @@ func (f *Engine) recordRequest(ctx context.Context, j *job) error {
 	return nil
 }
 
+// decisionKeys are the memberships whose recorded decisions complete a
+// request, when they are known without an API call: the membership of a
+// single removal; one per person of a space+members request whose people
+// are all named by user id (as a sweep's children are). Such a request is
+// never marked done: its decisions say it is (one Firestore write fewer per
+// removal). Requests that fan out (bulk, sweep pages), and space+members
+// requests that name someone by email, have none, and are marked done.
+func decisionKeys(v *request.Valid) []string {
+	switch v.Kind {
+	case request.KindMembership, request.KindSpaceMember:
+		return []string{v.Name}
+	case request.KindSpaceMembers:
+		spaceID := strings.TrimPrefix(v.SpaceNames[0], "spaces/")
+		keys := make([]string, 0, len(v.People))
+		for _, p := range v.People {
+			id := strings.TrimPrefix(p, "users/")
+			if request.IsEmail(id) {
+				return nil
+			}
+			keys = append(keys, request.MembershipName(spaceID, id))
+		}
+		return keys
+	}
+	return nil
+}
+
+// decidedAll reports whether the ledger holds a decision for every key of
+// decisionKeys(v) (false when there are none): the request is finished, and
+// the flow publishes its decisions again.
+func (f *Engine) decidedAll(ctx context.Context, v *request.Valid) (bool, error) {
+	keys := decisionKeys(v)
+	for _, k := range keys {
+		m, found, err := f.recorded(ctx, v.RequestID, k)
+		if err != nil || !found || !m.Decided() {
+			return false, err
+		}
+	}
+	return len(keys) > 0, nil
+}
+
 // settleRequest marks the request of j done once its decisions are
-// recorded, or released when the delivery stops at a transient failure (the
-// next delivery takes over at once). Errors are only logged: the decisions
-// are safe in the ledger, and an open request is taken over in time.
+// recorded (only a request that decisionKeys cannot tell finished from its
+// decisions), or released when the delivery stops at a transient failure
+// (the next delivery takes over at once). Errors are only logged: the
+// decisions are safe in the ledger, and an open request is taken over in
+// time.
 func (f *Engine) settleRequest(ctx context.Context, j *job, failed bool) {
-	if j.req == nil {
+	if j.req == nil || (!failed && decisionKeys(j.req) != nil) {
 		return
 	}
 	state := ledger.StateDone
