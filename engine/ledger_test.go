@@ -23,12 +23,16 @@ func onMeteredFirestore(t *testing.T) *firestoretest.Meter {
 	t.Helper()
 	_, project := firestoretest.Client(t, "engine")
 	m := &firestoretest.Meter{}
-	opts := append(firestoretest.ClientOptions(firestoretest.Emulator(t)), m.Option())
-	store, err := ledger.NewFirestore(context.Background(), project, ledger.DefaultDatabase, opts...)
+	opts, closeConn, err := m.ClientOptions(firestoretest.Emulator(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	store, err := ledger.NewFirestore(context.Background(), project, ledger.DefaultDatabase, opts...)
+	if err != nil {
+		closeConn()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close(); closeConn() })
 	ledgers.Store(t, ledger.Store(store))
 	return m
 }

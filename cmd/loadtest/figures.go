@@ -97,6 +97,25 @@ func latencyFigures(out map[string]any, all []sample) {
 	out["latencyAfterLastChatCall"] = pct(func(s sample) time.Duration { return s.after })
 	out["latencyAdded"] = pct(func(s sample) time.Duration { return s.added })
 	out["latencyHandleMinusChat"] = pct(func(s sample) time.Duration { return s.handle - s.chat })
+	ledgerFigures(out, all, pct)
+}
+
+// ledgerFigures adds what the ledger's Firestore round trips cost each
+// event, and what remains of the handler's time without them and the Chat
+// calls (the function's own work, and the budget's waits when it binds).
+func ledgerFigures(out map[string]any, all []sample, pct func(func(sample) time.Duration) string) {
+	rpcs, writes := 0, 0
+	for _, s := range all {
+		rpcs += s.ledgerN
+		writes += s.writes
+	}
+	if rpcs == 0 {
+		return
+	}
+	out["ledgerRPCsPerEvent"] = fmt.Sprintf("%.2f", float64(rpcs)/float64(len(all)))
+	out["ledgerWritesPerEvent"] = fmt.Sprintf("%.2f", float64(writes)/float64(len(all)))
+	out["latencyInLedger"] = pct(func(s sample) time.Duration { return s.ledger })
+	out["latencyHandleMinusChatMinusLedger"] = pct(func(s sample) time.Duration { return s.handle - s.chat - s.ledger })
 }
 
 // publishFigures adds the latencies of the result Publish RPCs to out.

@@ -22,6 +22,20 @@ type eventStats struct {
 	chat      time.Duration
 	firstCall time.Time
 	lastEnd   time.Time
+	ledger    time.Duration // in the ledger's Firestore RPCs
+	ledgerN   int           // the ledger's Firestore RPCs
+	writes    int           // the document writes they committed
+}
+
+// chargeLedger charges a ledger RPC to the event whose context made it.
+func chargeLedger(ctx context.Context, _ string, d time.Duration, writes int) {
+	if es, ok := ctx.Value(ctxKey{}).(*eventStats); ok {
+		es.mu.Lock()
+		es.ledger += d
+		es.ledgerN++
+		es.writes += writes
+		es.mu.Unlock()
+	}
 }
 
 type ctxKey struct{}
@@ -67,10 +81,15 @@ func publishTimer(into *durations) grpc.UnaryClientInterceptor {
 }
 
 // sample is one event: time in Handle; in Chat round trips; before the
-// first Chat call (decoding, token, and mostly the budget); after the last
-// (result, publish until acknowledged, log line); added = handle − chat −
-// before.
-type sample struct{ handle, chat, before, after, added time.Duration }
+// first Chat call (decoding, token, the ledger's first reads and writes,
+// and mostly the budget when it binds); after the last (the decision
+// recorded, the result published until acknowledged, the log line); added
+// = handle − chat − before; in the ledger's Firestore round trips (ledger,
+// ledgerN of them, committing writes documents) wherever they fall.
+type sample struct {
+	handle, chat, before, after, added, ledger time.Duration
+	ledgerN, writes                            int
+}
 
 // counters are shared by all instances.
 type counters struct {
@@ -128,7 +147,7 @@ func (s *instance) handle(ctx context.Context, e event.Event) error {
 // record keeps the sample of an event handled from start, for handle.
 func (s *instance) record(es *eventStats, start time.Time, handle time.Duration) {
 	es.mu.Lock()
-	sm := sample{handle: handle, chat: es.chat}
+	sm := sample{handle: handle, chat: es.chat, ledger: es.ledger, ledgerN: es.ledgerN, writes: es.writes}
 	if !es.firstCall.IsZero() {
 		sm.before = es.firstCall.Sub(start)
 		sm.after = start.Add(handle).Sub(es.lastEnd)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
+	"github.com/chat-offboard/chat-offboard/internal/firestoretest"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/internal/pusher"
 	"github.com/chat-offboard/chat-offboard/internal/workspaces"
@@ -52,6 +53,10 @@ type loadRun struct {
 
 	firstWrite, lastWrite atomic.Int64 // UnixNano of the first and last removal
 	published, drain      time.Duration
+
+	// meter counts the ledger's Firestore RPCs and writes, and charges their
+	// time to the event whose context made them (nil without Firestore).
+	meter *firestoretest.Meter
 }
 
 func load(fl flags) error {
@@ -175,7 +180,7 @@ func (r *loadRun) startInstances() error {
 		r.done.addErr(fps.Close)
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		base.MaxIdleConnsPerHost = 256
-		store, err := loadLedger(cfg.Project)
+		store, err := r.loadLedger(cfg.Project)
 		if err != nil {
 			return err
 		}
@@ -251,10 +256,19 @@ func (r *loadRun) publishAndDrain() error {
 
 // loadLedger is an instance's ledger: the Firestore emulator when
 // FIRESTORE_EMULATOR_HOST names one (so that the figures include the
-// ledger's round trips), in a project of this run's own; else in-process.
-func loadLedger(project string) (ledger.Store, error) {
+// ledger's round trips, each charged to its event by the run's meter), in a
+// project of this run's own; else in-process.
+func (r *loadRun) loadLedger(project string) (ledger.Store, error) {
 	if os.Getenv("FIRESTORE_EMULATOR_HOST") == "" {
 		return ledger.NewMemory(), nil
 	}
-	return ledger.NewFirestore(context.Background(), fmt.Sprintf("%s-%d", project, time.Now().UnixNano()), ledger.DefaultDatabase)
+	if r.meter == nil {
+		r.meter = &firestoretest.Meter{Observe: chargeLedger}
+	}
+	opts, closeConn, err := r.meter.ClientOptions(os.Getenv("FIRESTORE_EMULATOR_HOST"))
+	if err != nil {
+		return nil, err
+	}
+	r.done.addErr(closeConn)
+	return ledger.NewFirestore(context.Background(), fmt.Sprintf("%s-%d", project, time.Now().UnixNano()), ledger.DefaultDatabase, opts...)
 }

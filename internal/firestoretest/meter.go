@@ -2,12 +2,14 @@ package firestoretest
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/firestore/apiv1/firestorepb"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Meter observes the RPCs of a Firestore client on the wire: how many
@@ -15,7 +17,7 @@ import (
 // writes: each create, update, merge or delete of one document, in a
 // transaction or not; a create refused because the document exists
 // writes nothing), how many RPCs it makes, and, through Observe, how long each takes.
-// Give [Meter.Option] to the client. Its counters are safe for concurrent
+// Build the client with [Meter.ClientOptions]. Its counters are safe for concurrent
 // use.
 type Meter struct {
 	// Observe, when set before the client is built, is called after each
@@ -33,15 +35,22 @@ func (m *Meter) Writes() int64 { return m.writes.Load() }
 // RPCs is the number of RPCs made so far, streams included.
 func (m *Meter) RPCs() int64 { return m.rpcs.Load() }
 
-// Option is the client option that installs the meter.
-func (m *Meter) Option() option.ClientOption {
-	return option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(m.unary))
-}
-
-// StreamOption is the client option that meters streaming RPCs too (the
-// client reads documents and runs queries over streams).
-func (m *Meter) StreamOption() option.ClientOption {
-	return option.WithGRPCDialOption(grpc.WithChainStreamInterceptor(m.stream))
+// ClientOptions are the options of a Firestore client that talks to the
+// emulator on host through a connection of its own, with the meter
+// installed on its unary and streaming RPCs. They hold even when
+// FIRESTORE_EMULATOR_HOST is set (the client library then dials the emulator
+// itself, ignoring dial options, but keeps a connection given to it). Call
+// closeConn after closing the client.
+func (m *Meter) ClientOptions(host string) (opts []option.ClientOption, closeConn func() error, err error) {
+	conn, err := grpc.NewClient(host,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(ownerCreds{}),
+		grpc.WithChainUnaryInterceptor(m.unary),
+		grpc.WithChainStreamInterceptor(m.stream))
+	if err != nil {
+		return nil, nil, fmt.Errorf("firestoretest: dialing the emulator at %s: %w", host, err)
+	}
+	return []option.ClientOption{option.WithGRPCConn(conn), option.WithoutAuthentication(), option.WithTelemetryDisabled()}, conn.Close, nil
 }
 
 func (m *Meter) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
