@@ -384,6 +384,48 @@ func conformance(t *testing.T, mk newStore) {
 				t.Fatalf("Memberships(nobody) = %+v", got)
 			}
 		}},
+		{"PagesOfOneSweep", func(t *testing.T, s ledger.Store, _ *clock) {
+			ctx := ctxT(t)
+			const n = 1100 // more than two query pages
+			work := make(chan int)
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range work {
+						if _, _, err := s.ClaimPage(ctx, "s/1", fmt.Sprintf("s/1/page-%d", i), ledger.PageClaim{
+							Children: i, ExpectedResults: 2 * i, Result: fmt.Appendf(nil, `{"n":%d}`, i)}); err != nil {
+							t.Error(err)
+						}
+					}
+				}()
+			}
+			for i := range n {
+				work <- i
+			}
+			close(work)
+			wg.Wait()
+			must2[ledger.PageClaim](t)(s.ClaimPage(ctx, "s/2", "s/1/page-1", ledger.PageClaim{Children: 7}))
+			seen := map[string]bool{}
+			for c, err := range s.Pages(ctx, "s/1") {
+				if err != nil {
+					t.Fatal(err)
+				}
+				var i int
+				if _, err := fmt.Sscanf(c.PageKey, "s/1/page-%d", &i); err != nil || c.SweepID != "s/1" || seen[c.PageKey] ||
+					c.Children != i || c.ExpectedResults != 2*i || string(c.Result) != fmt.Sprintf(`{"n":%d}`, i) {
+					t.Fatalf("claim %+v: foreign, duplicate or changed", c)
+				}
+				seen[c.PageKey] = true
+			}
+			if len(seen) != n {
+				t.Fatalf("Pages(s/1) listed %d claims, want %d", len(seen), n)
+			}
+			for c, err := range s.Pages(ctx, "nobody") {
+				t.Fatalf("Pages(nobody) yielded %+v, %v", c, err)
+			}
+		}},
 		{"ExpireAt", func(t *testing.T, s ledger.Store, clk *clock) {
 			ctx := ctxT(t)
 			const ret = 30 * 24 * time.Hour // the store under test has Retention 30 days
@@ -486,7 +528,11 @@ func conformance(t *testing.T, mk newStore) {
 			for _, err := range s.Memberships(ctx, "") {
 				e7 = err
 			}
-			for i, err := range []error{e1, e2, e3, e4, e5, e6, e7} {
+			var e8 error
+			for _, err := range s.Pages(ctx, "") {
+				e8 = err
+			}
+			for i, err := range []error{e1, e2, e3, e4, e5, e6, e7, e8} {
 				if !errors.Is(err, ledger.ErrInvalid) {
 					t.Errorf("call %d: %v, want ErrInvalid", i+1, err)
 				}

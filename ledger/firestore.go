@@ -401,30 +401,53 @@ func (d pageDoc) claim() PageClaim {
 // pageSize records, where root == rootID, ordered by document id (an
 // equality filter and the document id order need no composite index).
 func (s *Firestore) Memberships(ctx context.Context, rootID string) iter.Seq2[Membership, error] {
-	return func(yield func(Membership, error) bool) {
-		if rootID == "" {
-			yield(Membership{}, fmt.Errorf("ledger: memberships: %w: empty root id", ErrInvalid))
-			return
-		}
-		op := "memberships of " + rootID
+	if rootID == "" {
+		return failed[Membership](fmt.Errorf("ledger: memberships: %w: empty root id", ErrInvalid))
+	}
+	return queryAll(ctx, s.memberships.Where("root", "==", rootID), "memberships of "+rootID, membershipDoc.membership)
+}
+
+// Pages implements [Store.Pages]: one query per page of pageSize claims,
+// where sweepId == sweepID, ordered by document id.
+func (s *Firestore) Pages(ctx context.Context, sweepID string) iter.Seq2[PageClaim, error] {
+	if sweepID == "" {
+		return failed[PageClaim](fmt.Errorf("ledger: pages: %w: empty sweep id", ErrInvalid))
+	}
+	return queryAll(ctx, s.pages.Where("sweepId", "==", sweepID), "pages of "+sweepID, pageDoc.claim)
+}
+
+// failed is an iteration that yields err once.
+func failed[T any](err error) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		yield(zero, err)
+	}
+}
+
+// queryAll yields every document of q, decoded as D and converted by conv,
+// in document id order, reading pageSize documents per query. On an error it
+// yields it once, wrapped as unavailable, and stops.
+func queryAll[D, T any](ctx context.Context, q firestore.Query, op string, conv func(D) T) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
 		after := ""
 		for {
-			q := s.memberships.Where("root", "==", rootID).OrderBy(firestore.DocumentID, firestore.Asc).Limit(pageSize)
+			pq := q.OrderBy(firestore.DocumentID, firestore.Asc).Limit(pageSize)
 			if after != "" {
-				q = q.StartAfter(after)
+				pq = pq.StartAfter(after)
 			}
-			docs, err := q.Documents(ctx).GetAll()
+			docs, err := pq.Documents(ctx).GetAll()
 			if err != nil && !errors.Is(err, iterator.Done) {
-				yield(Membership{}, unavailable(op, err))
+				yield(zero, unavailable(op, err))
 				return
 			}
 			for _, snap := range docs {
-				var d membershipDoc
+				var d D
 				if err := snap.DataTo(&d); err != nil {
-					yield(Membership{}, unavailable(op, fmt.Errorf("decoding %s: %w", snap.Ref.Path, err)))
+					yield(zero, unavailable(op, fmt.Errorf("decoding %s: %w", snap.Ref.Path, err)))
 					return
 				}
-				if !yield(d.membership(), nil) {
+				if !yield(conv(d), nil) {
 					return
 				}
 			}

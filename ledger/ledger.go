@@ -41,7 +41,8 @@
 //   - pages: one document per (sweep id, page key): sweepId, pageKey,
 //     children, expectedResults, result (the page's result JSON), claimedAt,
 //     expireAt. [Store.ClaimPage] creates it, only if absent, before the page
-//     publishes its children and continuation.
+//     publishes its children and continuation; [Store.Pages] lists the
+//     claims of one sweep (one equality query on sweepId).
 //
 // Request ids and membership names contain '/', which Firestore document ids
 // may not; so a document's id is a stable hash of its key (the first 32 hex
@@ -183,7 +184,7 @@ func stamp(t time.Time) time.Time {
 
 // Store is the ledger. Every method is one Firestore operation (the
 // create-if-absent ones read the record when it already exists; Memberships
-// queries once per 500 records) and is safe for concurrent use. Any error other than one wrapping ErrNotFound or
+// and Pages query once per 500 records) and is safe for concurrent use. Any error other than one wrapping ErrNotFound or
 // ErrInvalid wraps ErrUnavailable and means "the ledger is unavailable: retry
 // later, and make no Chat write meanwhile".
 type Store interface {
@@ -245,6 +246,12 @@ type Store interface {
 	// On an error it yields (Membership{}, err) once and stops. Stop early
 	// by breaking out of the loop.
 	Memberships(ctx context.Context, rootID string) iter.Seq2[Membership, error]
+
+	// Pages yields every page claim of sweepID (the claims of a sweep's
+	// pages, or a bulk request's fan-out claim), in document id order,
+	// read in pages, as Memberships does. The leaver report reads them to
+	// count the results a request expects.
+	Pages(ctx context.Context, sweepID string) iter.Seq2[PageClaim, error]
 
 	// Close releases the store's resources. The store must not be used
 	// after Close.

@@ -267,20 +267,37 @@ func newClaim(sweepID, pageKey string, c PageClaim, cfg Config) PageClaim {
 // Memberships implements [Store.Memberships]: it reads pageSize records at a
 // time, each page under the lock, as Firestore reads one query per page.
 func (s *Memory) Memberships(ctx context.Context, rootID string) iter.Seq2[Membership, error] {
-	return func(yield func(Membership, error) bool) {
-		if rootID == "" {
-			yield(Membership{}, fmt.Errorf("ledger: memberships: %w: empty root id", ErrInvalid))
-			return
-		}
+	if rootID == "" {
+		return failed[Membership](fmt.Errorf("ledger: memberships: %w: empty root id", ErrInvalid))
+	}
+	return scanAll(ctx, s, "memberships of "+rootID, func() map[string]Membership { return s.memberships },
+		func(m Membership) bool { return m.Root == rootID }, copyMembership)
+}
+
+// Pages implements [Store.Pages], as Memberships reads.
+func (s *Memory) Pages(ctx context.Context, sweepID string) iter.Seq2[PageClaim, error] {
+	if sweepID == "" {
+		return failed[PageClaim](fmt.Errorf("ledger: pages: %w: empty sweep id", ErrInvalid))
+	}
+	return scanAll(ctx, s, "pages of "+sweepID, func() map[string]PageClaim { return s.pages },
+		func(c PageClaim) bool { return c.SweepID == sweepID },
+		func(c PageClaim) PageClaim { c.Result = cloneBytes(c.Result); return c })
+}
+
+// scanAll yields the records of the map that records returns (read under
+// the lock) that match, copied by cp, in key order, pageSize at a time.
+func scanAll[T any](ctx context.Context, s *Memory, op string, records func() map[string]T, match func(T) bool, cp func(T) T) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
 		after := ""
 		for {
-			if err := s.begin(ctx, "memberships of "+rootID); err != nil {
-				yield(Membership{}, err)
+			if err := s.begin(ctx, op); err != nil {
+				var zero T
+				yield(zero, err)
 				return
 			}
 			var page []string
-			for k, m := range s.memberships {
-				if m.Root == rootID && k > after {
+			for k, r := range records() {
+				if k > after && match(r) {
 					page = append(page, k)
 				}
 			}
@@ -288,13 +305,13 @@ func (s *Memory) Memberships(ctx context.Context, rootID string) iter.Seq2[Membe
 			if len(page) > pageSize {
 				page = page[:pageSize]
 			}
-			ms := make([]Membership, len(page))
+			rs := make([]T, len(page))
 			for i, k := range page {
-				ms[i] = copyMembership(s.memberships[k])
+				rs[i] = cp(records()[k])
 			}
 			s.mu.Unlock()
-			for _, m := range ms {
-				if !yield(m, nil) {
+			for _, r := range rs {
+				if !yield(r, nil) {
 					return
 				}
 			}
