@@ -51,27 +51,30 @@ const (
 // is the contract that consumers read (docs/design.md,
 // schema/result.schema.json).
 type Result struct {
-	RequestID       string      `json:"requestId"`
-	ParentRequestID string      `json:"parentRequestId,omitempty"`
-	Membership      string      `json:"membership,omitempty"`
-	Outcome         Outcome     `json:"outcome"`
-	MembershipState string      `json:"membershipState,omitempty"`
-	Role            string      `json:"role,omitempty"`
-	Member          *Member     `json:"member,omitempty"`
-	WouldRemove     *bool       `json:"wouldRemove,omitempty"`
-	Children        *int        `json:"children,omitempty"`
-	ExpectedResults *int        `json:"expectedResults,omitempty"`
-	Continued       bool        `json:"continued,omitempty"`
-	Error           *ErrorInfo  `json:"error,omitempty"`
-	Detail          string      `json:"detail,omitempty"`
-	AdminAccess     bool        `json:"adminAccess"`
-	DryRun          bool        `json:"dryRun"`
-	Reason          string      `json:"reason,omitempty"`
-	RequestedBy     string      `json:"requestedBy,omitempty"`
-	Attempts        int         `json:"attempts,omitempty"`
-	SourceMessageID string      `json:"sourceMessageId,omitempty"`
-	ProcessedAt     time.Time   `json:"processedAt"`
-	HandOff         *HandOffLog `json:"handOff,omitempty"`
+	RequestID       string `json:"requestId"`
+	ParentRequestID string `json:"parentRequestId,omitempty"`
+	Membership      string `json:"membership,omitempty"`
+	// SpaceDisplayName is the space's display name when the request carried
+	// one (a sweep's space+members children do); empty otherwise.
+	SpaceDisplayName string      `json:"spaceDisplayName,omitempty"`
+	Outcome          Outcome     `json:"outcome"`
+	MembershipState  string      `json:"membershipState,omitempty"`
+	Role             string      `json:"role,omitempty"`
+	Member           *Member     `json:"member,omitempty"`
+	WouldRemove      *bool       `json:"wouldRemove,omitempty"`
+	Children         *int        `json:"children,omitempty"`
+	ExpectedResults  *int        `json:"expectedResults,omitempty"`
+	Continued        bool        `json:"continued,omitempty"`
+	Error            *ErrorInfo  `json:"error,omitempty"`
+	Detail           string      `json:"detail,omitempty"`
+	AdminAccess      bool        `json:"adminAccess"`
+	DryRun           bool        `json:"dryRun"`
+	Reason           string      `json:"reason,omitempty"`
+	RequestedBy      string      `json:"requestedBy,omitempty"`
+	Attempts         int         `json:"attempts,omitempty"`
+	SourceMessageID  string      `json:"sourceMessageId,omitempty"`
+	ProcessedAt      time.Time   `json:"processedAt"`
+	HandOff          *HandOffLog `json:"handOff,omitempty"`
 }
 
 // Member is the member of a membership as the Chat API named it.

@@ -64,6 +64,7 @@ func (j *job) result(requestID string) contract.Result {
 		r.DryRun = v.DryRun
 		r.Reason = v.Reason
 		r.RequestedBy = v.RequestedBy
+		r.SpaceDisplayName = v.SpaceDisplayName
 	}
 	return r
 }

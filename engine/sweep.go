@@ -29,7 +29,9 @@ const (
 // resolves the people to user ids (failed decisions for those the directory
 // does not know), then it reads one page of spaces.search, publishes one
 // child request per space and a continuation for the next page, and decides
-// planned. The page's decision comes last.
+// planned. The page's decision comes last. Every page that decides is
+// claimed, a failed one too (with no children), so that the ledger holds
+// what each page expects (the leaver report counts on it).
 func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, error) {
 	v := j.req
 	root := v.RequestID
@@ -63,14 +65,14 @@ func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, erro
 			if !found {
 				r.Outcome = contract.Failed
 				r.Error = &contract.ErrorInfo{Code: http.StatusNotFound, Status: "NOT_FOUND", Message: "the directory does not know the successor " + successor}
-				return append(out, j.decided(r)), nil
+				return f.claim(ctx, j, root, v.RequestID, 0, unknown, append(out, j.decided(r)))
 			}
 			successor = id
 		}
 	}
 	if len(people) == 0 {
 		r.Outcome, r.Detail = contract.Planned, "nobody left to sweep: "+sweepScopeNote
-		return append(out, j.decided(r)), nil
+		return f.claim(ctx, j, root, v.RequestID, 0, unknown, append(out, j.decided(r)))
 	}
 	var page *chat.SearchSpacesResponse
 	err := f.call(ctx, j, "spaces.search", read, func(ctx context.Context) error {
@@ -80,8 +82,10 @@ func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, erro
 		return err
 	})
 	if err != nil {
-		r, err = apiDecision(r, err, false)
-		return append(out, j.decided(r)), err
+		if r, err = apiDecision(r, err, false); err != nil {
+			return append(out, j.decided(r)), err
+		}
+		return f.claim(ctx, j, root, v.RequestID, 0, unknown, append(out, j.decided(r)))
 	}
 	children := pageChildren(v, root, page, people, successor)
 	n = len(page.Spaces)
@@ -107,7 +111,7 @@ func pageChildren(v *request.Valid, root string, page *chat.SearchSpacesResponse
 	}
 	children := make([]request.Request, 0, len(page.Spaces)+1)
 	for _, s := range page.Spaces {
-		children = append(children, child(request.Request{RequestID: root + "/" + s.Name, Space: s.Name}))
+		children = append(children, child(request.Request{RequestID: root + "/" + s.Name, Space: s.Name, SpaceDisplayName: displayName(s.DisplayName)}))
 	}
 	if page.NextPageToken != "" {
 		h := sha256.Sum256([]byte(page.NextPageToken))
@@ -117,6 +121,23 @@ func pageChildren(v *request.Valid, root string, page *chat.SearchSpacesResponse
 		}))
 	}
 	return children
+}
+
+// displayName is a space's display name as a child request may carry it:
+// control characters become spaces and it is cut to
+// request.MaxSpaceDisplayName characters, so that an odd name never stops a
+// sweep's fan-out.
+func displayName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > request.MaxSpaceDisplayName {
+		s = string(r[:request.MaxSpaceDisplayName])
+	}
+	return s
 }
 
 // resolvePeople turns the people of a sweep into user ids ("users/ID"), with

@@ -54,7 +54,16 @@ type Request struct {
 	// PageToken continues a sweep at a page of spaces.search; set only by
 	// the function itself on continuation messages.
 	PageToken string `json:"pageToken,omitempty"`
+	// SpaceDisplayName is the space's display name, as spaces.search told
+	// it; optional, only with space. A sweep sets it on the space+members
+	// requests it publishes, and every result of the request carries it,
+	// so that the leaver report can name the space.
+	SpaceDisplayName string `json:"spaceDisplayName,omitempty"`
 }
+
+// MaxSpaceDisplayName is the longest spaceDisplayName accepted, in
+// characters: the Chat API's limit on a space's displayName.
+const MaxSpaceDisplayName = 128
 
 // Kind is the target form of a request.
 type Kind int

@@ -5,6 +5,7 @@ package request
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Validate checks a decoded request and resolves its target. The checks run
@@ -68,6 +69,25 @@ func checkEnvelope(r Request) error {
 	}
 	if r.PageToken != "" && !r.AllSpaces {
 		return invalid("pageToken", "only a sweep (allSpaces) continues at a page token")
+	}
+	return checkSpaceDisplayName(r)
+}
+
+// checkSpaceDisplayName checks the optional display name of a request's one
+// space: at most MaxSpaceDisplayName characters, no control characters, and
+// only with space.
+func checkSpaceDisplayName(r Request) error {
+	if r.SpaceDisplayName == "" {
+		return nil
+	}
+	if err := checkText("spaceDisplayName", r.SpaceDisplayName); err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(r.SpaceDisplayName); n > MaxSpaceDisplayName {
+		return invalid("spaceDisplayName", "%d characters, more than the limit of %d", n, MaxSpaceDisplayName)
+	}
+	if r.Space == "" {
+		return invalid("spaceDisplayName", "only with space (it names that space)")
 	}
 	return nil
 }
