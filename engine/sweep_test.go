@@ -15,6 +15,7 @@ import (
 
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
+	"github.com/chat-offboard/chat-offboard/request"
 )
 
 // drain delivers every message published to the requests topic (fan-out
@@ -324,7 +325,11 @@ func TestSweepWithoutSuccessorFailsOnlyManager(t *testing.T) {
 	}
 	e.drain(t, 2)
 	got := map[string]contract.Outcome{}
+	names := map[string]string{"spaces/ENG/members/101": "Engineering", "spaces/SALES/members/101": "Sales"}
 	for _, r := range e.results(t) {
+		if want, ok := names[r.Membership]; ok && r.SpaceDisplayName != want {
+			t.Errorf("%s: spaceDisplayName %q, want %q (from spaces.search)", r.Membership, r.SpaceDisplayName, want)
+		}
 		if r.Outcome != contract.Planned {
 			got[r.Membership] = r.Outcome
 			if r.Outcome == contract.Failed && !strings.Contains(r.Detail, "successor") {
@@ -418,4 +423,21 @@ func (e *env) delivery(m *pstest.Message) event.Event {
 		"messageId": m.ID, "publishTime": m.PublishTime.UTC().Format(time.RFC3339Nano),
 	}})
 	return ev
+}
+
+func TestDisplayNameFitsAChildRequest(t *testing.T) {
+	long := strings.Repeat("é", request.MaxSpaceDisplayName+5)
+	for in, want := range map[string]string{
+		"Sales":                 "Sales",
+		"tab\tand\nnewline\x7f": "tab and newline ",
+		long:                    strings.Repeat("é", request.MaxSpaceDisplayName),
+	} {
+		got := displayName(in)
+		if got != want {
+			t.Errorf("displayName(%q) = %q, want %q", in, got, want)
+		}
+		if _, err := request.Validate(request.Request{RequestID: "r", Space: "spaces/A", Members: []string{"users/1"}, SpaceDisplayName: got}); err != nil {
+			t.Errorf("a child with spaceDisplayName %q is refused: %v", got, err)
+		}
+	}
 }
