@@ -190,6 +190,10 @@ func TestIntentWithoutDecisionIsRecovered(t *testing.T) {
 		{RequestID: "died-before", Membership: "spaces/ENG/members/102", Member: "users/102", Role: "ROLE_MEMBER", Action: ledger.ActionDelete},
 		{RequestID: "died-after", Membership: "spaces/ENG/members/101", Member: "users/101", Role: "ROLE_MANAGER", Action: ledger.ActionDelete},
 	} {
+		// A delivery records its request before any intent.
+		if _, _, err := e.store.CreateRequest(ctx, ledger.Request{ID: in.RequestID, Kind: "membership"}); err != nil {
+			t.Fatal(err)
+		}
 		if _, _, err := e.store.Intend(ctx, in); err != nil {
 			t.Fatal(err)
 		}

@@ -14,8 +14,8 @@ import (
 // meter of the ledger's client: every document a commit creates or updates.
 
 // TestLedgerWritesPerRemoval: a single removal commits three documents, its
-// request, its intent and its decision (two beyond the decision); a second
-// delivery commits none.
+// request, its intent and its decision (two beyond the decision), in three
+// round trips; a second delivery commits none.
 func TestLedgerWritesPerRemoval(t *testing.T) {
 	m := onMeteredFirestore(t)
 	e := newEnv(t)
@@ -28,6 +28,9 @@ func TestLedgerWritesPerRemoval(t *testing.T) {
 	}
 	if got := m.Writes(); got != 3 {
 		t.Errorf("a removal committed %d Firestore writes, want 3 (request, intent, decision)", got)
+	}
+	if got := m.RPCs(); got != 3 {
+		t.Errorf("a removal made %d Firestore round trips, want 3 (its three commits; nothing to read in a request just created)", got)
 	}
 	before := m.Writes()
 	if err := e.f.Handle(context.Background(), ev); err != nil {

@@ -45,7 +45,10 @@ func (f *Engine) recordRequest(ctx context.Context, j *job) error {
 	switch {
 	case err != nil:
 		return ledgerError("request", err)
-	case created || rec.State == ledger.StateDone:
+	case created:
+		j.fresh = true
+		return nil
+	case rec.State == ledger.StateDone:
 		return nil
 	}
 	if done, err := f.decidedAll(ctx, v); err != nil || done {
@@ -137,6 +140,16 @@ func summary(v *request.Valid) string {
 	default:
 		return fmt.Sprintf("%d people from %s", len(v.People), v.SpaceNames[0])
 	}
+}
+
+// earlier returns what an earlier delivery of j's request recorded of its
+// membership, and whether there is such a record: nothing, without a read,
+// when this delivery created the request's record.
+func (f *Engine) earlier(ctx context.Context, j *job, membership string) (ledger.Membership, bool, error) {
+	if j.fresh {
+		return ledger.Membership{}, false, nil
+	}
+	return f.recorded(ctx, j.req.RequestID, membership)
 }
 
 // recorded returns the ledger's record of (requestID, membership), and

@@ -21,7 +21,7 @@ func (f *Engine) removeOne(ctx context.Context, j *job) (contract.Result, error)
 	v := j.req
 	r := j.result(v.RequestID)
 	r.Membership = v.Name
-	rec, found, err := f.recorded(ctx, v.RequestID, v.Name)
+	rec, found, err := f.earlier(ctx, j, v.Name)
 	if err != nil {
 		return r, err
 	}

@@ -247,7 +247,7 @@ func (f *Engine) spacePeople(ctx context.Context, j *job) ([]spacePerson, error)
 			sp.id = id
 			sp.membership = request.MembershipName(spaceID, strings.TrimPrefix(id, "users/"))
 		}
-		rec, found, err := f.recorded(ctx, j.req.RequestID, sp.membership)
+		rec, found, err := f.earlier(ctx, j, sp.membership)
 		if err != nil {
 			return nil, err
 		}
