@@ -11,6 +11,8 @@ import (
 type DirectoryStats struct {
 	// Calls counts users.get calls, whatever their outcome.
 	Calls int64
+	// ListCalls counts users.list calls, whatever their outcome.
+	ListCalls int64
 	// NotFound counts calls answered 404.
 	NotFound int64
 	// Faulted counts calls answered or dropped by a Fault.
@@ -19,30 +21,46 @@ type DirectoryStats struct {
 	Unauthorized int64
 }
 
-var directoryParams = map[string]bool{
-	"alt": true, "prettyPrint": true, "fields": true, "key": true, "quotaUser": true,
-	"$.xgafv": true, "callback": true, "upload_protocol": true, "uploadType": true,
-	"customFieldMask": true, "projection": true, "viewType": true,
-}
+// directoryParams are the query parameters users.get takes (and every
+// method's standard ones); listParams are users.list's own, as emulated.
+var (
+	directoryParams = map[string]bool{
+		"alt": true, "prettyPrint": true, "fields": true, "key": true, "quotaUser": true,
+		"$.xgafv": true, "callback": true, "upload_protocol": true, "uploadType": true,
+		"customFieldMask": true, "projection": true, "viewType": true,
+	}
+	listParams = map[string]bool{
+		"customer": true, "domain": true, "showDeleted": true, "maxResults": true, "pageToken": true,
+	}
+)
 
-// Directory emulates the Admin SDK Directory API users.get on a loopback
-// HTTP server. Its users are fixed at construction. All methods are safe
-// for concurrent use, also while the server handles requests.
+// Directory emulates the Admin SDK Directory API users.get and users.list
+// on a loopback HTTP server. Its users are fixed at construction. All
+// methods are safe for concurrent use, also while the server handles
+// requests.
 //
-// users.get takes a user id, primary email or alias (case-insensitive).
-// The token needs scope admin.directory.user.readonly or
-// admin.directory.user; with the default viewType=admin_view the caller must
-// be a Workspace admin (403 otherwise), with viewType=domain_public any
-// user of the Workspace may read.
+// users.get takes a user id, primary email or alias (case-insensitive) and
+// answers 404 for a deleted user. users.list needs customer (my_customer or
+// the Workspace's customer id) or domain, lists users in a stable order,
+// maxResults (1 to 500, default 100) at a time, and with showDeleted=true
+// only the deleted users; its query, orderBy, sortOrder and event
+// parameters are not emulated (400). A user carries suspended, archived,
+// orgUnitPath and relations as Google documents the users resource, and a
+// deleted one deletionTime. The token needs scope
+// admin.directory.user.readonly or admin.directory.user; with the default
+// viewType=admin_view the caller must be a Workspace admin (403 otherwise),
+// with viewType=domain_public any user of the Workspace may read.
 type Directory struct {
 	srv    *loopbackServer
 	auth   *OAuth
 	faults faultSet
 
-	byKey  map[string]*directoryUser // id and lower-case emails; read-only after construction
-	admins map[string]bool           // user ids
+	byKey    map[string]*directoryUser // id and lower-case emails of users not deleted; read-only after construction
+	users    []*directoryUser          // every user, deleted ones too, in seed order; read-only
+	customer string                    // the customer id, without "customers/"
+	admins   map[string]bool           // user ids
 
-	calls, notFound, faulted, unauthorized atomic.Int64
+	calls, listCalls, notFound, faulted, unauthorized atomic.Int64
 }
 
 type directoryUser struct {
@@ -53,7 +71,11 @@ type directoryUser struct {
 	Aliases      []string          `json:"aliases,omitempty"`
 	IsAdmin      bool              `json:"isAdmin"`
 	Suspended    bool              `json:"suspended"`
+	Archived     bool              `json:"archived"`
+	OrgUnitPath  string            `json:"orgUnitPath"`
+	Relations    []Relation        `json:"relations,omitempty"`
 	CustomerID   string            `json:"customerId,omitempty"`
+	DeletionTime string            `json:"deletionTime,omitempty"`
 }
 
 type directoryUserName struct {
@@ -69,7 +91,11 @@ func NewDirectory(ws Workspace, auth *OAuth) *Directory {
 	if err := ws.Validate(); err != nil {
 		panic(err)
 	}
-	d := &Directory{auth: auth, byKey: map[string]*directoryUser{}, admins: map[string]bool{}}
+	d := &Directory{auth: auth, byKey: map[string]*directoryUser{}, admins: map[string]bool{},
+		customer: strings.TrimPrefix(ws.Customer, "customers/")}
+	if d.customer == "" {
+		d.customer = strings.TrimPrefix(DefaultCustomer, "customers/")
+	}
 	for _, a := range ws.Admins {
 		d.admins[strings.TrimPrefix(a, "users/")] = true
 	}
@@ -80,13 +106,25 @@ func NewDirectory(ws Workspace, auth *OAuth) *Directory {
 			PrimaryEmail: u.Email,
 			Aliases:      append([]string(nil), u.Aliases...),
 			IsAdmin:      d.admins[u.ID],
-			CustomerID:   "my_customer",
+			Suspended:    u.Suspended,
+			Archived:     u.Archived,
+			OrgUnitPath:  u.OrgUnitPath,
+			Relations:    append([]Relation(nil), u.Relations...),
+			CustomerID:   d.customer,
+		}
+		if du.OrgUnitPath == "" {
+			du.OrgUnitPath = "/"
 		}
 		du.Name.FullName = u.Name
 		if given, family, ok := strings.Cut(u.Name, " "); ok {
 			du.Name.GivenName, du.Name.FamilyName = given, family
 		} else {
 			du.Name.GivenName = u.Name
+		}
+		d.users = append(d.users, du)
+		if u.Deleted {
+			du.DeletionTime = "2026-01-01T00:00:00.000Z"
+			continue
 		}
 		d.byKey[u.ID] = du
 		d.byKey[strings.ToLower(u.Email)] = du
@@ -105,7 +143,7 @@ func (d *Directory) URL() string { return d.srv.base + "/" }
 // Close stops the server and closes its connections. It is idempotent.
 func (d *Directory) Close() { d.srv.close() }
 
-// InjectFault adds a fault (Method "users.get" or "").
+// InjectFault adds a fault (Method "users.get", "users.list" or "").
 func (d *Directory) InjectFault(f Fault) { d.faults.add(f) }
 
 // ClearFaults removes all injected faults.
@@ -113,62 +151,54 @@ func (d *Directory) ClearFaults() { d.faults.clear() }
 
 // Stats returns the current counters.
 func (d *Directory) Stats() DirectoryStats {
-	return DirectoryStats{Calls: d.calls.Load(), NotFound: d.notFound.Load(), Faulted: d.faulted.Load(), Unauthorized: d.unauthorized.Load()}
+	return DirectoryStats{Calls: d.calls.Load(), ListCalls: d.listCalls.Load(), NotFound: d.notFound.Load(), Faulted: d.faulted.Load(), Unauthorized: d.unauthorized.Load()}
 }
 
 func (d *Directory) serve(w http.ResponseWriter, r *http.Request) {
-	d.calls.Add(1)
 	fail := func(e *apiError) {
 		if e.code == 404 {
 			d.notFound.Add(1)
 		}
 		e.write(w)
 	}
-	key, ok := strings.CutPrefix(requestPath(r), "/admin/directory/v1/users/")
-	if !ok || r.Method != http.MethodGet {
+	method, key := "users.get", ""
+	if p := requestPath(r); p == "/admin/directory/v1/users" {
+		method = "users.list"
+		d.listCalls.Add(1)
+	} else if k, ok := strings.CutPrefix(p, "/admin/directory/v1/users/"); ok {
+		d.calls.Add(1)
+		key = k
+	} else {
+		d.calls.Add(1)
 		fail(errf(404, "", "The requested URL %s was not found on this server.", r.URL.Path))
 		return
 	}
-	if f, ok := d.faults.match("users.get"); ok {
+	if r.Method != http.MethodGet {
+		fail(errf(404, "", "The requested URL %s was not found on this server.", r.URL.Path))
+		return
+	}
+	if f, ok := d.faults.match(method); ok {
 		if _, answered := applyHTTPFault(w, r, f, &d.faulted); answered {
 			return
 		}
 	}
-	g, ok := d.auth.verifyBearer(r)
-	if !ok {
-		d.unauthorized.Add(1)
-		fail(errf(401, "", "Login Required."))
-		return
-	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		fail(errf(400, "", "Invalid query string."))
-		return
-	}
-	for k := range q {
-		if !directoryParams[k] {
-			fail(errf(400, "", "Invalid parameter %q.", k))
-			return
+	q, e := d.authorize(r, method)
+	if e != nil {
+		if e.code == 401 {
+			d.unauthorized.Add(1)
 		}
+		fail(e)
+		return
 	}
-	key, err = url.PathUnescape(key)
+	if method == "users.list" {
+		if e := d.list(w, q); e != nil {
+			fail(e)
+		}
+		return
+	}
+	key, err := url.PathUnescape(key)
 	if err != nil || !validSegment(key) {
 		fail(errf(400, "", "Invalid Input: userKey"))
-		return
-	}
-	if !hasScope(g.Scopes, ScopeAdminDirectoryUserReadonly, ScopeAdminDirectoryUser) {
-		fail(errf(403, "", "Request had insufficient authentication scopes."))
-		return
-	}
-	switch q.Get("viewType") {
-	case "", "admin_view":
-		if !d.admins[strings.TrimPrefix(g.User, "users/")] {
-			fail(errf(403, "", "Not Authorized to access this resource/api"))
-			return
-		}
-	case "domain_public":
-	default:
-		fail(errf(400, "", "Invalid Input: viewType"))
 		return
 	}
 	u := d.byKey[key]
@@ -180,4 +210,35 @@ func (d *Directory) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, u)
+}
+
+// authorize checks the token, the query parameters of method, the scope
+// and the view, and returns the query.
+func (d *Directory) authorize(r *http.Request, method string) (url.Values, *apiError) {
+	g, ok := d.auth.verifyBearer(r)
+	if !ok {
+		return nil, errf(401, "", "Login Required.")
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, errf(400, "", "Invalid query string.")
+	}
+	for k := range q {
+		if !directoryParams[k] && !(method == "users.list" && listParams[k]) {
+			return nil, errf(400, "", "Invalid parameter %q (or not emulated).", k)
+		}
+	}
+	if !hasScope(g.Scopes, ScopeAdminDirectoryUserReadonly, ScopeAdminDirectoryUser) {
+		return nil, errf(403, "", "Request had insufficient authentication scopes.")
+	}
+	switch q.Get("viewType") {
+	case "", "admin_view":
+		if !d.admins[strings.TrimPrefix(g.User, "users/")] {
+			return nil, errf(403, "", "Not Authorized to access this resource/api")
+		}
+	case "domain_public":
+	default:
+		return nil, errf(400, "", "Invalid Input: viewType")
+	}
+	return q, nil
 }

@@ -57,6 +57,37 @@ type User struct {
 	Aliases []string `json:"aliases,omitempty"`
 	// Name is the full name.
 	Name string `json:"name,omitempty"`
+	// Suspended and Archived are the Directory's suspended and archived
+	// fields of the user.
+	Suspended bool `json:"suspended,omitempty"`
+	Archived  bool `json:"archived,omitempty"`
+	// Deleted makes the user a deleted one (within Google's 20 days of
+	// recovery): users.get answers 404, users.list lists them only with
+	// showDeleted=true. Their Chat memberships stay as seeded.
+	Deleted bool `json:"deleted,omitempty"`
+	// OrgUnitPath is the organizational unit, "/" (the default) or
+	// "/Parent/Child".
+	OrgUnitPath string `json:"orgUnitPath,omitempty"`
+	// Relations are the Directory's relations of the user, such as
+	// {"type": "manager", "value": "boss@example.com"}.
+	Relations []Relation `json:"relations,omitempty"`
+}
+
+// Relation is one of a user's relations as the Directory API documents
+// them: Type is one of Google's relation types (RelationTypes), Value
+// usually an email, CustomType only with Type "custom".
+type Relation struct {
+	Type       string `json:"type"`
+	Value      string `json:"value"`
+	CustomType string `json:"customType,omitempty"`
+}
+
+// RelationTypes are the relation types the Directory API documents.
+var RelationTypes = map[string]bool{
+	"admin_assistant": true, "assistant": true, "brother": true, "child": true, "custom": true,
+	"domestic_partner": true, "dotted_line_manager": true, "exec_assistant": true, "father": true,
+	"friend": true, "manager": true, "mother": true, "parent": true, "partner": true,
+	"referred_by": true, "relative": true, "sister": true, "spouse": true,
 }
 
 // Space is a Chat space.
@@ -117,6 +148,9 @@ func (w Workspace) Validate() error {
 			return fmt.Errorf("emulator: duplicate user id %q", u.ID)
 		}
 		ids[u.ID] = true
+		if err := u.validateDirectoryFields(); err != nil {
+			return err
+		}
 		for _, e := range append([]string{u.Email}, u.Aliases...) {
 			le := strings.ToLower(e)
 			if !validSegment(e) || !strings.Contains(e, "@") {
@@ -180,12 +214,32 @@ func (w Workspace) Validate() error {
 	return nil
 }
 
+// validateDirectoryFields checks the organizational unit and the relations
+// of a user.
+func (u User) validateDirectoryFields() error {
+	if p := u.OrgUnitPath; p != "" && (!strings.HasPrefix(p, "/") || strings.Contains(p, "//") || (len(p) > 1 && strings.HasSuffix(p, "/"))) {
+		return fmt.Errorf("emulator: user %q: orgUnitPath %q is not \"/\" or /Unit/Subunit", u.ID, p)
+	}
+	for _, r := range u.Relations {
+		switch {
+		case !RelationTypes[r.Type]:
+			return fmt.Errorf("emulator: user %q: unknown relation type %q", u.ID, r.Type)
+		case (r.Type == "custom") != (r.CustomType != ""):
+			return fmt.Errorf("emulator: user %q: customType goes with relation type custom, and only with it", u.ID)
+		case r.Value == "":
+			return fmt.Errorf("emulator: user %q: relation %q without a value", u.ID, r.Type)
+		}
+	}
+	return nil
+}
+
 // Clone returns a deep copy of w.
 func (w Workspace) Clone() Workspace {
 	c := Workspace{Customer: w.Customer, Admins: append([]string(nil), w.Admins...)}
 	c.Users = make([]User, len(w.Users))
 	for i, u := range w.Users {
 		u.Aliases = append([]string(nil), u.Aliases...)
+		u.Relations = append([]Relation(nil), u.Relations...)
 		c.Users[i] = u
 	}
 	c.Spaces = make([]Space, len(w.Spaces))
