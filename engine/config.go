@@ -52,6 +52,9 @@ type Config struct {
 	// --timeout), else CLOUD_RUN_TIMEOUT_SECONDS (which the functions
 	// framework also applies to the request context), else 9 minutes.
 	EventTimeout time.Duration
+	// AutoOffboard limits and shapes the sweeps that Admin audit
+	// LogEntries start (engine/trigger.go).
+	AutoOffboard AutoOffboard
 }
 
 // ConfigError names the environment variable that is wrong.
@@ -82,6 +85,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	for _, step := range []func(*Config, func(string) string) error{
 		(*Config).loadCredentials, (*Config).loadTopics, (*Config).loadProtected,
 		(*Config).loadLimits, (*Config).loadRuntime, (*Config).loadLedger,
+		(*Config).loadAutoOffboard,
 	} {
 		if err := step(&c, getenv); err != nil {
 			return c, err

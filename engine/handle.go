@@ -44,6 +44,12 @@ func (f *Engine) Handle(ctx context.Context, e event.Event) error {
 	}
 	j := newJob(log, msg)
 	v, err := request.Parse(msg.Data, msg.ID)
+	if err != nil && request.LooksLikeLogEntry(msg.Data) {
+		// An Admin audit entry from the organization's log sink.
+		if v, err = f.auditRequest(ctx, j); v == nil && err == nil {
+			return nil
+		}
+	}
 	if err != nil {
 		j.log = log.With("requestId", looseRequestID(msg.Data, msg.ID))
 		return f.publish(ctx, j, rejected(j.result(looseRequestID(msg.Data, msg.ID)), err))
@@ -99,6 +105,10 @@ func (f *Engine) run(ctx context.Context, j *job) ([]contract.Result, error) {
 	var err error
 	switch j.req.Kind {
 	case request.KindSweep:
+		if j.audit != nil {
+			out, err = f.auditSweep(ctx, j)
+			break
+		}
 		out, err = f.sweepPage(ctx, j)
 	case request.KindSpaceMembers:
 		out, err = f.sweepSpace(ctx, j)

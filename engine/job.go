@@ -15,6 +15,9 @@ type job struct {
 	log *slog.Logger
 	msg Message
 	req *request.Valid // nil until the request is valid
+	// audit is the Admin audit event that started the request, for a
+	// request read from a LogEntry (trigger.go); nil otherwise.
+	audit *request.AuditEvent
 	// deadline is the invocation's deadline less publishReserve: no API
 	// call runs past it.
 	deadline time.Time

@@ -1,0 +1,263 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/internal/emulator"
+	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
+	"github.com/chat-offboard/chat-offboard/ledger"
+	"github.com/chat-offboard/chat-offboard/logging"
+	"github.com/chat-offboard/chat-offboard/request"
+)
+
+// auditEntry is the LogEntry a sink publishes when an admin ran method on
+// email; seq makes the activity (and so the request id) unique.
+func auditEntry(method, email string, seq int64) (*request.AuditEvent, []byte) {
+	ev := &request.AuditEvent{
+		InsertID: "ins" + string(rune('a'+seq)), Organization: "506102632746",
+		Method: "google.admin.AdminService." + method, Email: email, Actor: "admin@example.com",
+		Time: time.Now().Add(-time.Minute).Truncate(time.Millisecond).UTC(), UniqueQualifier: -8299540676987354000 - seq, HasActivityID: true,
+	}
+	ev.EventName = request.AuditMethods[ev.Method]
+	return ev, ev.LogEntry()
+}
+
+// triggerWorkspace is the default workspace with alice suspended (her
+// manager is bob), carol archived, dave deleted (no manager: the default
+// successor frank takes over) and erin active again.
+func triggerWorkspace() emulator.Workspace {
+	ws := emulator.Default()
+	ws.Users[1].Suspended = true
+	ws.Users[1].OrgUnitPath = "/Staff"
+	ws.Users[1].Relations = []emulator.Relation{{Type: "friend", Value: "erin@example.com"}, {Type: "manager", Value: "bob@example.com"}}
+	ws.Users[3].Archived = true
+	ws.Users[4].Deleted = true
+	return ws
+}
+
+// triggerRig is an Engine behind a push subscription of the Pub/Sub
+// emulator's requests topic, with its results read back from the results
+// topic.
+type triggerRig struct {
+	stack   *emulator.Stack
+	pub     *pubsub.Publisher
+	logs    *syncBuffer
+	mu      sync.Mutex
+	results []contract.Result
+}
+
+func startTriggerRig(t *testing.T, ws emulator.Workspace, auto AutoOffboard) *triggerRig {
+	t.Helper()
+	host := pubsubtest.Emulator(t)
+	ctx := context.Background()
+	stack, err := emulator.StartAll(ws, emulator.ChatOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	project := pubsubtest.UniqueID("trigger")
+	ps := pubsubtest.NewClient(t, host, project)
+	reqTopic, resTopic := pubsubtest.UniqueID("requests"), pubsubtest.UniqueID("results")
+	for _, id := range []string{reqTopic, resTopic} {
+		if err := pubsubtest.CreateTopic(ctx, ps, project, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resSub := pubsubtest.UniqueID("results-pull")
+	if err := pubsubtest.CreatePullSubscription(ctx, ps, project, resSub, resTopic, ""); err != nil {
+		t.Fatal(err)
+	}
+	rig := &triggerRig{stack: stack, logs: &syncBuffer{}}
+	cfg := Config{
+		Project: project, TokenSecret: stack.SecretName + "/versions/latest",
+		ResultTopic: pubsubtest.TopicName(project, resTopic), RequestTopic: pubsubtest.TopicName(project, reqTopic),
+		MaxEventAge: time.Hour, WritesPerMinute: 60000, ReadsPerMinute: 60000,
+		ChatEndpoint: stack.Chat.URL(), DirectoryEndpoint: stack.Directory.URL(), SecretManagerEndpoint: stack.Secrets.Addr(),
+		EventTimeout: 30 * time.Second, LogLevel: -4, AutoOffboard: auto,
+	}
+	store := ledgerFor(t)
+	if store == nil {
+		store = ledger.NewMemory()
+	}
+	f, err := New(ctx, cfg, WithPubSubClient(ps), WithLogger(logging.New(rig.logs, cfg.LogLevel)), WithLedger(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(EventHandler(f.Handle))
+	t.Cleanup(func() { srv.Close(); f.Close() })
+	if err := pubsubtest.CreatePushSubscription(ctx, ps, project, pubsubtest.UniqueID("requests-push"), reqTopic,
+		srv.URL+"/", pubsubtest.WithRetryPolicy(100*time.Millisecond, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	go ps.Subscriber(resSub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+		var r contract.Result
+		if json.Unmarshal(m.Data, &r) == nil {
+			rig.mu.Lock()
+			rig.results = append(rig.results, r)
+			rig.mu.Unlock()
+		}
+		m.Ack()
+	})
+	rig.pub = ps.Publisher(reqTopic)
+	t.Cleanup(rig.pub.Stop)
+	return rig
+}
+
+func (g *triggerRig) publish(t *testing.T, data []byte) {
+	t.Helper()
+	if _, err := g.pub.Publish(context.Background(), &pubsub.Message{Data: data}).Get(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// of returns the results of a request and of its children.
+func (g *triggerRig) of(root string) []contract.Result {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []contract.Result
+	for _, r := range g.results {
+		if r.RequestID == root || r.ParentRequestID == root {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// wait waits until cond holds of the results so far.
+func (g *triggerRig) wait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(60 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			t.Fatalf("timed out waiting for %s; results: %+v\nlogs:\n%s", what, g.results, g.logs)
+		}
+	}
+}
+
+// sweepDone reports whether a sweep's page said how many results to expect
+// and that many child results arrived.
+func sweepDone(rs []contract.Result, root string) bool {
+	want, got := -1, 0
+	for _, r := range rs {
+		switch {
+		case r.RequestID == root && r.ExpectedResults != nil:
+			want = *r.ExpectedResults
+		case r.ParentRequestID == root:
+			got++
+		}
+	}
+	return want >= 0 && got >= want
+}
+
+// TestAuditEntriesThroughPubSub publishes Admin audit LogEntries as an
+// organization sink would, through the Pub/Sub emulator: a suspension, an
+// archive and a deletion each sweep their person once (the same entry
+// delivered twice included), hand-offs go to the manager or the default
+// successor; an undone suspension is refused, another domain's person and a
+// malformed entry make no Chat call.
+func TestAuditEntriesThroughPubSub(t *testing.T) {
+	g := startTriggerRig(t, triggerWorkspace(), AutoOffboard{Domains: []string{"example.com"}, Successor: "frank@example.com"})
+
+	// First what must make no Chat call at all.
+	undone, undoneData := auditEntry("suspendUser", "erin@example.com", 1)
+	_, foreign := auditEntry("deleteUser", "zed@other.example", 2)
+	bad := strings.Replace(string(undoneData), `"USER_EMAIL"`, `"GROUP_EMAIL"`, 1)
+	for _, d := range [][]byte{undoneData, foreign, []byte(bad)} {
+		g.publish(t, d)
+	}
+	g.wait(t, "the refused and the invalid result, and the foreign entry acknowledged", func() bool {
+		return len(g.of(undone.RequestID())) == 1 && strings.Contains(g.logs.String(), "outside AUTO_OFFBOARD_DOMAINS") &&
+			len(g.resultsWith(contract.Invalid)) == 1
+	})
+	if r := g.of(undone.RequestID())[0]; r.Outcome != contract.Refused || r.Member == nil || r.Member.Name != "users/105" || !strings.Contains(r.Detail, "active again") {
+		t.Fatalf("undone suspension: %+v", r)
+	}
+	if r := g.resultsWith(contract.Invalid)[0]; r.Error == nil || !strings.Contains(r.Error.Message, "no USER_EMAIL parameter") {
+		t.Fatalf("malformed entry: %+v", r)
+	}
+	if st := g.stack.Chat.Stats(); len(st.Calls) != 0 {
+		t.Fatalf("Chat calls for a refused, a foreign and a malformed entry: %v", st.Calls)
+	}
+
+	suspend, suspendData := auditEntry("suspendUser", "alice@example.com", 3)
+	archive, archiveData := auditEntry("archiveUser", "carol@example.com", 4)
+	deleted, deleteData := auditEntry("deleteUser", "dave@example.com", 5)
+	for _, d := range [][]byte{suspendData, suspendData, archiveData, deleteData} {
+		g.publish(t, d)
+	}
+	for _, ev := range []*request.AuditEvent{suspend, archive, deleted} {
+		g.wait(t, "the sweep of "+ev.Email, func() bool { return sweepDone(g.of(ev.RequestID()), ev.RequestID()) })
+	}
+	// The duplicate entry is the same request: answered from the ledger.
+	g.wait(t, "the duplicate's page result", func() bool { return g.count(suspend.RequestID()) == 2 })
+
+	for _, c := range []struct {
+		id, user string
+		removed  []string
+	}{
+		{"101", "alice", []string{"spaces/ENG", "spaces/SALES", "spaces/SOLO"}},
+		{"103", "carol", []string{"spaces/ENG", "spaces/OPS", "spaces/SOLO"}},
+		{"104", "dave", []string{"spaces/SALES", "spaces/OPS", "spaces/SECRET"}},
+	} {
+		for _, s := range c.removed {
+			if _, ok := g.stack.Chat.IsMember(s, c.id); ok {
+				t.Errorf("%s still in %s", c.user, s)
+			}
+		}
+	}
+	// Only owners handed over: SOLO to alice's manager bob, SECRET (dave
+	// had no manager) to the default successor frank.
+	for space, who := range map[string]string{"spaces/SOLO": "102", "spaces/SECRET": "106"} {
+		if role, ok := g.stack.Chat.IsMember(space, who); !ok || role != emulator.RoleManager {
+			t.Errorf("%s: users/%s is %q, %v; want the owner", space, who, role, ok)
+		}
+	}
+	st := g.stack.Chat.Stats()
+	if st.Calls["spaces.search"] != 3 {
+		t.Errorf("spaces.search calls = %d, want 3 (one sweep per person)", st.Calls["spaces.search"])
+	}
+	if st.Calls["members.delete"] != 9 {
+		t.Errorf("members.delete calls = %d, want 9", st.Calls["members.delete"])
+	}
+	for _, r := range g.of(suspend.RequestID()) {
+		if r.RequestID == suspend.RequestID() && (r.Outcome != contract.Planned || !strings.Contains(r.Reason, "SUSPEND_USER")) {
+			t.Errorf("suspension's page: %+v", r)
+		}
+	}
+}
+
+// resultsWith returns the results with outcome o.
+func (g *triggerRig) resultsWith(o contract.Outcome) []contract.Result {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []contract.Result
+	for _, r := range g.results {
+		if r.Outcome == o {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// count is the number of results with request id id.
+func (g *triggerRig) count(id string) int {
+	n := 0
+	for _, r := range g.of(id) {
+		if r.RequestID == id {
+			n++
+		}
+	}
+	return n
+}
