@@ -13,7 +13,7 @@ import (
 // the flows.
 
 // onlyOwnerFix is the detail of a failed only-owner removal.
-const onlyOwnerFix = "the member is the only owner (ROLE_MANAGER) of the space: name a successor (\"successor\", with \"addSuccessor\": true if they may not be a member yet) to hand ownership over, or make another member an owner first"
+const onlyOwnerFix = "the member is the only owner (ROLE_MANAGER) of the space: name a successor (\"successor\", with \"addSuccessor\": true if they may not be a member yet) to hand ownership over, or make another member an owner first (for a sweep that a Workspace suspension, archive or deletion started: give the person a manager in the Directory, or set AUTO_OFFBOARD_SUCCESSOR)"
 
 // described returns r with what the Chat API said of a membership.
 func described(r contract.Result, m *chat.Membership) contract.Result {

@@ -11,6 +11,8 @@
 //	bulk.go     flow: one child request per space (spaces+member)
 //	sweep.go    flows: a page of spaces.search, and one space for several
 //	            people (space+members)
+//	trigger.go  flow: an Admin audit LogEntry (a person suspended, archived
+//	            or deleted) read from the Directory, then swept
 //	members.go  membership operations: read, list, delete, add, hand-off,
 //	            Directory look-ups
 //	protect.go  PROTECTED_MEMBERS resolved to user ids

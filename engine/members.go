@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -214,26 +213,11 @@ func (e *handOffError) Error() string { return e.msg }
 // directory does not know them; other Directory refusals are transient (an
 // operator must grant the scope or the admin role).
 func (f *Engine) lookupUser(ctx context.Context, j *job, seg string) (id string, found bool, err error) {
-	seg = strings.TrimPrefix(seg, "users/")
-	var uid string
-	err = f.call(ctx, j, "users.get", read, func(ctx context.Context) error {
-		u, err := f.dir.Users.Get(seg).Context(ctx).Do()
-		if err == nil {
-			uid = u.Id
-		}
-		return err
-	})
-	if ge, ok := apiError(err); ok && ge.Code == http.StatusNotFound {
-		return "", false, nil
+	u, found, err := f.directoryUser(ctx, j, strings.TrimPrefix(seg, "users/"))
+	if err != nil || !found {
+		return "", false, err
 	}
-	if err != nil {
-		var te *TransientError
-		if errors.As(err, &te) {
-			return "", false, err
-		}
-		return "", false, &TransientError{Op: "users.get", Err: err}
-	}
-	return "users/" + uid, true, nil
+	return "users/" + u.Id, true, nil
 }
 
 // resolveUser returns "users/ID" for a member segment: an id as is, an

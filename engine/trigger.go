@@ -195,7 +195,8 @@ func (f *Engine) auditSweep(ctx context.Context, j *job) ([]contract.Result, err
 }
 
 // auditTarget points the sweep of j at the person's user id and names the
-// successor: their manager, else AUTO_OFFBOARD_SUCCESSOR, else nobody (an
+// successor: their manager while the Directory has them neither suspended,
+// archived nor deleted, else AUTO_OFFBOARD_SUCCESSOR, else nobody (an
 // only-owner space then fails with the fix).
 func (f *Engine) auditTarget(ctx context.Context, j *job, p directoryPerson) error {
 	a := &f.cfg.AutoOffboard
@@ -203,10 +204,14 @@ func (f *Engine) auditTarget(ctx context.Context, j *job, p directoryPerson) err
 	req.Member = p.id
 	req.Successor, req.AddSuccessor = a.Successor, a.Successor != "" && a.AddSuccessor
 	if p.manager != "" {
-		if _, err := request.MemberSegment("successor", p.manager); err == nil {
-			req.Successor, req.AddSuccessor = p.manager, a.AddSuccessor
-		} else {
-			j.log.WarnContext(ctx, "the person's manager in the Directory is not an email or id; not used as successor", "member", p.id, "error", err.Error())
+		id, why, err := f.usableManager(ctx, j, p.manager)
+		switch {
+		case err != nil:
+			return err
+		case id != "":
+			req.Successor, req.AddSuccessor = id, a.AddSuccessor
+		default:
+			j.log.WarnContext(ctx, "the person's manager cannot take over their spaces; the default successor (AUTO_OFFBOARD_SUCCESSOR) does, if set", "member", p.id, "manager", p.manager, "why", why)
 		}
 	}
 	v, err := request.Validate(req)
@@ -218,21 +223,34 @@ func (f *Engine) auditTarget(ctx context.Context, j *job, p directoryPerson) err
 	return nil
 }
 
+// usableManager returns the manager's user id ("users/ID") when the
+// Directory has them active, else why not.
+func (f *Engine) usableManager(ctx context.Context, j *job, manager string) (id, why string, err error) {
+	if _, err := request.MemberSegment("successor", manager); err != nil {
+		return "", "not an email or a user id", nil
+	}
+	u, found, err := f.directoryUser(ctx, j, manager)
+	switch {
+	case err != nil:
+		return "", "", err
+	case !found:
+		return "", "the directory does not know them", nil
+	case u.Suspended || u.Archived:
+		return "", "suspended or archived", nil
+	}
+	return "users/" + u.Id, "", nil
+}
+
 // readPerson reads the person of an audit entry: users.get, and for a
 // person it does not know (404), the deleted users (users.list with
 // showDeleted=true).
 func (f *Engine) readPerson(ctx context.Context, j *job, email string) (directoryPerson, error) {
-	var u *admin.User
-	err := f.call(ctx, j, "users.get", read, func(ctx context.Context) error {
-		var err error
-		u, err = f.dir.Users.Get(email).Context(ctx).Do()
-		return err
-	})
-	if ge, ok := apiError(err); ok && ge.Code == http.StatusNotFound {
+	u, found, err := f.directoryUser(ctx, j, email)
+	switch {
+	case err != nil:
+		return directoryPerson{}, err
+	case !found:
 		return f.readDeleted(ctx, j, email)
-	}
-	if err != nil {
-		return directoryPerson{}, directoryError("users.get", err)
 	}
 	p := directoryPerson{id: "users/" + u.Id, orgUnit: u.OrgUnitPath, manager: managerOf(u.Relations)}
 	switch {
@@ -244,6 +262,23 @@ func (f *Engine) readPerson(ctx context.Context, j *job, email string) (director
 		p.active, p.verbatim = true, "neither suspended nor archived"
 	}
 	return p, nil
+}
+
+// directoryUser reads a user (users.get); found is false on a 404.
+func (f *Engine) directoryUser(ctx context.Context, j *job, key string) (*admin.User, bool, error) {
+	var u *admin.User
+	err := f.call(ctx, j, "users.get", read, func(ctx context.Context) error {
+		var err error
+		u, err = f.dir.Users.Get(key).Context(ctx).Do()
+		return err
+	})
+	if ge, ok := apiError(err); ok && ge.Code == http.StatusNotFound {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, directoryError("users.get", err)
+	}
+	return u, true, nil
 }
 
 // readDeleted looks for email among the deleted users (Google keeps them

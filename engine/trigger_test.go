@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
@@ -32,8 +34,8 @@ func auditEntry(method, email string, seq int64) (*request.AuditEvent, []byte) {
 }
 
 // triggerWorkspace is the default workspace with alice suspended (her
-// manager is bob), carol archived, dave deleted (no manager: the default
-// successor frank takes over) and erin active again.
+// manager is bob), carol archived, dave deleted (his manager carol is
+// archived: the default successor frank takes over) and erin active again.
 func triggerWorkspace() emulator.Workspace {
 	ws := emulator.Default()
 	ws.Users[1].Suspended = true
@@ -41,6 +43,7 @@ func triggerWorkspace() emulator.Workspace {
 	ws.Users[1].Relations = []emulator.Relation{{Type: "friend", Value: "erin@example.com"}, {Type: "manager", Value: "bob@example.com"}}
 	ws.Users[3].Archived = true
 	ws.Users[4].Deleted = true
+	ws.Users[4].Relations = []emulator.Relation{{Type: "manager", Value: "carol@example.com"}}
 	return ws
 }
 
@@ -217,8 +220,8 @@ func TestAuditEntriesThroughPubSub(t *testing.T) {
 			}
 		}
 	}
-	// Only owners handed over: SOLO to alice's manager bob, SECRET (dave
-	// had no manager) to the default successor frank.
+	// Only owners handed over: SOLO to alice's manager bob, SECRET (dave's
+	// manager is archived) to the default successor frank.
 	for space, who := range map[string]string{"spaces/SOLO": "102", "spaces/SECRET": "106"} {
 		if role, ok := g.stack.Chat.IsMember(space, who); !ok || role != emulator.RoleManager {
 			t.Errorf("%s: users/%s is %q, %v; want the owner", space, who, role, ok)
@@ -260,4 +263,121 @@ func (g *triggerRig) count(id string) int {
 		}
 	}
 	return n
+}
+
+func withAuto(a AutoOffboard) envOption { return func(c *Config) { c.AutoOffboard = a } }
+
+// TestAuditEntryScope: with the trigger off, or a person outside
+// AUTO_OFFBOARD_ORG_UNITS, an entry is acknowledged with a log line and
+// nothing else; a protected person is swept as any sweep names them
+// (refused in each of their spaces); a person the directory does not know
+// at all fails with the fix.
+func TestAuditEntryScope(t *testing.T) {
+	ws := triggerWorkspace()
+	ws.Users[2].Suspended = true // bob, in /, protected below
+	ws.Users[2].OrgUnitPath = "/Staff/Eng"
+
+	off := newEnvWith(t, ws, emulator.ChatOptions{})
+	_, data := auditEntry("suspendUser", "alice@example.com", 10)
+	if err := off.send(t, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	if rs := off.results(t); len(rs) != 0 || off.stack.Directory.Stats().Calls != 0 || off.chatCalls() != 0 {
+		t.Fatalf("trigger off: %d results, %+v Directory calls, %d Chat calls", len(rs), off.stack.Directory.Stats(), off.chatCalls())
+	}
+	if !strings.Contains(off.logs.String(), `"severity":"WARNING"`) || !strings.Contains(off.logs.String(), "AUTO_OFFBOARD_DOMAINS is not set") {
+		t.Fatalf("trigger off, no WARNING:\n%s", off.logs)
+	}
+
+	e := newEnvWith(t, ws, emulator.ChatOptions{}, withAuto(AutoOffboard{Domains: []string{"example.com"}, OrgUnits: []string{"/Staff"}}),
+		func(c *Config) { c.Protected = []string{"bob@example.com"} })
+	_, data = auditEntry("archiveUser", "carol@example.com", 11) // in "/": outside /Staff
+	if err := e.send(t, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	if rs := e.results(t); len(rs) != 0 || e.chatCalls() != 0 || !strings.Contains(e.logs.String(), "outside AUTO_OFFBOARD_ORG_UNITS") {
+		t.Fatalf("outside the org units: %d results, %d Chat calls\n%s", len(rs), e.chatCalls(), e.logs)
+	}
+	// The same entry again: the recorded decision (no sweep), even now.
+	if err := e.send(t, string(data)); err != nil || len(e.results(t)) != 0 {
+		t.Fatalf("again: %v, %+v", err, e.results(t))
+	}
+
+	bob, data := auditEntry("suspendUser", "bob@example.com", 12) // in /Staff/Eng, protected
+	if err := e.send(t, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	refused := 0
+	for _, r := range e.results(t) {
+		if r.ParentRequestID == bob.RequestID() && r.Outcome == contract.Refused {
+			refused++
+		}
+		if r.Outcome == contract.Removed {
+			t.Errorf("a protected person was removed: %+v", r.Result)
+		}
+	}
+	if refused != 3 { // bob is in ENG, OPS, SOLO (and GROUP, DM: not swept)
+		t.Errorf("protected bob refused in %d spaces, want 3: %+v", refused, e.results(t))
+	}
+
+	_, data = auditEntry("deleteUser", "nobody@example.com", 13)
+	if err := e.send(t, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	rs := e.results(t)
+	if r := rs[len(rs)-1]; r.Outcome != contract.Failed || r.Error == nil || !strings.Contains(r.Error.Message, "not even among deleted users") {
+		t.Fatalf("unknown person: %+v", r.Result)
+	}
+}
+
+func TestLoadAutoOffboardConfig(t *testing.T) {
+	base := map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_SECRET": "s", "RESULT_TOPIC": "results"}
+	load := func(extra map[string]string) (Config, error) {
+		return LoadConfig(func(k string) string {
+			if v, ok := extra[k]; ok {
+				return v
+			}
+			return base[k]
+		})
+	}
+	c, err := load(map[string]string{"AUTO_OFFBOARD_DOMAINS": " Example.com, example.org ", "AUTO_OFFBOARD_ORG_UNITS": "/Staff,/Contractors/EU",
+		"AUTO_OFFBOARD_SUCCESSOR": "users/it@example.com", "AUTO_OFFBOARD_ADD_SUCCESSOR": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := AutoOffboard{Domains: []string{"example.com", "example.org"}, OrgUnits: []string{"/Staff", "/Contractors/EU"}, Successor: "it@example.com", AddSuccessor: true}
+	if diff := cmp.Diff(want, c.AutoOffboard); diff != "" {
+		t.Fatalf("AutoOffboard (-want +got):\n%s", diff)
+	}
+	for _, u := range []struct {
+		path string
+		in   bool
+	}{{"/Staff", true}, {"/Staff/Eng", true}, {"/Staffing", false}, {"/", false}, {"/Contractors", false}, {"/Contractors/EU/Paris", true}} {
+		if got := c.AutoOffboard.inOrgUnit(u.path); got != u.in {
+			t.Errorf("inOrgUnit(%q) = %v", u.path, got)
+		}
+	}
+	if !c.AutoOffboard.inDomain("Alice@EXAMPLE.com") || c.AutoOffboard.inDomain("a@sub.example.com") || c.AutoOffboard.inDomain("a@example.com.evil") {
+		t.Error("inDomain matches more or less than the exact domains")
+	}
+	if c, err := load(nil); err != nil || len(c.AutoOffboard.Domains) != 0 {
+		t.Fatalf("unset: %+v, %v (the trigger is off)", c.AutoOffboard, err)
+	}
+	for k, v := range map[string]string{
+		"AUTO_OFFBOARD_DOMAINS": "example.com,not a domain", "AUTO_OFFBOARD_ORG_UNITS": "Staff",
+		"AUTO_OFFBOARD_SUCCESSOR": "app", "AUTO_OFFBOARD_ADD_SUCCESSOR": "yes",
+	} {
+		extra := map[string]string{"AUTO_OFFBOARD_DOMAINS": "example.com", k: v}
+		_, err := load(extra)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Var != k {
+			t.Errorf("%s=%q: error %v, want one naming %s", k, v, err, k)
+		}
+	}
+	_, err = load(map[string]string{"AUTO_OFFBOARD_SUCCESSOR": "it@example.com"})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Var != "AUTO_OFFBOARD_DOMAINS" {
+		t.Errorf("a successor without domains: %v", err)
+	}
 }
