@@ -126,18 +126,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	defer stack.Close()
 
-	project := pubsubtest.UniqueID("e2e-project") // the ledger's too: a project of this run's own
-	ps := pubsubtest.NewClient(t, host, project)
-	reqTopic, resTopic := pubsubtest.UniqueID("requests"), pubsubtest.UniqueID("results")
-	for _, id := range []string{reqTopic, resTopic} {
-		if err := pubsubtest.CreateTopic(ctx, ps, project, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	resSub := pubsubtest.UniqueID("results-pull")
-	if err := pubsubtest.CreatePullSubscription(ctx, ps, project, resSub, resTopic, ""); err != nil {
-		t.Fatal(err)
-	}
+	pl := pubsubtest.NewPipeline(ctx, t, host, "e2e") // the ledger's project too: one of this run's own
+	ps, project, reqTopic, resTopic, resSub := pl.Client, pl.Project, pl.Requests, pl.Results, pl.ResultsSub
 
 	url, logs := startFunction(t, map[string]string{
 		"GOOGLE_CLOUD_PROJECT":    project,

@@ -67,22 +67,12 @@ func startTriggerRig(t *testing.T, ws emulator.Workspace, auto AutoOffboard) *tr
 		t.Fatal(err)
 	}
 	t.Cleanup(stack.Close)
-	project := pubsubtest.UniqueID("trigger")
-	ps := pubsubtest.NewClient(t, host, project)
-	reqTopic, resTopic := pubsubtest.UniqueID("requests"), pubsubtest.UniqueID("results")
-	for _, id := range []string{reqTopic, resTopic} {
-		if err := pubsubtest.CreateTopic(ctx, ps, project, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	resSub := pubsubtest.UniqueID("results-pull")
-	if err := pubsubtest.CreatePullSubscription(ctx, ps, project, resSub, resTopic, ""); err != nil {
-		t.Fatal(err)
-	}
+	pl := pubsubtest.NewPipeline(ctx, t, host, "trigger")
+	ps, project := pl.Client, pl.Project
 	rig := &triggerRig{stack: stack, logs: &syncBuffer{}}
 	cfg := Config{
 		Project: project, TokenSecret: stack.SecretName + "/versions/latest",
-		ResultTopic: pubsubtest.TopicName(project, resTopic), RequestTopic: pubsubtest.TopicName(project, reqTopic),
+		ResultTopic: pubsubtest.TopicName(project, pl.Results), RequestTopic: pubsubtest.TopicName(project, pl.Requests),
 		MaxEventAge: time.Hour, WritesPerMinute: 60000, ReadsPerMinute: 60000,
 		ChatEndpoint: stack.Chat.URL(), DirectoryEndpoint: stack.Directory.URL(), SecretManagerEndpoint: stack.Secrets.Addr(),
 		EventTimeout: 30 * time.Second, LogLevel: -4, AutoOffboard: auto,
@@ -97,13 +87,13 @@ func startTriggerRig(t *testing.T, ws emulator.Workspace, auto AutoOffboard) *tr
 	}
 	srv := httptest.NewServer(EventHandler(f.Handle))
 	t.Cleanup(func() { srv.Close(); f.Close() })
-	if err := pubsubtest.CreatePushSubscription(ctx, ps, project, pubsubtest.UniqueID("requests-push"), reqTopic,
+	if err := pubsubtest.CreatePushSubscription(ctx, ps, project, pubsubtest.UniqueID("requests-push"), pl.Requests,
 		srv.URL+"/", pubsubtest.WithRetryPolicy(100*time.Millisecond, time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
-	go ps.Subscriber(resSub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+	go ps.Subscriber(pl.ResultsSub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
 		var r contract.Result
 		if json.Unmarshal(m.Data, &r) == nil {
 			rig.mu.Lock()
@@ -112,7 +102,7 @@ func startTriggerRig(t *testing.T, ws emulator.Workspace, auto AutoOffboard) *tr
 		}
 		m.Ack()
 	})
-	rig.pub = ps.Publisher(reqTopic)
+	rig.pub = ps.Publisher(pl.Requests)
 	t.Cleanup(rig.pub.Stop)
 	return rig
 }

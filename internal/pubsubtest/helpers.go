@@ -199,3 +199,34 @@ func CreatePushSubscription(ctx context.Context, c *pubsub.Client, project, id, 
 		AckDeadlineSeconds: 10,
 	}, opts)
 }
+
+// Pipeline is a project of its own on an emulator with the function's two
+// topics and a pull subscription of the results topic: what an end-to-end
+// test of the function needs before it starts one.
+type Pipeline struct {
+	Client   *pubsub.Client
+	Project  string
+	Requests string // the requests topic's id
+	Results  string // the results topic's id
+	// ResultsSub is the id of the pull subscription of Results.
+	ResultsSub string
+}
+
+// NewPipeline creates a Pipeline on the emulator at host, with ids made
+// unique by UniqueID from prefix; tb fails when anything cannot be
+// created. Safe for concurrent use.
+func NewPipeline(ctx context.Context, tb testing.TB, host, prefix string) Pipeline {
+	tb.Helper()
+	p := Pipeline{Project: UniqueID(prefix + "-project"), Requests: UniqueID("requests"),
+		Results: UniqueID("results"), ResultsSub: UniqueID("results-pull")}
+	p.Client = NewClient(tb, host, p.Project)
+	for _, id := range []string{p.Requests, p.Results} {
+		if err := CreateTopic(ctx, p.Client, p.Project, id); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := CreatePullSubscription(ctx, p.Client, p.Project, p.ResultsSub, p.Results, ""); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
