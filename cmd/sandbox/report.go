@@ -90,6 +90,8 @@ func note(r *contract.Result) string {
 		parts = append(parts, r.Detail)
 	case r.Outcome == contract.Removed && r.Role != "":
 		parts = append(parts, "was "+r.Role)
+	case r.Outcome == contract.Planned && r.Children != nil && r.ExpectedResults != nil:
+		parts = append(parts, fmt.Sprintf("sweep: %d spaces, %d results", *r.Children, *r.ExpectedResults))
 	}
 	return clip(strings.Join(parts, "; "), 44)
 }

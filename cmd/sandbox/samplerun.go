@@ -28,6 +28,9 @@ func (s *sandbox) onResult(_ context.Context, m *pubsub.Message) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if r.ParentRequestID != "" && r.Outcome != contract.Planned {
+		s.children[r.ParentRequestID]++
+	}
 	if e := s.entries[r.SourceMessageID]; e != nil {
 		if e.result == nil { // later ones are duplicates of a redelivery
 			e.result, e.at = &r, now
@@ -96,7 +99,38 @@ func (s *sandbox) wait(ctx context.Context, es []*entry, deadline <-chan time.Ti
 			return err
 		}
 	}
+	// A sweep (such as one a Workspace suspension started) is waited for
+	// until its children have answered, so that the memberships printed
+	// after are its work done.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for _, e := range es {
+		for !s.fannedOut(e) {
+			select {
+			case <-tick.C:
+			case <-deadline:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			case err := <-s.bgErr:
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// fannedOut reports whether every child result that e's result (a planned
+// sweep page, or bulk request) announced has arrived; true for any other
+// result.
+func (s *sandbox) fannedOut(e *entry) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := e.result
+	if r == nil || r.Outcome != contract.Planned || r.ExpectedResults == nil {
+		return true
+	}
+	return s.children[r.RequestID] >= *r.ExpectedResults
 }
 
 // runSamples publishes the samples (those without faults all at once, then

@@ -65,6 +65,7 @@ type sandbox struct {
 	orphans    map[string]*contract.Result // results whose publish had not returned yet
 	arrived    map[string]time.Time        // arrival of the orphans
 	deliveries map[string]int              // deliveries to the function, by message id
+	children   map[string]int              // results of fan-out children, by parentRequestId
 	live       bool                        // print results of others as they arrive
 }
 
@@ -79,6 +80,7 @@ func newSandbox(o options, ws emulator.Workspace, samples []sample, stdout, stde
 		orphans:    map[string]*contract.Result{},
 		arrived:    map[string]time.Time{},
 		deliveries: map[string]int{},
+		children:   map[string]int{},
 		bgErr:      make(chan error, 2),
 	}
 	s.out = syncbuf.NewWriter(stdout)

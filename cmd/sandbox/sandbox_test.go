@@ -19,6 +19,7 @@ import (
 	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
 
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
+	"github.com/chat-offboard/chat-offboard/request"
 )
 
 func TestMain(m *testing.M) { os.Exit(pubsubtest.RunMain(m)) }
@@ -42,17 +43,22 @@ var want = map[string]struct {
 	"remove-frank-secret":   {contract.Failed, "403 PERMISSION_DENIED"},
 	"remove-dave-ops-503":   {contract.Removed, "was ROLE_MEMBER"},
 	"remove-erin-sales-429": {contract.Removed, "was ROLE_MEMBER"},
+	// Admin audit LogEntries as the organization's sink publishes them:
+	// frank's suspension becomes a sweep (6 spaces, 6 results), erin's
+	// (she is active again) is refused.
+	"workspace-1796117400250000-4711": {contract.Planned, "sweep: 6 spaces, 6 results"},
+	"workspace-1796117460500000-4712": {contract.Refused, "active again"},
 }
 
 // wantAfter are the memberships of the default workspace after the default
 // run (* = manager).
 var wantAfter = map[string]string{
-	"spaces/ENG":    "admin* bob carol app",    // alice removed; the admin and the app are protected
-	"spaces/SALES":  "admin* dave*",            // alice and erin (after a 429) removed
-	"spaces/HR":     "admin* erin frank",       // alice was not a member
-	"spaces/OPS":    "admin* bob* carol frank", // dave removed after a 503; carol only dry-run
-	"spaces/SOLO":   "alice* bob carol",        // alice is the only manager
-	"spaces/SECRET": "dave* frank",             // the admin has no access
+	"spaces/ENG":    "admin* bob carol app", // alice removed; the admin and the app are protected
+	"spaces/SALES":  "admin* dave*",         // alice and erin (after a 429) removed
+	"spaces/HR":     "admin* erin",          // alice was not a member; frank's suspension swept him
+	"spaces/OPS":    "admin* bob* carol",    // dave removed after a 503; carol only dry-run; frank swept
+	"spaces/SOLO":   "alice* bob carol",     // alice is the only manager
+	"spaces/SECRET": "dave*",                // the admin has no access (403), but the sweep has admin access
 	"spaces/GROUP":  "alice bob carol",
 	"spaces/DM":     "alice bob",
 }
@@ -164,7 +170,7 @@ func TestDefaultRun(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(out, "13 requests, 13 results, 13 of 13 expectations met") ||
+	if !strings.Contains(out, "15 requests, 15 results, 15 of 15 expectations met") ||
 		!strings.Contains(out, "2 faults injected, 2 retried within the invocation") {
 		t.Error("summary lines missing or wrong")
 	}
@@ -438,6 +444,13 @@ func TestEmbeddedSamples(t *testing.T) {
 		}
 		if err := json.Unmarshal(smp.data, &r); err != nil {
 			t.Fatal(err)
+		}
+		if request.LooksLikeLogEntry(smp.data) { // its request id derives from the entry
+			ev, err := request.ParseAuditEntry(smp.data)
+			if err != nil {
+				t.Fatalf("line %d: %v", smp.line, err)
+			}
+			r.RequestID = ev.RequestID()
 		}
 		if w, ok := want[r.RequestID]; !ok || string(w.outcome) != smp.meta.Expect {
 			t.Errorf("sample %s expects %q; the test wants %q", r.RequestID, smp.meta.Expect, w.outcome)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -139,7 +140,22 @@ func (s *sandbox) functionEnv() []envVar {
 		{"PUBSUB_EMULATOR_HOST", s.psHost},
 		{"CLOUD_RUN_TIMEOUT_SECONDS", fmt.Sprint(invocationTimeout)},
 		{"LOG_LEVEL", level},
+		// Suspensions, archives and deletions in the workspace's own
+		// domain sweep their person (docs/design.md, "Offboarding that
+		// starts itself").
+		{"AUTO_OFFBOARD_DOMAINS", s.adminDomain()},
 	}
+}
+
+// adminDomain is the email domain of the workspace's first admin.
+func (s *sandbox) adminDomain() string {
+	for _, u := range s.ws.Users {
+		if "users/"+u.ID == s.ws.Admins[0] {
+			_, domain, _ := strings.Cut(u.Email, "@")
+			return strings.ToLower(domain)
+		}
+	}
+	return ""
 }
 
 // startDeliveries delivers the requests to the function until bctx ends:

@@ -258,7 +258,8 @@ func (w Workspace) Clone() Workspace {
 // 101 alice@example.com "Alice Anders" (alias ali@example.com),
 // 102 bob@example.com "Bob Brown", 103 carol@example.com "Carol Chen",
 // 104 dave@example.com "Dave Diaz", 105 erin@example.com "Erin Evans",
-// 106 frank@example.com "Frank Fischer".
+// 106 frank@example.com "Frank Fischer" (suspended in the Directory, his
+// manager dave: a suspension that a Workspace admin has made).
 //
 // Spaces (M = ROLE_MANAGER, others ROLE_MEMBER, in join order):
 //
@@ -287,7 +288,8 @@ func Default() Workspace {
 			{ID: "103", Email: "carol@example.com", Name: "Carol Chen"},
 			{ID: "104", Email: "dave@example.com", Name: "Dave Diaz"},
 			{ID: "105", Email: "erin@example.com", Name: "Erin Evans"},
-			{ID: "106", Email: "frank@example.com", Name: "Frank Fischer"},
+			{ID: "106", Email: "frank@example.com", Name: "Frank Fischer", Suspended: true,
+				Relations: []Relation{{Type: "manager", Value: "dave@example.com"}}},
 		},
 		Spaces: []Space{
 			{Name: "spaces/ENG", DisplayName: "Engineering", SpaceType: SpaceTypeSpace,
