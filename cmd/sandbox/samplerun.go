@@ -86,38 +86,40 @@ func (s *sandbox) publish(ctx context.Context, samples []*sample) ([]*entry, err
 }
 
 // wait waits for the results of es until deadline. It returns ctx's error
-// if ctx ends first, or a background error.
+// if ctx ends first, or a background error. A sweep (such as one a
+// Workspace suspension started) is waited for until its children have
+// answered, so that the memberships printed after are its work done.
 func (s *sandbox) wait(ctx context.Context, es []*entry, deadline <-chan time.Time) error {
 	for _, e := range es {
-		select {
-		case <-e.done:
-		case <-deadline:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-s.bgErr:
+		if ok, err := await(ctx, s, e.done, deadline); !ok {
 			return err
 		}
 	}
-	// A sweep (such as one a Workspace suspension started) is waited for
-	// until its children have answered, so that the memberships printed
-	// after are its work done.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for _, e := range es {
 		for !s.fannedOut(e) {
-			select {
-			case <-tick.C:
-			case <-deadline:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			case err := <-s.bgErr:
+			if ok, err := await(ctx, s, tick.C, deadline); !ok {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// await waits for c. It reports false when the deadline, the end of ctx
+// (its error) or a background error (that error) comes first.
+func await[T any](ctx context.Context, s *sandbox, c <-chan T, deadline <-chan time.Time) (bool, error) {
+	select {
+	case <-c:
+		return true, nil
+	case <-deadline:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case err := <-s.bgErr:
+		return false, err
+	}
 }
 
 // fannedOut reports whether every child result that e's result (a planned
