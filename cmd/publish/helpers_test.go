@@ -21,10 +21,16 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
+	"github.com/chat-offboard/chat-offboard/internal/firestoretest"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pubsubtest.RunMain(m)) }
+func TestMain(m *testing.M) {
+	unpin := firestoretest.Pin() // the report's tests read a ledger on the Firestore emulator
+	code := pubsubtest.RunMain(m)
+	unpin()
+	os.Exit(code)
+}
 
 // syncBuffer is written by run while the test reads it.
 type syncBuffer = syncbuf.Buffer

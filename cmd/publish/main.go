@@ -13,6 +13,11 @@
 // ended failed, invalid, refused or expired; 2 usage, input, connection
 // errors or a timeout.
 //
+// publish report REQUEST_ID prints the leaver report of a request from the
+// function's ledger (report.go): per person, every space with its outcome,
+// and whether the request is complete; --csv and --json for other programs.
+// Its exit codes are its own (see publish report --help).
+//
 // Install it with
 //
 //	go install github.com/chat-offboard/chat-offboard/cmd/publish@latest
@@ -31,7 +36,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	var code int
+	if len(os.Args) > 1 && os.Args[1] == "report" {
+		code = runReport(ctx, os.Args[2:], os.Stdout, os.Stderr, os.Getenv)
+	} else {
+		code = run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	}
 	stop()
 	os.Exit(code)
 }
