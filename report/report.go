@@ -47,8 +47,8 @@ import (
 
 // Unreachable is what no API reaches, stated in every report.
 const Unreachable = "Direct messages and group chats (unnamed spaces) cannot be listed by an admin: spaces.search " +
-	"sees only named spaces, so a sweep cannot reach them and they are not in this report. The person stays in them " +
-	"until their account is suspended or deleted: that is what ends their access to them."
+	"sees only named spaces, so a sweep cannot reach them and they are not in this report. Suspending or deleting " +
+	"the person's account is what ends their access to them."
 
 // Pending is the outcome the report gives a membership whose write was
 // intended but whose decision is not recorded yet: a delivery is still
@@ -322,14 +322,19 @@ func resultRow(root string, data []byte) (Row, error) {
 	return row, nil
 }
 
-// fill derives what a row lacks from its membership name: the space, and
-// the person (spaces/S/members/ID is users/ID); an email id is the email.
+// fill derives what a row lacks from its membership name: the space, the
+// person (spaces/S/members/ID is users/ID) and, when the request named the
+// person by email (spaces/S/members/EMAIL), the email; an email id is the
+// email.
 func fill(row Row) Row {
 	if rest, ok := strings.CutPrefix(row.Membership, "spaces/"); ok {
 		space, member, _ := strings.Cut(rest, "/members/")
 		row.Space = "spaces/" + space
 		if row.Person == "" && member != "" {
 			row.Person = "users/" + member
+		}
+		if row.Email == "" && strings.Contains(member, "@") {
+			row.Email = member
 		}
 	}
 	if id := strings.TrimPrefix(row.Person, "users/"); row.Email == "" && strings.Contains(id, "@") {

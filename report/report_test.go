@@ -321,8 +321,7 @@ func TestTextReport(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"Request sw (sweep; 3 people from every space; reason: offboarding; requested by hr)",
-		"NOT complete: 6 results recorded of 7 expected; 1 intended writes have no decision yet",
+		"Request sw (sweep; 3 people from every space; reason: offboarding; requested by hr): NOT complete, 6 of 7 expected results: 1 intended writes have no decision yet",
 		"Request missing: not found: the ledger has no such request",
 		"two@example.com (users/2)",
 		"Bravo line", // the newline of a display name does not break the table

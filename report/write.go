@@ -86,9 +86,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	for _, p := range rep.People {
 		fmt.Fprintf(b, "\n%s\n", personTitle(p))
 		tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  SPACE\tNAME\tOUTCOME\tROLE\tHAND-OFF")
+		fmt.Fprintln(tw, "  SPACE\tDISPLAY NAME\tOUTCOME\tROLE\tHAND-OFF")
 		for _, r := range p.Rows {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", dash(clean(r.SpaceDisplayName)), dash(r.Space), r.Outcome, dash(r.Role), dash(r.HandOff))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", dash(r.Space), dash(clean(r.SpaceDisplayName)), r.Outcome, dash(r.Role), dash(r.HandOff))
 		}
 		tw.Flush()
 		for _, r := range p.Rows {
@@ -116,7 +116,8 @@ func (rep *Report) WriteText(w io.Writer) error {
 	return nil
 }
 
-// writeRequest writes one request's heading line and its completeness.
+// writeRequest writes one request's line: what it is and whether it is
+// complete.
 func writeRequest(b *strings.Builder, r Request) {
 	if !r.Found {
 		fmt.Fprintf(b, "Request %s: not found: %s.\n", r.ID, r.Why)
@@ -137,15 +138,14 @@ func writeRequest(b *strings.Builder, r Request) {
 	if r.RequestedBy != "" {
 		about = append(about, "requested by "+clean(r.RequestedBy))
 	}
-	fmt.Fprintf(b, "Request %s (%s)\n", r.ID, strings.Join(about, "; "))
-	expected := ""
+	recorded := plural(r.Recorded, "result")
 	if r.Expected != nil {
-		expected = fmt.Sprintf(" of %d expected", *r.Expected)
+		recorded = fmt.Sprintf("%d of %d expected results", r.Recorded, *r.Expected)
 	}
 	if r.Complete {
-		fmt.Fprintf(b, "  complete: %d results recorded%s\n", r.Recorded, expected)
+		fmt.Fprintf(b, "Request %s (%s): complete, %s.\n", r.ID, strings.Join(about, "; "), recorded)
 	} else {
-		fmt.Fprintf(b, "  NOT complete: %d results recorded%s; %s\n", r.Recorded, expected, r.Why)
+		fmt.Fprintf(b, "Request %s (%s): NOT complete, %s: %s.\n", r.ID, strings.Join(about, "; "), recorded, r.Why)
 	}
 }
 
@@ -187,6 +187,14 @@ func personTitle(p Person) string {
 		return p.Email + " (" + p.ID + ")"
 	}
 	return p.ID
+}
+
+// plural is "1 result", "2 results".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func dash(s string) string {

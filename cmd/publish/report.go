@@ -152,7 +152,7 @@ func summary(rep *report.Report) string {
 		case !r.Found:
 			parts = append(parts, r.ID+" not found")
 		case r.Complete:
-			parts = append(parts, fmt.Sprintf("%s complete (%d results)", r.ID, r.Recorded))
+			parts = append(parts, fmt.Sprintf("%s complete (results: %d)", r.ID, r.Recorded))
 		default:
 			parts = append(parts, fmt.Sprintf("%s NOT complete: %s", r.ID, r.Why))
 		}

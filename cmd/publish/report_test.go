@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func TestReportCommand(t *testing.T) {
 	env := map[string]string{"GOOGLE_CLOUD_PROJECT": project}
 
 	inv := runReportCLI(t, env, "clean")
-	if inv.code != reportOK || !strings.Contains(inv.stdout, "spaces/ENG  removed  ROLE_MEMBER") || !strings.Contains(inv.stdout, report.Unreachable) {
+	if inv.code != reportOK || !regexp.MustCompile(`spaces/ENG +- +removed +ROLE_MEMBER`).MatchString(inv.stdout) || !strings.Contains(inv.stdout, report.Unreachable) {
 		t.Errorf("clean: exit %d, want 0 with the row and the note:\n%s", inv.code, inv.stdout)
 	}
 
@@ -66,7 +67,7 @@ func TestReportCommand(t *testing.T) {
 	if inv.code != reportAttention || err != nil || len(recs) != 3 || strings.Join(recs[0], ",") != strings.Join(report.CSVHeader, ",") {
 		t.Errorf("--csv: exit %d (want 1), %v, records %q", inv.code, err, recs)
 	}
-	if !strings.Contains(inv.stderr, "clean complete (1 results); bad complete (1 results); 1 need attention") {
+	if !strings.Contains(inv.stderr, "clean complete (results: 1); bad complete (results: 1); 1 need attention") {
 		t.Errorf("--csv: the summary on stderr is %q", inv.stderr)
 	}
 

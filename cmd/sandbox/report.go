@@ -164,6 +164,7 @@ func (s *sandbox) report(all []*entry, elapsed time.Duration) bool {
 	if len(failures) > 0 && s.o.workspace != "" && s.o.requests == "" {
 		w.Printf("(the embedded samples are written for the default workspace: with --workspace, give --requests too)\n")
 	}
+	s.leaverReport(w, all)
 	return len(failures) == 0
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
+	"github.com/chat-offboard/chat-offboard/ledger"
 )
 
 // entry is one message published by the sandbox and what became of it.
@@ -48,6 +49,7 @@ type sandbox struct {
 	resSub      string
 	publisher   *pubsub.Publisher
 	fn          *engine.Engine
+	ledger      ledger.Store // the function's ledger, for the leaver report
 	fnURL       string
 	detach      func()
 	env         []envVar

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
+	"github.com/chat-offboard/chat-offboard/report"
 
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/request"
@@ -175,6 +176,7 @@ func TestDefaultRun(t *testing.T) {
 		t.Error("summary lines missing or wrong")
 	}
 	checkMemberships(t, out, wantAfter)
+	checkLeaverReport(t, out)
 	if errs != "" {
 		t.Errorf("standard error (not a terminal) should be empty, got:\n%s", errs)
 	}
@@ -469,5 +471,37 @@ func TestEmbeddedSamples(t *testing.T) {
 	}
 	if len(s) != len(want) || faults != 2 {
 		t.Errorf("%d samples with %d faults", len(s), faults)
+	}
+}
+
+// checkLeaverReport: the run ends with the leaver report of the samples that
+// reached the ledger (all but the two invalid ones), read in-process from
+// the function's ledger: alice grouped under her user id with her email,
+// each of her spaces once, the only-owner failure with its fix, and the
+// note on what no API reaches.
+func checkLeaverReport(t *testing.T, out string) {
+	t.Helper()
+	_, rep, ok := strings.Cut(out, "\nLeaver report ")
+	if !ok {
+		t.Fatalf("no leaver report at the end:\n%s", out)
+	}
+	for _, want := range []string{
+		"Request remove-alice-solo (space+member; spaces/SOLO/members/alice@example.com; requested by sandbox): complete, 1 result.",
+		"alice@example.com (users/101)",
+		"spaces/SOLO: failed",
+		"fix: name a successor",
+		"Outcomes: removed 4, dry_run 2, failed 2, refused 2, not_member 1",
+		"Complete: yes; 4 need attention.",
+		report.Unreachable,
+	} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("the leaver report lacks %q:\n%s", want, rep)
+		}
+	}
+	if strings.Contains(rep, "path-trick") || strings.Count(rep, "\nRequest ") != 11 {
+		t.Errorf("the leaver report should list the 11 recorded requests, not the invalid ones:\n%s", rep)
+	}
+	if alice := rep[strings.Index(rep, "alice@example.com (users/101)"):]; strings.Count(alice[:strings.Index(alice, "\n\n")], "spaces/ENG ") != 1 {
+		t.Errorf("alice's spaces:\n%s", alice)
 	}
 }

@@ -110,6 +110,7 @@ func (s *sandbox) startFunction(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.ledger = store
 	if s.fn, err = engine.New(context.Background(), cfg,
 		engine.WithPubSubClient(s.ps), engine.WithLogger(logging.New(logw, cfg.LogLevel)), engine.WithLedger(store)); err != nil {
 		return fmt.Errorf("building the function: %w", err)
