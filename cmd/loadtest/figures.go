@@ -32,7 +32,9 @@ func (r *loadRun) figures() map[string]any {
 		"drain":                  r.drain.Round(time.Millisecond).String(),
 		"idealNoverQ":            ideal.String(),
 		"drainVsIdeal":           fmt.Sprintf("%+.1f%%", 100*(float64(r.drain)/float64(ideal)-1)),
+		"drainFromFirstEvent":    fromFirstEvent(r, ideal),
 		"firstToLastWrite":       writeSpan.Round(time.Millisecond).String(),
+		"drainParts":             drainParts(r, writeSpan),
 		"firstToLastVsIdeal":     fmt.Sprintf("%+.1f%% (ideal for N-1 gaps: %v)", 100*(float64(writeSpan)/float64(idealSpan)-1), idealSpan.Round(time.Millisecond)),
 		"removed":                removed,
 		"chatWrites":             writes,
@@ -48,6 +50,31 @@ func (r *loadRun) figures() map[string]any {
 	latencyFigures(out, all)
 	r.publishFigures(out, len(all))
 	return out
+}
+
+// drainParts splits the drain: from the first publish to the first write
+// (publish, delivery, the first event's work up to its delete), the writes'
+// span, and from the last write until every event is acknowledged (the last
+// decisions recorded and published).
+func drainParts(r *loadRun, writeSpan time.Duration) string {
+	if r.firstWrite.Load() == 0 {
+		return "no write"
+	}
+	first := time.Unix(0, r.firstWrite.Load()).Sub(r.started)
+	delivered := time.Unix(0, r.c.firstEvent.Load()).Sub(r.started)
+	tail := r.drain - first - writeSpan
+	return fmt.Sprintf("%v to the first event received + %v to its write + %v of writes + %v after the last",
+		delivered.Round(time.Millisecond), (first - delivered).Round(time.Millisecond), writeSpan.Round(time.Millisecond), tail.Round(time.Millisecond))
+}
+
+// fromFirstEvent is the drain counted from the first event received (the
+// publish of the N requests and their delivery taken out) against N/Q.
+func fromFirstEvent(r *loadRun, ideal time.Duration) string {
+	if r.c.firstEvent.Load() == 0 {
+		return "no event"
+	}
+	d := r.started.Add(r.drain).Sub(time.Unix(0, r.c.firstEvent.Load()))
+	return fmt.Sprintf("%v (%+.1f%% vs N/Q)", d.Round(time.Millisecond), 100*(float64(d)/float64(ideal)-1))
 }
 
 // instanceFigures adds the sums over instances to out and returns the

@@ -94,6 +94,7 @@ type sample struct {
 // counters are shared by all instances.
 type counters struct {
 	inFlight, peak, acked atomic.Int64
+	firstEvent            atomic.Int64 // UnixNano of the first event received
 }
 
 // instance is one function instance: an engine served as the function is,
@@ -126,6 +127,7 @@ func (s *instance) serve() error {
 // handle is the function engine.EventHandler serves: the engine's Handle,
 // timed, with the Chat calls of the event attributed to it.
 func (s *instance) handle(ctx context.Context, e event.Event) error {
+	s.c.firstEvent.CompareAndSwap(0, time.Now().UnixNano())
 	n := s.c.inFlight.Add(1)
 	for p := s.c.peak.Load(); n > p && !s.c.peak.CompareAndSwap(p, n); p = s.c.peak.Load() {
 	}

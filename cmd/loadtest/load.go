@@ -52,6 +52,7 @@ type loadRun struct {
 	stopPush  context.CancelFunc
 
 	firstWrite, lastWrite atomic.Int64 // UnixNano of the first and last removal
+	started               time.Time    // the first request published
 	published, drain      time.Duration
 
 	// meter counts the ledger's Firestore RPCs and writes, and charges their
@@ -230,6 +231,7 @@ func (r *loadRun) publishAndDrain() error {
 	pub := r.ps.Publisher(r.reqTopic)
 	pub.PublishSettings.CountThreshold = 1000
 	start := time.Now()
+	r.started = start
 	var results []*pubsub.PublishResult
 	for i := range r.fl.n {
 		results = append(results, pub.Publish(r.ctx, &pubsub.Message{Data: request(i)}))
