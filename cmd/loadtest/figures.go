@@ -35,6 +35,7 @@ func (r *loadRun) figures() map[string]any {
 		"drainFromFirstEvent":    fromFirstEvent(r, ideal),
 		"firstToLastWrite":       writeSpan.Round(time.Millisecond).String(),
 		"drainParts":             drainParts(r, writeSpan),
+		"ledgerWarmUp":           r.ledgerWarmUp.Round(time.Millisecond).String(),
 		"firstToLastVsIdeal":     fmt.Sprintf("%+.1f%% (ideal for N-1 gaps: %v)", 100*(float64(writeSpan)/float64(idealSpan)-1), idealSpan.Round(time.Millisecond)),
 		"removed":                removed,
 		"chatWrites":             writes,
