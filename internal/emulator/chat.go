@@ -138,8 +138,16 @@ type CallInfo struct {
 //   - members.list supports filter (member.type and role with = and !=,
 //     AND, OR, parentheses), pageSize (default 100, max 1000) and opaque
 //     page tokens bound to the space, filter and useAdminAccess; deletes
-//     between pages neither skip nor repeat members. showGroups and
-//     showInvited are accepted and have no effect.
+//     between pages neither skip nor repeat members. With showGroups=true
+//     the Google Groups that are members of the space (Space.Groups) are
+//     listed too: name spaces/{space}/members/{group id}, groupMember
+//     groups/{group id}, no member and no role, so that a filter
+//     member.type != "BOT" keeps them and member.type = "HUMAN" or any
+//     role = … drops them ("If a filter is set, Google Group memberships
+//     that don't match the filter criteria aren't returned"). Page tokens
+//     are bound to showGroups too. members.get, delete and patch do not
+//     address group memberships here (404). showInvited is accepted and
+//     has no effect (nobody is invited).
 //   - spaces.search needs a query with customer = "customers/my_customer"
 //     and spaceType = "SPACE" (optionally AND displayName:"text"); it
 //     returns SPACE spaces only, in seed order, paged like members.list;
@@ -157,6 +165,7 @@ type Chat struct {
 	admins    map[string]bool // user ids
 	adminList []string        // as seeded
 	users     []User
+	groups    []Group           // as seeded
 	byEmail   map[string]string // lower-case primary email -> id
 	spaces    map[string]*spaceState
 	order     []*spaceState // by seq

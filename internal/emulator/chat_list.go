@@ -17,6 +17,7 @@ type pageToken struct {
 	Parent string `json:"p,omitempty"`
 	Filter string `json:"f,omitempty"`
 	Admin  bool   `json:"a,omitempty"`
+	Groups bool   `json:"g,omitempty"`
 	After  int64  `json:"s"`
 }
 
@@ -38,7 +39,7 @@ func checkPageToken(tok string, want pageToken) (int64, *apiError) {
 	if err != nil || t.Kind != want.Kind {
 		return 0, errf(400, "", "Invalid page token.")
 	}
-	if t.Parent != want.Parent || t.Filter != want.Filter || t.Admin != want.Admin {
+	if t.Parent != want.Parent || t.Filter != want.Filter || t.Admin != want.Admin || t.Groups != want.Groups {
 		return 0, errf(400, "", "The page token doesn't match the other parameters of the request.")
 	}
 	return t.After, nil
@@ -59,13 +60,17 @@ func parsePageSize(q url.Values) (int, *apiError) {
 	return min(n, maxPageSize), nil
 }
 
-func parseBoolParam(q url.Values, k string) *apiError {
-	if v := q.Get(k); v != "" {
-		if _, err := strconv.ParseBool(v); err != nil {
-			return errf(400, "", "Invalid value for %s: %q", k, v)
-		}
+// parseBoolParam reads a boolean query parameter (absent: false).
+func parseBoolParam(q url.Values, k string) (bool, *apiError) {
+	v := q.Get(k)
+	if v == "" {
+		return false, nil
 	}
-	return nil
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errf(400, "", "Invalid value for %s: %q", k, v)
+	}
+	return b, nil
 }
 
 type listMembershipsJSON struct {
@@ -89,12 +94,14 @@ func (c *Chat) listMembers(rq *request) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	for _, k := range []string{"showGroups", "showInvited"} {
-		if e := parseBoolParam(rq.q, k); e != nil {
-			return nil, e
-		}
+	showGroups, e := parseBoolParam(rq.q, "showGroups")
+	if e != nil {
+		return nil, e
 	}
-	want := pageToken{Kind: "members", Parent: rq.space, Filter: filterText, Admin: rq.admin}
+	if _, e := parseBoolParam(rq.q, "showInvited"); e != nil {
+		return nil, e
+	}
+	want := pageToken{Kind: "members", Parent: rq.space, Filter: filterText, Admin: rq.admin, Groups: showGroups}
 	after, e := checkPageToken(rq.q.Get("pageToken"), want)
 	if e != nil {
 		return nil, e
@@ -105,7 +112,10 @@ func (c *Chat) listMembers(rq *request) (any, *apiError) {
 		i := sort.Search(len(s.list), func(i int) bool { return s.list[i].seq > after })
 		for ; i < len(s.list); i++ {
 			m := s.list[i]
-			if !filter.matchMember(m.typ, m.role) {
+			// A group's membership has no member.type and no role:
+			// member.type != "BOT" matches it, member.type = "HUMAN"
+			// and any role = … do not.
+			if (m.group && !showGroups) || !filter.matchMember(m.typ, m.role) {
 				continue
 			}
 			if len(out.Memberships) == size {

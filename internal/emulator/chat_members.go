@@ -17,16 +17,27 @@ type userJSON struct {
 	Type string `json:"type"`
 }
 
-type membershipJSON struct {
-	Name       string    `json:"name"`
-	State      string    `json:"state"`
-	Role       string    `json:"role,omitempty"`
-	Member     *userJSON `json:"member,omitempty"`
-	CreateTime string    `json:"createTime,omitempty"`
-	DeleteTime string    `json:"deleteTime,omitempty"`
+type groupJSON struct {
+	Name string `json:"name"`
 }
 
+type membershipJSON struct {
+	Name        string     `json:"name"`
+	State       string     `json:"state"`
+	Role        string     `json:"role,omitempty"`
+	Member      *userJSON  `json:"member,omitempty"`
+	GroupMember *groupJSON `json:"groupMember,omitempty"`
+	CreateTime  string     `json:"createTime,omitempty"`
+	DeleteTime  string     `json:"deleteTime,omitempty"`
+}
+
+// membershipOf is the API's view of a membership. A Google Group's
+// membership has groupMember (groups/ID) and no member; its role is
+// MEMBERSHIP_ROLE_UNSPECIFIED, which the API leaves out.
 func membershipOf(space string, m *memberState, state string) *membershipJSON {
+	if m.group {
+		return &membershipJSON{Name: space + "/members/" + m.id, State: state, GroupMember: &groupJSON{Name: "groups/" + m.id}, CreateTime: m.created}
+	}
 	return &membershipJSON{
 		Name:       space + "/members/" + m.id,
 		State:      state,

@@ -10,7 +10,8 @@ import (
 )
 
 type memberState struct {
-	id      string // user id, or "app"
+	id      string // user id, or "app"; the group id of a group membership
+	group   bool   // a Google Group's membership: in spaceState.list only
 	typ     string
 	role    string
 	seq     int64
@@ -37,6 +38,7 @@ func (c *Chat) load(ws Workspace) {
 		c.admins[strings.TrimPrefix(a, "users/")] = true
 	}
 	c.users = ws.Users
+	c.groups = cloneGroups(ws.Groups)
 	c.byEmail = map[string]string{}
 	for _, u := range ws.Users {
 		// Primary addresses only: Chat documents "the user's email" as an
@@ -63,6 +65,13 @@ func (c *Chat) load(ws Workspace) {
 				ms.role = RoleMember
 			}
 			c.addMemberLocked(st, ms)
+		}
+		for _, g := range s.Groups {
+			// Group memberships are listed (with showGroups) but not
+			// addressed by members.get, delete or patch here, and
+			// count as neither humans nor owners.
+			c.seq++
+			st.list = append(st.list, &memberState{id: strings.TrimPrefix(g, "groups/"), group: true, seq: c.seq, created: c.createdAt})
 		}
 		c.spaces[s.Name] = st
 		c.order = append(c.order, st)
@@ -101,7 +110,7 @@ func (c *Chat) removeMemberLocked(s *spaceState, m *memberState) {
 func (c *Chat) Snapshot() Workspace {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	ws := Workspace{Customer: c.customer, Admins: append([]string(nil), c.adminList...)}
+	ws := Workspace{Customer: c.customer, Admins: append([]string(nil), c.adminList...), Groups: cloneGroups(c.groups)}
 	ws.Users = make([]User, len(c.users))
 	for i, u := range c.users {
 		u.Aliases = append([]string(nil), u.Aliases...)
@@ -111,6 +120,10 @@ func (c *Chat) Snapshot() Workspace {
 	for _, s := range c.order {
 		sp := Space{Name: s.name, DisplayName: s.displayName, SpaceType: s.spaceType, Members: make([]Member, 0, len(s.list))}
 		for _, m := range s.list {
+			if m.group {
+				sp.Groups = append(sp.Groups, "groups/"+m.id)
+				continue
+			}
 			sp.Members = append(sp.Members, Member{User: "users/" + m.id, Type: m.typ, Role: m.role})
 		}
 		ws.Spaces = append(ws.Spaces, sp)

@@ -13,6 +13,8 @@ type DirectoryStats struct {
 	Calls int64
 	// ListCalls counts users.list calls, whatever their outcome.
 	ListCalls int64
+	// GroupsList counts groups.list calls, whatever their outcome.
+	GroupsList int64
 	// NotFound counts calls answered 404.
 	NotFound int64
 	// Faulted counts calls answered or dropped by a Fault.
@@ -34,8 +36,8 @@ var (
 	}
 )
 
-// Directory emulates the Admin SDK Directory API users.get and users.list
-// on a loopback HTTP server. Its users are fixed at construction. All
+// Directory emulates the Admin SDK Directory API users.get, users.list and
+// groups.list (described at Directory.groupsList) on a loopback HTTP server. Its users are fixed at construction. All
 // methods are safe for concurrent use, also while the server handles
 // requests.
 //
@@ -60,7 +62,9 @@ type Directory struct {
 	customer string                    // the customer id, without "customers/"
 	admins   map[string]bool           // user ids
 
-	calls, listCalls, notFound, faulted, unauthorized atomic.Int64
+	groups groupIndex // read-only after construction
+
+	calls, listCalls, groupsCalls, notFound, faulted, unauthorized atomic.Int64
 }
 
 type directoryUser struct {
@@ -132,6 +136,7 @@ func NewDirectory(ws Workspace, auth *OAuth) *Directory {
 			d.byKey[strings.ToLower(a)] = du
 		}
 	}
+	d.groups = newGroupIndex(ws.Groups)
 	d.srv = startLoopback(http.HandlerFunc(d.serve))
 	return d
 }
@@ -143,7 +148,8 @@ func (d *Directory) URL() string { return d.srv.base + "/" }
 // Close stops the server and closes its connections. It is idempotent.
 func (d *Directory) Close() { d.srv.close() }
 
-// InjectFault adds a fault (Method "users.get", "users.list" or "").
+// InjectFault adds a fault (Method "users.get", "users.list",
+// "groups.list" or "").
 func (d *Directory) InjectFault(f Fault) { d.faults.add(f) }
 
 // ClearFaults removes all injected faults.
@@ -151,10 +157,14 @@ func (d *Directory) ClearFaults() { d.faults.clear() }
 
 // Stats returns the current counters.
 func (d *Directory) Stats() DirectoryStats {
-	return DirectoryStats{Calls: d.calls.Load(), ListCalls: d.listCalls.Load(), NotFound: d.notFound.Load(), Faulted: d.faulted.Load(), Unauthorized: d.unauthorized.Load()}
+	return DirectoryStats{Calls: d.calls.Load(), ListCalls: d.listCalls.Load(), GroupsList: d.groupsCalls.Load(), NotFound: d.notFound.Load(), Faulted: d.faulted.Load(), Unauthorized: d.unauthorized.Load()}
 }
 
 func (d *Directory) serve(w http.ResponseWriter, r *http.Request) {
+	if requestPath(r) == "/admin/directory/v1/groups" {
+		d.serveGroups(w, r)
+		return
+	}
 	fail := func(e *apiError) {
 		if e.code == 404 {
 			d.notFound.Add(1)

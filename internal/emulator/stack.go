@@ -26,6 +26,7 @@ var StackScopes = []string{
 	ScopeChatAdminMemberships,
 	ScopeChatAdminSpacesReadonly,
 	ScopeAdminDirectoryUserReadonly,
+	ScopeAdminDirectoryGroupReadonly,
 }
 
 // Stack is the four emulations wired together by StartAll. Its fields are

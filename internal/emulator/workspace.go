@@ -44,6 +44,23 @@ type Workspace struct {
 	Users []User `json:"users"`
 	// Spaces are the Chat spaces with their memberships.
 	Spaces []Space `json:"spaces"`
+	// Groups are the Google Groups of the Workspace (Directory entries),
+	// which spaces may have as members (Space.Groups).
+	Groups []Group `json:"groups,omitempty"`
+}
+
+// Group is a Google Group of the Workspace.
+type Group struct {
+	// ID is the group id, without the "groups/" prefix. The Directory's
+	// group id and the Chat API's groups/{group} name the same group.
+	ID string `json:"id"`
+	// Email is the group's address.
+	Email string `json:"email"`
+	// Name is the display name.
+	Name string `json:"name,omitempty"`
+	// Members are the group's direct members: "users/ID" or "groups/ID"
+	// (a nested group).
+	Members []string `json:"members,omitempty"`
 }
 
 // User is a person of the Workspace.
@@ -100,6 +117,10 @@ type Space struct {
 	SpaceType string `json:"spaceType,omitempty"`
 	// Members are the memberships, in join order.
 	Members []Member `json:"members"`
+	// Groups are the Google Groups that are members of the space
+	// ("groups/ID"), added after Members. members.list shows them only
+	// with showGroups=true.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Member is one membership of a Space.
@@ -168,6 +189,10 @@ func (w Workspace) Validate() error {
 			return fmt.Errorf("emulator: admin %q is not users/ID", a)
 		}
 	}
+	groups, err := w.validateGroups(ids, emails)
+	if err != nil {
+		return err
+	}
 	names := map[string]bool{}
 	for _, s := range w.Spaces {
 		id, ok := strings.CutPrefix(s.Name, "spaces/")
@@ -210,6 +235,57 @@ func (w Workspace) Validate() error {
 				return fmt.Errorf("emulator: space %q: %s has no managers", s.Name, s.SpaceType)
 			}
 		}
+		if err := checkSpaceGroups(s, groups); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateGroups checks the groups of w: ids, emails unique among users and
+// groups, members that are known users or groups. It returns the group ids.
+func (w Workspace) validateGroups(users, emails map[string]bool) (map[string]bool, error) {
+	groups := map[string]bool{}
+	for _, g := range w.Groups {
+		if !validSegment(g.ID) || strings.Contains(g.ID, "@") {
+			return nil, fmt.Errorf("emulator: group id %q is not a valid id", g.ID)
+		}
+		if groups[g.ID] {
+			return nil, fmt.Errorf("emulator: duplicate group id %q", g.ID)
+		}
+		groups[g.ID] = true
+		if le := strings.ToLower(g.Email); !validSegment(g.Email) || !strings.Contains(g.Email, "@") || emails[le] {
+			return nil, fmt.Errorf("emulator: group %q: email %q is not valid or not unique", g.ID, g.Email)
+		}
+		emails[strings.ToLower(g.Email)] = true
+	}
+	for _, g := range w.Groups {
+		seen := map[string]bool{}
+		for _, m := range g.Members {
+			u, isUser := strings.CutPrefix(m, "users/")
+			n, isGroup := strings.CutPrefix(m, "groups/")
+			if !(isUser && users[u]) && !(isGroup && groups[n] && n != g.ID) || seen[m] {
+				return nil, fmt.Errorf("emulator: group %q: member %q is not a known users/ID or another groups/ID, or is repeated", g.ID, m)
+			}
+			seen[m] = true
+		}
+	}
+	return groups, nil
+}
+
+// checkSpaceGroups checks the group members of a space: known groups, once
+// each, in a SPACE or GROUP_CHAT.
+func checkSpaceGroups(s Space, groups map[string]bool) error {
+	seen := map[string]bool{}
+	for _, g := range s.Groups {
+		id, ok := strings.CutPrefix(g, "groups/")
+		if !ok || !groups[id] || seen[id] {
+			return fmt.Errorf("emulator: space %q: group member %q is not a known groups/ID, or is repeated", s.Name, g)
+		}
+		seen[id] = true
+		if s.SpaceType == SpaceTypeDirectMessage {
+			return fmt.Errorf("emulator: space %q: a direct message has no group members", s.Name)
+		}
 	}
 	return nil
 }
@@ -245,8 +321,10 @@ func (w Workspace) Clone() Workspace {
 	c.Spaces = make([]Space, len(w.Spaces))
 	for i, s := range w.Spaces {
 		s.Members = append([]Member(nil), s.Members...)
+		s.Groups = append([]string(nil), s.Groups...)
 		c.Spaces[i] = s
 	}
+	c.Groups = cloneGroups(w.Groups)
 	return c
 }
 
@@ -310,4 +388,17 @@ func Default() Workspace {
 				Members: []Member{h("101"), h("102")}},
 		},
 	}
+}
+
+// cloneGroups returns a deep copy of groups.
+func cloneGroups(groups []Group) []Group {
+	if groups == nil {
+		return nil
+	}
+	out := make([]Group, len(groups))
+	for i, g := range groups {
+		g.Members = append([]string(nil), g.Members...)
+		out[i] = g
+	}
+	return out
 }
