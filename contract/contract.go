@@ -31,10 +31,14 @@ const (
 	Failed    Outcome = "failed"
 	Planned   Outcome = "planned"
 	Expired   Outcome = "expired"
+	// ViaGroup is a sweep's person who is no direct member of a space but
+	// still reaches it through a Google Group (Result.ViaGroups): nothing
+	// is removed, the group is not the function's to change.
+	ViaGroup Outcome = "via_group"
 )
 
 // Outcomes lists every outcome, in the order docs/design.md gives them.
-var Outcomes = []Outcome{Removed, NotMember, DryRun, Refused, Invalid, Failed, Planned, Expired}
+var Outcomes = []Outcome{Removed, NotMember, DryRun, Refused, Invalid, Failed, Planned, Expired, ViaGroup}
 
 // Result event constants.
 const (
@@ -75,6 +79,11 @@ type Result struct {
 	SourceMessageID  string      `json:"sourceMessageId,omitempty"`
 	ProcessedAt      time.Time   `json:"processedAt"`
 	HandOff          *HandOffLog `json:"handOff,omitempty"`
+	// ViaGroups are the Google Groups ("groups/ID") through which a
+	// sweep's person is still in the space after this decision: set with
+	// outcome via_group, and beside any other outcome of a person who was
+	// also a direct member.
+	ViaGroups []string `json:"viaGroups,omitempty"`
 }
 
 // Member is the member of a membership as the Chat API named it.

@@ -31,6 +31,10 @@ const MaxMembers = 100
 // MaxSpaces is the largest number of spaces one bulk request may name.
 const MaxSpaces = 10000
 
+// MaxGroups is the largest number of groups memberGroups may give for one
+// person.
+const MaxGroups = 1000
+
 // maxField bounds every free-text field (reason, requestedBy, requestId).
 const maxField = 512
 
@@ -59,6 +63,12 @@ type Request struct {
 	// requests it publishes, and every result of the request carries it,
 	// so that the leaver report can name the space.
 	SpaceDisplayName string `json:"spaceDisplayName,omitempty"`
+	// MemberGroups are, for each person of a sweep ("users/ID"), the
+	// Google Groups ("groups/ID") of which the Directory says they are a
+	// direct member; a person without an entry was not checked. Set only
+	// by the function on the requests a sweep fans out (with
+	// parentRequestId), so that its children need no Directory call.
+	MemberGroups map[string][]string `json:"memberGroups,omitempty"`
 }
 
 // MaxSpaceDisplayName is the longest spaceDisplayName accepted, in
@@ -203,6 +213,8 @@ func jsonTypeName(goType string) string {
 		return "an array of strings"
 	case "request.Request":
 		return "an object"
+	case "map[string][]string":
+		return "an object of arrays of strings"
 	}
 	return goType
 }

@@ -134,3 +134,47 @@ func TestParseRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestMemberGroups(t *testing.T) {
+	many := func(n int) string {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`"groups/g` + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strings.Repeat("0", i/26) + `"`)
+		}
+		return b.String()
+	}
+	child := func(groups string) string {
+		return `{"requestId":"sw/spaces/A","parentRequestId":"sw","space":"spaces/A","members":["101"],"memberGroups":{"users/101":[` + groups + `]}}`
+	}
+	v, err := Parse([]byte(child(`"groups/g1","groups/g2"`)), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.MemberGroups["users/101"]; len(got) != 2 || got[1] != "groups/g2" {
+		t.Errorf("memberGroups = %v", v.MemberGroups)
+	}
+	if _, err := Parse([]byte(child(many(MaxGroups))), "m"); err != nil {
+		t.Errorf("%d groups: %v", MaxGroups, err)
+	}
+	for _, data := range []string{
+		child(many(MaxGroups + 1)),
+		`{"space":"spaces/A","members":["101"],"memberGroups":{"users/101":["groups/g1"]}}`,
+		`{"parentRequestId":"sw","space":"spaces/A","members":["101"],"memberGroups":{"users/101":["groups/g1"],"users/x@example.com":[]}}`,
+	} {
+		_, err := Parse([]byte(data), "m")
+		var re *Error
+		if !errors.As(err, &re) || re.Field != "memberGroups" {
+			t.Errorf("Parse(%.90s…) = %v, want an error naming memberGroups", data, err)
+		}
+	}
+	// Several faults: always the same error (the first key in order).
+	data := `{"parentRequestId":"sw","space":"spaces/A","members":["101"],"memberGroups":{"users/b":["x"],"users/a":["y"]}}`
+	for i := 0; i < 20; i++ {
+		if _, err := Parse([]byte(data), "m"); err == nil || !strings.Contains(err.Error(), `"y"`) {
+			t.Fatalf("error %v, want the one about users/a's \"y\"", err)
+		}
+	}
+}

@@ -4,6 +4,8 @@ package request
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -70,7 +72,10 @@ func checkEnvelope(r Request) error {
 	if r.PageToken != "" && !r.AllSpaces {
 		return invalid("pageToken", "only a sweep (allSpaces) continues at a page token")
 	}
-	return checkSpaceDisplayName(r)
+	if err := checkSpaceDisplayName(r); err != nil {
+		return err
+	}
+	return checkMemberGroups(r)
 }
 
 // checkSpaceDisplayName checks the optional display name of a request's one
@@ -88,6 +93,53 @@ func checkSpaceDisplayName(r Request) error {
 	}
 	if r.Space == "" {
 		return invalid("spaceDisplayName", "only with space (it names that space)")
+	}
+	return nil
+}
+
+// checkMemberGroups checks memberGroups, which only the function sets on the
+// requests a sweep fans out: with parentRequestId, on a sweep or space +
+// members, at most MaxMembers people ("users/ID", an id, not an email) of
+// at most MaxGroups distinct groups ("groups/ID") each.
+func checkMemberGroups(r Request) error {
+	const field = "memberGroups"
+	switch {
+	case len(r.MemberGroups) == 0:
+		return nil
+	case r.ParentRequestID == "":
+		return invalid(field, "set only by the function on the requests a sweep fans out (with parentRequestId); publishers leave it out")
+	case !r.AllSpaces && (r.Space == "" || len(r.Members) == 0):
+		return invalid(field, "only with allSpaces, or with space and members")
+	case len(r.MemberGroups) > MaxMembers:
+		return invalid(field, "%d people, more than the limit of %d", len(r.MemberGroups), MaxMembers)
+	}
+	// In key order, so that the same faults always get the same error.
+	for _, person := range slices.Sorted(maps.Keys(r.MemberGroups)) {
+		groups := r.MemberGroups[person]
+		id, ok := strings.CutPrefix(person, "users/")
+		if !ok {
+			return invalid(field, "key %s is not users/{id}", quote(person))
+		}
+		if err := checkSegment(field, id, false); err != nil {
+			return err
+		}
+		if len(groups) > MaxGroups {
+			return invalid(field, "%d groups for %s, more than the limit of %d", len(groups), Clip(person), MaxGroups)
+		}
+		seen := map[string]bool{}
+		for _, g := range groups {
+			gid, ok := strings.CutPrefix(g, "groups/")
+			if !ok {
+				return invalid(field, "%s is not groups/{id}", quote(g))
+			}
+			if err := checkSegment(field, gid, false); err != nil {
+				return err
+			}
+			if seen[g] {
+				return invalid(field, "%s is given twice for %s", Clip(g), Clip(person))
+			}
+			seen[g] = true
+		}
 	}
 	return nil
 }

@@ -38,6 +38,10 @@ func TestGoResultsValidate(t *testing.T) {
 		{RequestID: "r8", Outcome: contract.Planned, Children: &two, ExpectedResults: &two, Continued: true, AdminAccess: true, ProcessedAt: now},
 		{RequestID: "r9/spaces/A", ParentRequestID: "r9", Membership: "spaces/A/members/1", Outcome: contract.Removed,
 			HandOff: &contract.HandOffLog{Successor: "users/2", Added: true, Promoted: true}, Reason: "offboarding", RequestedBy: "workday", ProcessedAt: now},
+		{RequestID: "r10/spaces/A", ParentRequestID: "r10", Membership: "spaces/A/members/1", Outcome: contract.ViaGroup,
+			Member: &contract.Member{Name: "users/1", Type: "HUMAN"}, ViaGroups: []string{"groups/g1"}, AdminAccess: true, ProcessedAt: now},
+		{RequestID: "r11/spaces/A", ParentRequestID: "r11", Membership: "spaces/A/members/1", Outcome: contract.Removed,
+			ViaGroups: []string{"groups/g1", "groups/g2"}, AdminAccess: true, ProcessedAt: now},
 	} {
 		data, err := json.Marshal(r)
 		if err != nil {
@@ -55,6 +59,8 @@ func TestGoResultsValidate(t *testing.T) {
 		`{"requestId":"r","outcome":"removed","adminAccess":false,"dryRun":false,"processedAt":"yesterday"}`,
 		`{"requestId":"r","outcome":"removed","membership":"spaces/A","adminAccess":false,"dryRun":false,"processedAt":"2026-11-28T10:00:00Z"}`,
 		`{"outcome":"removed","adminAccess":false,"dryRun":false,"processedAt":"2026-11-28T10:00:00Z"}`,
+		`{"requestId":"r","membership":"spaces/A/members/1","outcome":"via_group","adminAccess":true,"dryRun":false,"processedAt":"2026-11-28T10:00:00Z"}`,
+		`{"requestId":"r","membership":"spaces/A/members/1","outcome":"removed","viaGroups":["users/1"],"adminAccess":true,"dryRun":false,"processedAt":"2026-11-28T10:00:00Z"}`,
 	} {
 		if validate(res, []byte(bad)) == nil {
 			t.Errorf("accepted: %s", bad)

@@ -79,7 +79,7 @@ var chatMethods = map[string]bool{
 var outcomes = map[contract.Outcome]bool{
 	contract.Removed: true, contract.NotMember: true, contract.DryRun: true,
 	contract.Refused: true, contract.Invalid: true, contract.Failed: true,
-	contract.Planned: true, contract.Expired: true,
+	contract.Planned: true, contract.Expired: true, contract.ViaGroup: true,
 }
 
 // fault converts s to an emulator.Fault (Times defaults to 1).
