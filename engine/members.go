@@ -94,29 +94,47 @@ type spaceMembership struct {
 }
 
 // humans are the human memberships of a space, by user name ("users/ID"),
-// with the number of owners.
+// with the number of owners, and the Google Groups that are members of the
+// space ("groups/ID") when they were asked for.
 type humans struct {
 	byUser map[string]spaceMembership
 	owners int
+	groups map[string]bool
 }
 
 // listHumans reads the human memberships of a space (members.list, every
-// page, with the member.type filter that admin access requires).
-func (f *Engine) listHumans(ctx context.Context, j *job, space string, admin bool) (humans, error) {
-	h := humans{byUser: map[string]spaceMembership{}}
+// page, with the member.type filter that admin access requires). With
+// groups it asks for the space's group memberships in the same calls:
+// showGroups=true, and the filter member.type != "BOT", which Google Group
+// memberships (no member, so no member.type) pass and member.type = "HUMAN"
+// would drop.
+func (f *Engine) listHumans(ctx context.Context, j *job, space string, admin, groups bool) (humans, error) {
+	h := humans{byUser: map[string]spaceMembership{}, groups: map[string]bool{}}
+	filter := `member.type = "HUMAN"`
+	if groups {
+		filter = `member.type != "BOT"`
+	}
 	token := ""
 	for {
 		var page *chat.ListMembershipsResponse
 		err := f.call(ctx, j, "members.list", read, func(ctx context.Context) error {
 			var err error
-			page, err = f.chat.Spaces.Members.List(space).UseAdminAccess(admin).
-				Filter(`member.type = "HUMAN"`).PageSize(listPageSize).PageToken(token).Context(ctx).Do()
+			call := f.chat.Spaces.Members.List(space).UseAdminAccess(admin).
+				Filter(filter).PageSize(listPageSize).PageToken(token)
+			if groups {
+				call.ShowGroups(true)
+			}
+			page, err = call.Context(ctx).Do()
 			return err
 		})
 		if err != nil {
 			return humans{}, err
 		}
 		for _, mem := range page.Memberships {
+			if groups && mem.GroupMember != nil && mem.Member == nil {
+				h.groups[mem.GroupMember.Name] = true
+				continue
+			}
 			if mem.Member == nil || mem.Member.Type != "HUMAN" {
 				continue
 			}

@@ -74,8 +74,12 @@ func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, erro
 		r.Outcome, r.Detail = contract.Planned, "nobody left to sweep: "+sweepScopeNote
 		return f.claim(ctx, j, root, v.RequestID, 0, unknown, append(out, j.decided(r)))
 	}
+	groups, gnote, err := f.sweepGroups(ctx, j, people)
+	if err != nil {
+		return out, err
+	}
 	var page *chat.SearchSpacesResponse
-	err := f.call(ctx, j, "spaces.search", read, func(ctx context.Context) error {
+	err = f.call(ctx, j, "spaces.search", read, func(ctx context.Context) error {
 		var err error
 		page, err = f.chat.Spaces.Search().UseAdminAccess(true).Query(SweepQuery).
 			PageSize(searchPageSize).PageToken(v.PageToken).Context(ctx).Do()
@@ -87,7 +91,7 @@ func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, erro
 		}
 		return f.claim(ctx, j, root, v.RequestID, 0, unknown, append(out, j.decided(r)))
 	}
-	children := pageChildren(v, root, page, people, successor)
+	children := pageChildren(v, root, page, people, successor, groups)
 	n = len(page.Spaces)
 	expected := unknown + n*len(people)
 	r.Continued = page.NextPageToken != ""
@@ -95,16 +99,16 @@ func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, erro
 		return out, err
 	}
 	r.Outcome, r.ExpectedResults = contract.Planned, &expected
-	r.Detail = fmt.Sprintf("sweep page: %d spaces, %d people; continued: %v; %s", n, len(people), r.Continued, sweepScopeNote)
+	r.Detail = fmt.Sprintf("sweep page: %d spaces, %d people; continued: %v; %s; %s", n, len(people), r.Continued, sweepScopeNote, groupDetail(gnote))
 	return f.claim(ctx, j, root, v.RequestID, len(children), expected, append(out, j.decided(r)))
 }
 
 // pageChildren are the child requests of one page of spaces.search: one
 // space+members request per space and, when there is a next page, the
-// sweep's continuation.
-func pageChildren(v *request.Valid, root string, page *chat.SearchSpacesResponse, people []string, successor string) []request.Request {
+// sweep's continuation. Each carries the people's groups.
+func pageChildren(v *request.Valid, root string, page *chat.SearchSpacesResponse, people []string, successor string, groups map[string][]string) []request.Request {
 	child := func(c request.Request) request.Request {
-		c.ParentRequestID, c.Members = root, people
+		c.ParentRequestID, c.Members, c.MemberGroups = root, people, groups
 		c.Successor, c.AddSuccessor = successor, v.AddSuccessor
 		c.AdminAccess, c.DryRun, c.Reason, c.RequestedBy = true, v.DryRun, v.Reason, v.RequestedBy
 		return c
@@ -196,7 +200,7 @@ func (f *Engine) sweepSpace(ctx context.Context, j *job) ([]contract.Result, err
 	if err != nil {
 		return f.spaceStopped(j, nil, v.People, err)
 	}
-	h, err := f.listHumans(ctx, j, space, v.AdminAccess)
+	h, err := f.listHumans(ctx, j, space, v.AdminAccess, anyGroups(v.MemberGroups, people))
 	if err != nil {
 		if isTransient(err) {
 			return f.spaceStopped(j, nil, v.People, err)
@@ -215,9 +219,13 @@ func (f *Engine) sweepSpace(ctx context.Context, j *job) ([]contract.Result, err
 	out := make([]contract.Result, 0, len(people))
 	humanCount := len(h.byUser)
 	for i, p := range people {
+		p.via = viaGroups(v.MemberGroups[p.id], h.groups)
 		r, err := f.sweepPerson(ctx, j, p, protected, &h, &humanCount)
 		if err != nil {
 			return f.spaceStopped(j, out, v.People[i:], err)
+		}
+		if !j.isReplay(&r) {
+			r = withViaGroups(r, p.via)
 		}
 		out = append(out, j.decided(r))
 	}
@@ -230,6 +238,7 @@ type spacePerson struct {
 	id         string // "users/ID"; "" when the directory does not know them
 	membership string // spaces/S/members/{id, or the name}
 	rec        *ledger.Membership
+	via        []string // the space's groups the person is a member of
 }
 
 // spacePeople resolves the people of a space+members request to user ids
@@ -303,6 +312,8 @@ func (f *Engine) sweepPerson(ctx context.Context, j *job, p spacePerson, protect
 		r.Member = &contract.Member{Name: p.id, Type: "HUMAN"}
 		r.Detail = "removed by an earlier delivery of this request, which stopped before its decision was recorded"
 		return r, nil
+	case !isMember && len(p.via) > 0:
+		return viaGroupResult(r, p.id, p.via), nil
 	case !isMember:
 		r.Outcome, r.MembershipState = contract.NotMember, "NOT_A_MEMBER"
 		return r, nil

@@ -211,7 +211,9 @@ func TestWorkspaceGroupsValidate(t *testing.T) {
 	}{
 		{"unknown group in a space", func(w *emulator.Workspace) { w.Spaces[0].Groups = []string{"groups/nope"} }},
 		{"group in a DM", func(w *emulator.Workspace) { w.Spaces[7].Groups = []string{"groups/g-eng"} }},
-		{"duplicate group id", func(w *emulator.Workspace) { w.Groups = append(w.Groups, emulator.Group{ID: "g-eng", Email: "x@example.com"}) }},
+		{"duplicate group id", func(w *emulator.Workspace) {
+			w.Groups = append(w.Groups, emulator.Group{ID: "g-eng", Email: "x@example.com"})
+		}},
 		{"group email of a user", func(w *emulator.Workspace) { w.Groups[1].Email = "alice@example.com" }},
 		{"unknown member", func(w *emulator.Workspace) { w.Groups[1].Members = []string{"users/999"} }},
 		{"itself as member", func(w *emulator.Workspace) { w.Groups[1].Members = []string{"groups/g-leads"} }},

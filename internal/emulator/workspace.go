@@ -159,29 +159,9 @@ func (w Workspace) Validate() error {
 	if w.Customer != "" && (!strings.HasPrefix(w.Customer, "customers/") || !validSegment(strings.TrimPrefix(w.Customer, "customers/"))) {
 		return fmt.Errorf("emulator: customer %q is not customers/{customer}", w.Customer)
 	}
-	ids := map[string]bool{}
-	emails := map[string]bool{}
-	for _, u := range w.Users {
-		if !validSegment(u.ID) || strings.Contains(u.ID, "@") || u.ID == "app" {
-			return fmt.Errorf("emulator: user id %q is not a valid id", u.ID)
-		}
-		if ids[u.ID] {
-			return fmt.Errorf("emulator: duplicate user id %q", u.ID)
-		}
-		ids[u.ID] = true
-		if err := u.validateDirectoryFields(); err != nil {
-			return err
-		}
-		for _, e := range append([]string{u.Email}, u.Aliases...) {
-			le := strings.ToLower(e)
-			if !validSegment(e) || !strings.Contains(e, "@") {
-				return fmt.Errorf("emulator: user %q: %q is not a valid email", u.ID, e)
-			}
-			if emails[le] {
-				return fmt.Errorf("emulator: duplicate email %q", e)
-			}
-			emails[le] = true
-		}
+	ids, emails, err := w.validateUsers()
+	if err != nil {
+		return err
 	}
 	for _, a := range w.Admins {
 		id, ok := strings.CutPrefix(a, "users/")
@@ -240,6 +220,35 @@ func (w Workspace) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validateUsers checks the users of w and returns their ids and lower-case
+// emails.
+func (w Workspace) validateUsers() (ids, emails map[string]bool, err error) {
+	ids, emails = map[string]bool{}, map[string]bool{}
+	for _, u := range w.Users {
+		if !validSegment(u.ID) || strings.Contains(u.ID, "@") || u.ID == "app" {
+			return nil, nil, fmt.Errorf("emulator: user id %q is not a valid id", u.ID)
+		}
+		if ids[u.ID] {
+			return nil, nil, fmt.Errorf("emulator: duplicate user id %q", u.ID)
+		}
+		ids[u.ID] = true
+		if err := u.validateDirectoryFields(); err != nil {
+			return nil, nil, err
+		}
+		for _, e := range append([]string{u.Email}, u.Aliases...) {
+			le := strings.ToLower(e)
+			if !validSegment(e) || !strings.Contains(e, "@") {
+				return nil, nil, fmt.Errorf("emulator: user %q: %q is not a valid email", u.ID, e)
+			}
+			if emails[le] {
+				return nil, nil, fmt.Errorf("emulator: duplicate email %q", e)
+			}
+			emails[le] = true
+		}
+	}
+	return ids, emails, nil
 }
 
 // validateGroups checks the groups of w: ids, emails unique among users and
