@@ -13,6 +13,8 @@
 //	            people (space+members)
 //	trigger.go  flow: an Admin audit LogEntry (a person suspended, archived
 //	            or deleted) read from the Directory, then swept
+//	groups.go   access through Google Groups: a sweep's Directory
+//	            groups.list per person, via_group decisions
 //	members.go  membership operations: read, list, delete, add, hand-off,
 //	            Directory look-ups
 //	protect.go  PROTECTED_MEMBERS resolved to user ids

@@ -11,7 +11,7 @@
 //
 //	always    https://www.googleapis.com/auth/chat.memberships
 //	--sweeps  + chat.admin.memberships, chat.admin.spaces.readonly,
-//	          admin.directory.user.readonly
+//	          admin.directory.user.readonly, admin.directory.group.readonly
 //	--app     + chat.memberships.app
 //
 // It prints the URL to open (and opens it with --open), waits for the
@@ -53,7 +53,10 @@ const (
 	ScopeChatAdminMemberships       = "https://www.googleapis.com/auth/chat.admin.memberships"
 	ScopeChatAdminSpacesReadonly    = "https://www.googleapis.com/auth/chat.admin.spaces.readonly"
 	ScopeAdminDirectoryUserReadonly = "https://www.googleapis.com/auth/admin.directory.user.readonly"
-	ScopeChatMembershipsApp         = "https://www.googleapis.com/auth/chat.memberships.app"
+	// ScopeAdminDirectoryGroupReadonly lets a sweep read each person's
+	// Google Groups (groups.list), to report access through groups.
+	ScopeAdminDirectoryGroupReadonly = "https://www.googleapis.com/auth/admin.directory.group.readonly"
+	ScopeChatMembershipsApp          = "https://www.googleapis.com/auth/chat.memberships.app"
 )
 
 // Google's endpoints, used unless the client secrets file or a flag names

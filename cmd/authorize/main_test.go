@@ -318,15 +318,16 @@ func TestScopesPerFlags(t *testing.T) {
 		want  []string
 	}{
 		{nil, []string{ScopeChatMemberships}},
-		{[]string{"--sweeps"}, []string{ScopeChatMemberships, ScopeChatAdminMemberships, ScopeChatAdminSpacesReadonly, ScopeAdminDirectoryUserReadonly}},
+		{[]string{"--sweeps"}, []string{ScopeChatMemberships, ScopeChatAdminMemberships, ScopeChatAdminSpacesReadonly, ScopeAdminDirectoryUserReadonly, ScopeAdminDirectoryGroupReadonly}},
 		{[]string{"--app"}, []string{ScopeChatMemberships, ScopeChatMembershipsApp}},
 		{[]string{"--sweeps", "--app"}, []string{ScopeChatMemberships, ScopeChatAdminMemberships, ScopeChatAdminSpacesReadonly,
-			ScopeAdminDirectoryUserReadonly, ScopeChatMembershipsApp}},
+			ScopeAdminDirectoryUserReadonly, ScopeAdminDirectoryGroupReadonly, ScopeChatMembershipsApp}},
 	}
 	// The emulator's names for the same scopes.
 	if ScopeChatMemberships != emulator.ScopeChatMemberships || ScopeChatAdminMemberships != emulator.ScopeChatAdminMemberships ||
 		ScopeChatAdminSpacesReadonly != emulator.ScopeChatAdminSpacesReadonly ||
-		ScopeAdminDirectoryUserReadonly != emulator.ScopeAdminDirectoryUserReadonly || ScopeChatMembershipsApp != emulator.ScopeChatMembershipsApp {
+		ScopeAdminDirectoryUserReadonly != emulator.ScopeAdminDirectoryUserReadonly || ScopeChatMembershipsApp != emulator.ScopeChatMembershipsApp ||
+		ScopeAdminDirectoryGroupReadonly != emulator.ScopeAdminDirectoryGroupReadonly {
 		t.Fatal("scope constants differ from the emulator's")
 	}
 	for i, tc := range cases {

@@ -210,7 +210,7 @@ func (o *options) check() error {
 func Scopes(sweeps, app bool) []string {
 	s := []string{ScopeChatMemberships}
 	if sweeps {
-		s = append(s, ScopeChatAdminMemberships, ScopeChatAdminSpacesReadonly, ScopeAdminDirectoryUserReadonly)
+		s = append(s, ScopeChatAdminMemberships, ScopeChatAdminSpacesReadonly, ScopeAdminDirectoryUserReadonly, ScopeAdminDirectoryGroupReadonly)
 	}
 	if app {
 		s = append(s, ScopeChatMembershipsApp)
