@@ -168,8 +168,18 @@ func Build(ctx context.Context, store ledger.Store, ids ...string) (*Report, err
 	return rep, nil
 }
 
-// finish sorts the people and their rows and counts the outcomes.
+// finish sorts the people and their rows, names every space that any row
+// of the report names (a single removal learns no display name; a sweep
+// does), and counts the outcomes.
 func (rep *Report) finish(people map[string]*Person) {
+	names := map[string]string{}
+	for _, p := range people {
+		for _, r := range p.Rows {
+			if r.SpaceDisplayName != "" {
+				names[r.Space] = r.SpaceDisplayName
+			}
+		}
+	}
 	counts := map[string]int{}
 	count := func(r Row) {
 		counts[r.Outcome]++
@@ -183,6 +193,7 @@ func (rep *Report) finish(people map[string]*Person) {
 		})
 		for i := range p.Rows {
 			p.Rows[i].Email = p.Email
+			p.Rows[i].SpaceDisplayName = cmp.Or(p.Rows[i].SpaceDisplayName, names[p.Rows[i].Space])
 			count(p.Rows[i])
 		}
 		rep.People = append(rep.People, *p)

@@ -175,7 +175,7 @@ func TestReportFromTheLedger(t *testing.T) {
 			"users/2 spaces/B sw":         "via_group |  |  | Bravo\nline | groups/g1 | " + fix("via_group", "", ""),
 			"users/2 spaces/C sw":         "pending | ROLE_MEMBER |  |  |  | " + fix(report.Pending, "", ""),
 			"users/ghost@example.com  sw": "failed |  |  |  |  | " + fix("failed", "NOT_FOUND", ""),
-			"users/1 spaces/A undo":       "restored | ROLE_MANAGER |  |  |  | ",
+			"users/1 spaces/A undo":       "restored | ROLE_MANAGER |  | Alpha, \"the\" first |  | ", // named by the sweep's row,
 			"users/1 spaces/D undo":       "already_member |  |  |  |  | ",
 		}
 		for k, v := range want {
