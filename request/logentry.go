@@ -67,11 +67,13 @@ type AuditEvent struct {
 // AuditRequestID is the request id of the Admin audit activity with the
 // given id (Reports API id.time and id.uniqueQualifier; in a LogEntry
 // metadata.activityId.timeUsec and uniqQualifier):
-// "workspace-{time in Unix microseconds}-{uniqueQualifier}". A LogEntry and
-// a reconciliation from the Reports API derive the same id, so the ledger
-// acts on the activity once whichever way it arrives.
+// "workspace-{time in Unix milliseconds}-{uniqueQualifier}". The time is
+// cut to milliseconds because the Reports API gives no finer time while a
+// LogEntry may. A LogEntry and a reconciliation from the Reports API derive
+// the same id, so the ledger acts on the activity once whichever way it
+// arrives. Safe for concurrent use, as everything in this package.
 func AuditRequestID(at time.Time, uniqueQualifier int64) string {
-	return fmt.Sprintf("%s%d-%d", AuditRequestPrefix, at.UnixMicro(), uniqueQualifier)
+	return fmt.Sprintf("%s%d-%d", AuditRequestPrefix, at.UnixMilli(), uniqueQualifier)
 }
 
 // RequestID is the request id of the event: AuditRequestID of its activity

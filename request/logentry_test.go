@@ -44,13 +44,18 @@ func TestParseAuditEntrySample(t *testing.T) {
 	if *ev != want {
 		t.Fatalf("got  %+v\nwant %+v", *ev, want)
 	}
-	if got := ev.RequestID(); got != "workspace-1663476083593000--8299540676987354861" {
+	if got := ev.RequestID(); got != "workspace-1663476083593--8299540676987354861" {
 		t.Fatalf("request id %q", got)
 	}
-	// The Reports API gives the activity's time as RFC 3339: the same id.
+	// The Reports API gives the activity's time as RFC 3339 in
+	// milliseconds: the same id, also when the entry's time is finer.
 	at, _ := time.Parse(time.RFC3339Nano, "2022-09-18T04:41:23.593Z")
 	if got := AuditRequestID(at, -8299540676987354861); got != ev.RequestID() {
 		t.Fatalf("AuditRequestID from the Reports API's id = %q, from the entry %q", got, ev.RequestID())
+	}
+	finer, err := ParseAuditEntry([]byte(strings.Replace(sinkEntry, "1663476083593000", "1663476083593417", 1)))
+	if err != nil || finer.RequestID() != ev.RequestID() {
+		t.Fatalf("an entry timed in microseconds: %v, %q, want %q", err, finer.RequestID(), ev.RequestID())
 	}
 	// A normal request never parses as this entry, and the entry is not a
 	// removal request.

@@ -44,6 +44,10 @@ func TestCheckConfig(t *testing.T) {
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{"invocation timeout", map[string]string{"INVOCATION_TIMEOUT": "540"}, "INVOCATION_TIMEOUT"},
 		{"writes 0", map[string]string{"CHAT_WRITES_PER_MINUTE": "0"}, "CHAT_WRITES_PER_MINUTE"},
+		{"workspace trigger", map[string]string{"AUTO_OFFBOARD_DOMAINS": "example.com", "AUTO_OFFBOARD_ORG_UNITS": "/Staff",
+			"AUTO_OFFBOARD_SUCCESSOR": "it@example.com", "AUTO_OFFBOARD_ADD_SUCCESSOR": "true"}, ""},
+		{"trigger domain", map[string]string{"AUTO_OFFBOARD_DOMAINS": "example.com,@x"}, "AUTO_OFFBOARD_DOMAINS"},
+		{"trigger successor without domains", map[string]string{"AUTO_OFFBOARD_SUCCESSOR": "it@example.com"}, "AUTO_OFFBOARD_DOMAINS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -47,8 +47,8 @@ var want = map[string]struct {
 	// Admin audit LogEntries as the organization's sink publishes them:
 	// frank's suspension becomes a sweep (6 spaces, 6 results), erin's
 	// (she is active again) is refused.
-	"workspace-1796117400250000-4711": {contract.Planned, "sweep: 6 spaces, 6 results"},
-	"workspace-1796117460500000-4712": {contract.Refused, "active again"},
+	"workspace-1796117400250-4711": {contract.Planned, "sweep: 6 spaces, 6 results"},
+	"workspace-1796117460500-4712": {contract.Refused, "active again"},
 }
 
 // wantAfter are the memberships of the default workspace after the default
