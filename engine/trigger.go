@@ -177,16 +177,18 @@ func (f *Engine) auditSweep(ctx context.Context, j *job) ([]contract.Result, err
 		r.Member = &contract.Member{Name: "users/" + j.audit.Email}
 		r.Error = &contract.ErrorInfo{Code: http.StatusNotFound, Status: "NOT_FOUND", Message: "the directory does not know " + j.audit.Email + ", not even among deleted users (deleted more than 20 days ago?)"}
 		r.Detail = "nothing was swept: publish a sweep naming the person's user id"
-		return f.claim(ctx, j, id, id, 0, 0, []contract.Result{j.decided(r)})
+		return f.claim(ctx, j, id, id, 0, 1, []contract.Result{j.decided(r)})
 	case !f.cfg.AutoOffboard.inOrgUnit(p.orgUnit):
 		j.log.InfoContext(ctx, "a Workspace audit entry names a person outside AUTO_OFFBOARD_ORG_UNITS; acknowledged without acting", "member", p.id, "orgUnitPath", p.orgUnit)
 		return f.claim(ctx, j, id, id, 0, 0, nil)
 	case p.active:
 		r.Outcome = contract.Refused
 		r.Member = &contract.Member{Name: p.id, Type: "HUMAN"}
+		r.Error = &contract.ErrorInfo{Code: http.StatusBadRequest, Status: "FAILED_PRECONDITION", Message: "the person is active again in the Directory"}
 		r.Detail = fmt.Sprintf("the person is active again in the Directory (%s after %s): nothing was swept", p.verbatim, j.audit.EventName)
 		j.log.WarnContext(ctx, "a Workspace audit entry names a person who is active again; refused", "member", p.id)
-		return f.claim(ctx, j, id, id, 0, 0, []contract.Result{j.decided(r)})
+		// The decision counts as the one result expected of the request.
+		return f.claim(ctx, j, id, id, 0, 1, []contract.Result{j.decided(r)})
 	}
 	if err := f.auditTarget(ctx, j, p); err != nil {
 		return nil, err

@@ -47,6 +47,9 @@ var (
 	}
 	// onlyOwner: FAILED_PRECONDITION for a space's only owner.
 	onlyOwner = "name a successor (\"successor\", with \"addSuccessor\": true if they may not be a member yet) or make another member an owner, then publish a new request for this space"
+	// activeAgain: a Workspace suspension whose person is active again
+	// in the Directory (docs/design.md, "Offboarding that starts itself").
+	activeAgain = "the person is active again in the Directory (the suspension was undone): nothing to do; if they do leave, suspend them again, or publish a sweep (a new requestId)"
 	// transient: no HTTP answer, or an error worth trying again.
 	transient = "a transient error: publish a new request for this space later"
 	// otherwise: anything else.
@@ -59,6 +62,9 @@ var (
 func Fix(outcome string, e *contract.ErrorInfo) string {
 	if Success(outcome) {
 		return ""
+	}
+	if outcome == string(contract.Refused) && e != nil && e.Status == "FAILED_PRECONDITION" {
+		return activeAgain
 	}
 	if f, ok := byOutcome[outcome]; ok {
 		return f

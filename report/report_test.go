@@ -357,6 +357,7 @@ func TestFix(t *testing.T) {
 		{"failed", "", "connection reset", 0, "transient"},
 		{"failed", "CONFLICT", "", 409, "see the error"},
 		{"refused", "", "", 0, "PROTECTED_MEMBERS"},
+		{"refused", "FAILED_PRECONDITION", "the person is active again in the Directory", 400, "active again"},
 		{"expired", "", "", 0, "new request"},
 		{"via_group", "", "", 0, "remove them from the group"},
 		{"some_new_outcome", "", "", 0, ""},

@@ -48,7 +48,7 @@ var want = map[string]struct {
 	// frank's suspension becomes a sweep (6 spaces, 6 results), erin's
 	// (she is active again) is refused.
 	"workspace-1796117400250-4711": {contract.Planned, "sweep: 6 spaces, 6 results"},
-	"workspace-1796117460500-4712": {contract.Refused, "active again"},
+	"workspace-1796117460500-4712": {contract.Refused, "400 FAILED_PRECONDITION"},
 }
 
 // wantAfter are the memberships of the default workspace after the default
@@ -498,6 +498,9 @@ func checkLeaverReport(t *testing.T, out string) {
 		"fix: name a successor",
 		"Outcomes: removed ",
 		"Complete: yes; ",
+		"Request workspace-1796117400250-4711 (sweep; 1 people from every space; reason: Google Workspace SUSPEND_USER",
+		"complete, 6 of 6 expected results.",
+		"fix: the person is active again in the Directory",
 		report.Unreachable,
 	} {
 		if !strings.Contains(rep, want) {
