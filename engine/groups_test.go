@@ -30,19 +30,14 @@ func decisionsByMembership(t *testing.T, e *env) map[string]published {
 	return out
 }
 
-// TestSweepViaGroupsTwoThousandSpaces is issue 15's measure: a sweep of
-// 2,000 spaces for 3 people, 10 of whose (space, person) pairs are only
-// through two Google Groups. Every space of every person is decided exactly
-// once, via_group names the right group in each of the 10, and the costs
-// are those of a sweep without groups plus one Directory groups.list per
-// person: no Chat call beyond the sweep's own members.list per space.
-func TestSweepViaGroupsTwoThousandSpaces(t *testing.T) {
-	const spaces = 2000
-	ws, in, onlyManager := bigWorkspace(spaces)
-	// alpha: dana (201) and eli (202); beta: fay (203) and dana. None of
-	// them is a direct member of S0003, S0005, S0007 (alpha) or S0009,
-	// S0011 (beta): 6 + 4 = 10 pairs through a group. In S0001 all three
-	// are direct members and alpha is there too.
+// twoGroups adds Google Groups to bigWorkspace's ws and returns the
+// (membership, groups) pairs through which a person is in a space only
+// through a group: alpha holds dana (201) and eli (202); beta fay (203) and
+// dana. None of them is a direct member of S0003, S0005, S0007 (alpha) or
+// S0009, S0011 (beta): 6 + 4 = 10 pairs through a group. In S0001 all three
+// are direct members and alpha is there too.
+func twoGroups(t testing.TB, ws *emulator.Workspace) map[string][]string {
+	t.Helper()
 	ws.Groups = []emulator.Group{
 		{ID: "g-alpha", Email: "alpha@example.com", Members: []string{"users/201", "users/202"}},
 		{ID: "g-beta", Email: "beta@example.com", Members: []string{"users/203", "users/201"}},
@@ -65,6 +60,19 @@ func TestSweepViaGroupsTwoThousandSpaces(t *testing.T) {
 	if len(wantVia) != 10 {
 		t.Fatalf("fixture: %d pairs through groups, want 10", len(wantVia))
 	}
+	return wantVia
+}
+
+// TestSweepViaGroupsTwoThousandSpaces is issue 15's measure: a sweep of
+// 2,000 spaces for 3 people, 10 of whose (space, person) pairs are only
+// through two Google Groups. Every space of every person is decided exactly
+// once, via_group names the right group in each of the 10, and the costs
+// are those of a sweep without groups plus one Directory groups.list per
+// person: no Chat call beyond the sweep's own members.list per space.
+func TestSweepViaGroupsTwoThousandSpaces(t *testing.T) {
+	const spaces = 2000
+	ws, in, onlyManager := bigWorkspace(spaces)
+	wantVia := twoGroups(t, &ws)
 	e := newEnvWith(t, ws, emulator.ChatOptions{})
 	memberships := len(in["201"]) + len(in["202"]) + len(in["203"])
 	if err := e.send(t, `{"requestId":"sweep-g","allSpaces":true,"members":["dana@example.com","eli@example.com","users/203"],"successor":"bob@example.com","addSuccessor":true}`); err != nil {

@@ -263,13 +263,12 @@ func complete(rec ledger.Request, c claimSum, recorded, pending int) (bool, stri
 	return false, "no decision is recorded yet (state " + rec.State + ")"
 }
 
-// extras are result fields that only some versions of the contract have:
-// read from the JSON so that the report needs no change when they come.
+// extras are result fields that the contract does not have (yet): read
+// from the JSON so that the report needs no change when they come.
 type extras struct {
 	Member *struct {
 		Email string `json:"email"`
 	} `json:"member"`
-	ViaGroups []string `json:"viaGroups"`
 }
 
 // membershipRows are the rows of the membership records of root (and of its
@@ -319,7 +318,7 @@ func resultRow(root string, data []byte) (Row, error) {
 	}
 	row := Row{
 		Request: root, ChildRequest: r.RequestID, Membership: r.Membership, Outcome: string(r.Outcome), Role: r.Role,
-		SpaceDisplayName: r.SpaceDisplayName, ViaGroups: x.ViaGroups, Error: r.Error, Detail: r.Detail, DecidedAt: r.ProcessedAt,
+		SpaceDisplayName: r.SpaceDisplayName, ViaGroups: r.ViaGroups, Error: r.Error, Detail: r.Detail, DecidedAt: r.ProcessedAt,
 	}
 	if r.Member != nil {
 		row.Person = r.Member.Name
