@@ -10,7 +10,6 @@ import (
 	admin "google.golang.org/api/admin/directory/v1"
 
 	"github.com/chat-offboard/chat-offboard/contract"
-	"github.com/chat-offboard/chat-offboard/request"
 )
 
 // Access through Google Groups (docs/design.md, "Access through groups"):
@@ -27,7 +26,8 @@ const (
 	groupsPageSize = 200
 	// maxCarriedGroups bounds the groups a sweep carries in each child
 	// request, all people together, so that a child stays far below
-	// request.MaxSize (a group name is about 25 bytes of JSON).
+	// request.MaxSize (a group name is about 25 bytes of JSON); it is
+	// request.MaxGroups, the validator's bound per person.
 	maxCarriedGroups = 1000
 	// groupScopeFix is what an operator does when the Directory refuses
 	// groups.list.
@@ -36,34 +36,36 @@ const (
 
 // memberGroups reads, once per sweep, the groups of which each person (a
 // user id, "users/ID") is a direct member. A person without an entry in the
-// answer was not checked; note says why (empty when everyone was). The
-// Directory's refusals (403: no scope, not an admin) do not stop the sweep:
-// nobody after them is checked. A transient error is returned.
+// answer was not checked; note says whose and why (empty when everyone's
+// was). The Directory's refusals do not stop the sweep: a 403 (no scope,
+// not an admin) leaves everyone after it unchecked without asking again,
+// another 4xx that person. A transient error is returned.
 func (f *Engine) memberGroups(ctx context.Context, j *job, people []string) (map[string][]string, string, error) {
 	out := map[string][]string{}
-	var unchecked []string
-	why, carried := "", 0
+	var unchecked []string // "users/ID (why)"
+	carried := 0
 	for i, p := range people {
 		groups, err := f.groupsOf(ctx, j, p)
 		if ge, ok := apiError(err); ok && ge.Code >= 400 && ge.Code < 500 {
 			j.log.WarnContext(ctx, "the Directory refused groups.list; group access is not checked", "member", p, "status", ge.Code, "error", ge.Message)
 			if ge.Code == http.StatusForbidden {
-				return out, groupNote(append(unchecked, people[i:]...), fmt.Sprintf("the Directory refused groups.list (%d %s): %s", ge.Code, ge.Message, groupScopeFix)), nil
+				why := fmt.Sprintf("the Directory refused groups.list (%d %s): %s", ge.Code, ge.Message, groupScopeFix)
+				return out, groupNote(append(unchecked, people[i:]...), why), nil
 			}
-			unchecked, why = append(unchecked, p), fmt.Sprintf("the Directory answered groups.list %d %s", ge.Code, ge.Message)
+			unchecked = append(unchecked, fmt.Sprintf("%s (the Directory answered groups.list %d %s)", p, ge.Code, ge.Message))
 			continue
 		}
 		if err != nil {
 			return nil, "", err
 		}
-		if carried+len(groups) > maxCarriedGroups || len(groups) > request.MaxGroups {
-			unchecked, why = append(unchecked, p), fmt.Sprintf("more than %d groups in all to carry to each space", maxCarriedGroups)
+		if carried+len(groups) > maxCarriedGroups {
+			unchecked = append(unchecked, fmt.Sprintf("%s (%d groups: more than %d in all to carry to each space)", p, len(groups), maxCarriedGroups))
 			continue
 		}
 		carried += len(groups)
 		out[p] = groups
 	}
-	return out, groupNote(unchecked, why), nil
+	return out, groupNote(unchecked, ""), nil
 }
 
 // groupsOf lists the groups of which one person is a direct member, as
@@ -120,13 +122,17 @@ func anyGroups(carried map[string][]string, people []spacePerson) bool {
 	return false
 }
 
-// groupNote says which people's group access is not checked, and why; ""
-// when everyone's is.
+// groupNote says whose group access is not checked (each may carry its own
+// reason), and why when one reason holds for all; "" when everyone's is.
 func groupNote(unchecked []string, why string) string {
 	if len(unchecked) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("group access not checked for %s: %s", strings.Join(unchecked, ", "), why)
+	note := "group access not checked for " + strings.Join(unchecked, ", ")
+	if why != "" {
+		note += ": " + why
+	}
+	return note
 }
 
 // groupDetail is the part of a sweep page's detail about group access.

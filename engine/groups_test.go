@@ -254,3 +254,37 @@ func TestSweepWithoutGroupScope(t *testing.T) {
 		t.Error("no WARNING about the refused groups.list")
 	}
 }
+
+// TestSweepGroupsNotCheckedPerPerson: a person the Directory does not know
+// (named by id, so not resolved through users.get) and one in more groups
+// than a child request carries are not checked; the others are, and the
+// planned result names the first two.
+func TestSweepGroupsNotCheckedPerPerson(t *testing.T) {
+	ws := emulator.Default()
+	ws.Groups = []emulator.Group{{ID: "g-eng", Email: "eng-all@example.com", Members: []string{"users/101", "users/104"}}}
+	for i := 0; i < 1001; i++ {
+		ws.Groups = append(ws.Groups, emulator.Group{ID: fmt.Sprintf("g%04d", i), Email: fmt.Sprintf("l%04d@example.com", i), Members: []string{"users/104"}})
+	}
+	ws.Spaces[2].Groups = []string{"groups/g-eng"} // HR
+	e := newEnvWith(t, ws, emulator.ChatOptions{})
+	if err := e.send(t, `{"requestId":"sp","allSpaces":true,"members":["users/999","alice@example.com","users/104"],"dryRun":true}`); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	got := decisionsByMembership(t, e)
+	if r := got["spaces/HR/members/101"]; r.Outcome != contract.ViaGroup {
+		t.Errorf("alice in HR: %+v", r.Result)
+	}
+	if r := got["spaces/HR/members/104"]; r.Outcome != contract.NotMember || r.ViaGroups != nil {
+		t.Errorf("dave in HR (not checked): %+v", r.Result)
+	}
+	rs := e.results(t)
+	if rs[0].Outcome != contract.Planned || !strings.Contains(rs[0].Detail, "group access not checked for users/999 (the Directory answered groups.list 404") ||
+		!strings.Contains(rs[0].Detail, "users/104 (1002 groups: more than 1000") || strings.Contains(rs[0].Detail, "users/101") {
+		t.Errorf("planned detail = %q", rs[0].Detail)
+	}
+	// 999: one (404); alice: one; dave: six pages of 200.
+	if n := e.stack.Directory.Stats().GroupsList; n != 8 {
+		t.Errorf("groups.list = %d, want 8", n)
+	}
+}
