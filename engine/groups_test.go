@@ -176,6 +176,10 @@ func TestSweepViaGroupReplayedAndDryRun(t *testing.T) {
 	if r := got["spaces/SALES/members/101"]; r.Outcome != contract.Removed || r.ViaGroups != nil {
 		t.Errorf("SALES (no group): %+v", r.Result)
 	}
+	// Recorded in the ledger like every decision (the leaver report reads it).
+	if m, err := e.store.Membership(t.Context(), "sg/spaces/HR", "spaces/HR/members/101"); err != nil || m.Outcome != string(contract.ViaGroup) || m.Member != "users/101" || !strings.Contains(string(m.Result), `"viaGroups":["groups/g-eng"]`) {
+		t.Errorf("ledger record of HR: %+v, %v", m, err)
+	}
 	if n := e.stack.Directory.Stats().GroupsList; n != 3 { // alice: two pages; bob: one
 		t.Errorf("groups.list = %d, want 3", n)
 	}

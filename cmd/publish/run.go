@@ -17,7 +17,7 @@ import (
 // Exit codes.
 const (
 	exitOK      = 0 // every request ended in a success outcome
-	exitFailed  = 1 // some request ended failed, invalid, refused or expired
+	exitFailed  = 1 // some request ended failed, invalid, refused, expired or via_group
 	exitUsage   = 2 // usage, input or connection error, timeout, interrupt
 	maxShownErr = 50
 )
