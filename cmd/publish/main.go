@@ -10,8 +10,8 @@
 //
 // Exit codes: 0 every request ended in a success outcome (removed,
 // not_member, dry_run, or planned with all children so); 1 some
-// ended failed, invalid, refused, expired or via_group; 2 usage, input, connection
-// errors or a timeout.
+// ended failed, invalid, refused, expired or via_group; 2 usage, input,
+// connection errors or a timeout.
 //
 // publish report REQUEST_ID prints the leaver report of a request from the
 // function's ledger (report.go): per person, every space with its outcome,
