@@ -21,7 +21,8 @@ import (
 
 // AutoOffboard is the configuration of sweeps started by Admin audit
 // entries. With no Domains the trigger is off: entries are acknowledged
-// with a WARNING and nothing else.
+// with a WARNING and nothing else. A plain value, read-only once loaded:
+// any number of events may read it at once.
 type AutoOffboard struct {
 	// Domains are the email domains (lower case) whose people an audit
 	// entry may sweep: AUTO_OFFBOARD_DOMAINS.

@@ -37,7 +37,8 @@ const (
 // the metadata.event[].eventName the entry must carry for it. Only these
 // entries start a sweep; an entry of any other method is invalid. The
 // auto-provisioned variants' event names follow Google's naming of the
-// others (the method is the event name in lower camel case).
+// others (the method is the event name in lower camel case). Read-only:
+// it is read concurrently and must not be modified.
 var AuditMethods = map[string]string{
 	auditMethodPrefix + "suspendUser":                "SUSPEND_USER",
 	auditMethodPrefix + "archiveUser":                "ARCHIVE_USER",
@@ -47,7 +48,7 @@ var AuditMethods = map[string]string{
 }
 
 // AuditEvent is one Admin audit event that offboards a person: what the
-// function needs of its LogEntry.
+// function needs of its LogEntry. A plain value; its methods only read it.
 type AuditEvent struct {
 	InsertID     string // the LogEntry's insertId
 	Organization string // the organization id of the logName
