@@ -68,6 +68,13 @@ Options (each also read from the environment variable in brackets; a flag wins):
   --ledger-retention DURATION  Go duration a ledger record is kept after its
                                last write (TTL on expireAt) [LEDGER_RETENTION] (9600h = 400 days)
   --sweeps                     also enable the Admin SDK API (allSpaces sweeps) [SWEEPS=1]
+  --workspace-trigger ORG_ID   also route the Workspace Admin audit events that
+                               suspend, archive or delete a user (shared with the
+                               Cloud organization ORG_ID) to the requests topic
+                               through an organization log sink [WORKSPACE_TRIGGER]
+                               (off); needs roles/logging.configWriter on the
+                               organization, see docs/operators.md
+  --workspace-sink NAME        that sink's name [WORKSPACE_SINK]          (<function>-workspace)
   --redeploy                   deploy the function even if it exists (new code or
                                settings) [REDEPLOY=1]; a function that is not
                                ACTIVE (FAILED, DEPLOYING, ...) is always deployed again
@@ -147,6 +154,8 @@ LOG_LEVEL="${LOG_LEVEL-}"
 FIRESTORE_DATABASE="${FIRESTORE_DATABASE-(default)}"
 LEDGER_RETENTION="${LEDGER_RETENTION-9600h}"
 SWEEPS="${SWEEPS-0}"
+WORKSPACE_TRIGGER="${WORKSPACE_TRIGGER-}"
+WORKSPACE_SINK="${WORKSPACE_SINK-}"
 REDEPLOY="${REDEPLOY-0}"
 DRY_RUN="${DRY_RUN-0}"
 
@@ -182,7 +191,8 @@ while (($# > 0)); do
 		--writes-per-minute | --reads-per-minute | \
 		--max-instances | --concurrency | --cpu | --memory | --timeout | \
 		--max-delivery-attempts | --protected-members | --max-event-age | \
-		--log-level | --firestore-database | --ledger-retention)
+		--log-level | --firestore-database | --ledger-retention | \
+		--workspace-trigger | --workspace-sink)
 		need_value "$1" $# "${2-}"
 		case "$1" in
 		--project) PROJECT="$2" ;;
@@ -209,6 +219,8 @@ while (($# > 0)); do
 		--log-level) LOG_LEVEL="$2" ;;
 		--firestore-database) FIRESTORE_DATABASE="$2" ;;
 		--ledger-retention) LEDGER_RETENTION="$2" ;;
+		--workspace-trigger) WORKSPACE_TRIGGER="$2" ;;
+		--workspace-sink) WORKSPACE_SINK="$2" ;;
 		esac
 		shift
 		;;
@@ -221,6 +233,7 @@ done
 [[ -n "$DEAD_LETTER_SUBSCRIPTION" ]] || DEAD_LETTER_SUBSCRIPTION="${DEAD_LETTER_TOPIC}-hold"
 [[ -n "$SERVICE_ACCOUNT" ]] || SERVICE_ACCOUNT="${FUNCTION}-run"
 [[ -n "$BUILD_SERVICE_ACCOUNT" ]] || BUILD_SERVICE_ACCOUNT="${FUNCTION}-build"
+[[ -n "$WORKSPACE_SINK" ]] || WORKSPACE_SINK="${FUNCTION}-workspace"
 
 # --- validation: every value, before any gcloud call ----------------------------
 # What only deploy.sh and gcloud use is checked here; what the function reads
@@ -289,6 +302,13 @@ positive_int MAX_DELIVERY_ATTEMPTS "$MAX_DELIVERY_ATTEMPTS"
 ((MAX_DELIVERY_ATTEMPTS >= 5 && MAX_DELIVERY_ATTEMPTS <= 100)) ||
 	die_setting MAX_DELIVERY_ATTEMPTS "$MAX_DELIVERY_ATTEMPTS is outside Pub/Sub's range 5..100"
 bool SWEEPS "$SWEEPS"
+# An organization id is a decimal number (organizations/ORG_ID); it ends up in
+# the sink's filter, so nothing else may pass. Sink names: up to 100 letters,
+# digits, _ - and . (Cloud Logging's rule).
+[[ -z "$WORKSPACE_TRIGGER" || "$WORKSPACE_TRIGGER" =~ ^[1-9][0-9]{0,19}$ ]] ||
+	die_setting WORKSPACE_TRIGGER "\"$WORKSPACE_TRIGGER\" is not an organization id (its number, as in organizations/123456789012: gcloud organizations list)"
+[[ "$WORKSPACE_SINK" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$ ]] ||
+	die_setting WORKSPACE_SINK "\"$WORKSPACE_SINK\" is not a sink name (up to 100 characters: letters, digits, _ - and .)"
 bool REDEPLOY "$REDEPLOY"
 bool DRY_RUN "$DRY_RUN"
 [[ "$SWEEPS" == 1 || "$SWEEPS" == true ]] && SWEEPS=1 || SWEEPS=0
@@ -362,6 +382,39 @@ LEDGER_GROUPS=(requests memberships pages)
 LEDGER_TTL_FIELD=expireAt
 LEDGER_CONDITION_EXPRESSION="resource.name==\"${DATABASE_NAME}\""
 LEDGER_CONDITION_TITLE=chat-offboard-ledger
+
+# The Workspace trigger (--workspace-trigger, issue 16): an organization log
+# sink that routes the Admin audit log entries of a user being suspended,
+# archived or deleted to the requests topic, where the function turns each
+# into a sweep of that person. Google Workspace writes these entries on the
+# organization itself (organizations/ORG/logs/...), so the sink needs no
+# --include-children: it sees the organization's own logs and nothing of its
+# folders or projects. The method names are Cloud Audit Logs' names for the
+# Admin console's events, as listed under "Google Workspace Admin"
+# (serviceName admin.googleapis.com) in Google's catalog of audit log methods,
+# github.com/googleapis/google-cloudevents, AUDIT_CATALOG.md: suspendUser,
+# archiveUser and deleteUser, and the variants Google logs for users that
+# auto-provisioning suspends or deletes. They are exactly the methods the
+# function acts on (request.AuditMethods; internal/deploytest checks the two
+# lists agree). No other method is routed: not unsuspendUser, unarchiveUser
+# or undeleteUser, nor hardDeletedAutoProvisionedUser (the catalog's record
+# of a later, final deletion, which the function does not take).
+WORKSPACE_METHODS=(
+	suspendUser
+	suspendAutoProvisionedUser
+	archiveUser
+	deleteUser
+	deleteAutoProvisionedUser
+)
+WORKSPACE_DESTINATION="pubsub.googleapis.com/${REQUEST_TOPIC_NAME}"
+WORKSPACE_FILTER=""
+if [[ -n "$WORKSPACE_TRIGGER" ]]; then
+	methods=""
+	for m in "${WORKSPACE_METHODS[@]}"; do
+		methods+="${methods:+ OR }protoPayload.methodName=\"google.admin.AdminService.${m}\""
+	done
+	WORKSPACE_FILTER="logName=\"organizations/${WORKSPACE_TRIGGER}/logs/cloudaudit.googleapis.com%2Factivity\" AND protoPayload.serviceName=\"admin.googleapis.com\" AND (${methods})"
+fi
 
 APIS=(
 	cloudfunctions.googleapis.com
@@ -575,6 +628,7 @@ if ((DRY_RUN)); then
 	echo "# deploy.sh --dry-run: the gcloud commands for a fresh project, in order; none is run."
 	echo "# Lines marked '# check' only read; in a dry run they are assumed to find nothing."
 	echo "# PROJECT_NUMBER, TRIGGER and TRIGGER_SUBSCRIPTION stand for values that those checks would read."
+	[[ -z "$WORKSPACE_TRIGGER" ]] || echo "# SINK_WRITER_IDENTITY stands for the writer identity of the new log sink."
 fi
 echo "# project ${PROJECT}, region ${REGION}, function ${FUNCTION}"
 echo "# budget: ${CHAT_WRITES_PER_MINUTE} writes/min and ${CHAT_READS_PER_MINUTE} reads/min for the project over ${MAX_INSTANCES} instance(s)"
@@ -837,6 +891,45 @@ fi
 ensure_binding roles/pubsub.publisher "$PUBSUB_AGENT" "pubsub topics" "$DEAD_LETTER_TOPIC" "--project=${PROJECT}"
 ensure_binding roles/pubsub.subscriber "$PUBSUB_AGENT" "pubsub subscriptions" "$TRIGGER_SUBSCRIPTION"
 
+# 14. The Workspace trigger (--workspace-trigger): the organization's sink,
+#     described first; created when missing, updated (and enabled) when its
+#     destination, filter or state differ, else left alone. Its writer
+#     identity, a service account Google manages for the sink, may publish to
+#     the requests topic and to nothing else. It comes last, once the
+#     function's subscription exists: a topic without subscriptions drops
+#     what is published to it.
+if [[ -n "$WORKSPACE_TRIGGER" ]]; then
+	echo "# Workspace trigger: organization ${WORKSPACE_TRIGGER}; the sink needs roles/logging.configWriter on it (or roles/logging.admin)"
+	SINK_ORG="--organization=${WORKSPACE_TRIGGER}"
+	if check logging sinks describe "$WORKSPACE_SINK" "$SINK_ORG" '--format=value(destination,filter,disabled)'; then
+		sink_destination="${OUT%%$'\t'*}"
+		sink_rest="${OUT#*$'\t'}"
+		sink_filter="${sink_rest%%$'\t'*}"
+		sink_disabled="${sink_rest#*$'\t'}"
+		if [[ "$sink_destination" == "$WORKSPACE_DESTINATION" && "$sink_filter" == "$WORKSPACE_FILTER" &&
+			! "$sink_disabled" =~ ^[Tt]rue$ ]]; then
+			status "log sink ${WORKSPACE_SINK} on organization ${WORKSPACE_TRIGGER}" unchanged
+		else
+			run logging sinks update "$WORKSPACE_SINK" "$WORKSPACE_DESTINATION" "$SINK_ORG" \
+				"--log-filter=${WORKSPACE_FILTER}" --no-disabled
+			status "log sink ${WORKSPACE_SINK} on organization ${WORKSPACE_TRIGGER}" updated
+		fi
+	else
+		run logging sinks create "$WORKSPACE_SINK" "$WORKSPACE_DESTINATION" "$SINK_ORG" \
+			"--log-filter=${WORKSPACE_FILTER}"
+		status "log sink ${WORKSPACE_SINK} on organization ${WORKSPACE_TRIGGER}" created
+	fi
+	SINK_WRITER=SINK_WRITER_IDENTITY
+	if check logging sinks describe "$WORKSPACE_SINK" "$SINK_ORG" '--format=value(writerIdentity)'; then
+		SINK_WRITER="$OUT"
+		[[ "$SINK_WRITER" =~ ^serviceAccount:[^[:space:]]+@[^[:space:]]+$ ]] ||
+			die "unexpected writer identity \"$SINK_WRITER\" of log sink $WORKSPACE_SINK"
+	elif ((DRY_RUN == 0)); then
+		die "log sink $WORKSPACE_SINK not found on organization $WORKSPACE_TRIGGER after it was created"
+	fi
+	ensure_binding roles/pubsub.publisher "$SINK_WRITER" "pubsub topics" "$REQUEST_TOPIC" "--project=${PROJECT}"
+fi
+
 # --- what next ------------------------------------------------------------------------
 if ((DRY_RUN)); then
 	echo "# end of plan"
@@ -871,3 +964,17 @@ Requests that failed ${MAX_DELIVERY_ATTEMPTS} deliveries are kept in ${DEAD_LETT
 
 Logs: gcloud functions logs read ${FUNCTION} --region=${REGION} --project=${PROJECT}
 EOF
+if [[ -n "$WORKSPACE_TRIGGER" ]]; then
+	cat <<EOF
+
+Workspace trigger: the log sink ${WORKSPACE_SINK} of organization ${WORKSPACE_TRIGGER} routes the
+Admin audit events of a user being suspended, archived or deleted to ${REQUEST_TOPIC}
+(within minutes), and the function sweeps that person. Creating or changing the
+sink needs roles/logging.configWriter on the organization. It only sees these
+events while Google Workspace shares its audit logs with Google Cloud: turn on
+Admin console > Account settings > Legal and compliance > Sharing options
+(docs/operators.md). For the rare missed event, reconcile daily:
+
+  go run ./cmd/publish reconcile --since 24h --project=${PROJECT} --topic=${REQUEST_TOPIC}
+EOF
+fi

@@ -703,6 +703,17 @@ func TestBadSettings(t *testing.T) {
 		{"empty database", []string{"FIRESTORE_DATABASE="}, []string{"--project", project}, "FIRESTORE_DATABASE"},
 		{"retention with ;", nil, []string{"--project", project, "--ledger-retention", "9600h;LOG_LEVEL=debug"}, "LEDGER_RETENTION"},
 		{"missing database value", nil, []string{"--project", project, "--firestore-database"}, "--firestore-database"},
+		// --workspace-trigger: an organization id is its number, and it ends up in the sink's filter.
+		{"organization with letters", nil, []string{"--project", project, "--workspace-trigger", "12a"}, "WORKSPACE_TRIGGER"},
+		{"organization resource name", nil, []string{"--project", project, "--workspace-trigger", "organizations/123"}, "WORKSPACE_TRIGGER"},
+		{"organization with a leading zero", []string{"WORKSPACE_TRIGGER=0123"}, []string{"--project", project}, "WORKSPACE_TRIGGER"},
+		{"negative organization", nil, []string{"--project", project, "--workspace-trigger=-123"}, "WORKSPACE_TRIGGER"},
+		{"organization with a filter injection", nil, []string{"--project", project, "--workspace-trigger", `123" OR logName:"x`}, "WORKSPACE_TRIGGER"},
+		{"organization with a space", []string{"WORKSPACE_TRIGGER=123 456"}, []string{"--project", project}, "WORKSPACE_TRIGGER"},
+		{"organization too long", nil, []string{"--project", project, "--workspace-trigger", "1" + strings.Repeat("0", 20)}, "WORKSPACE_TRIGGER"},
+		{"missing organization", nil, []string{"--project", project, "--workspace-trigger"}, "--workspace-trigger"},
+		{"sink with a slash", nil, []string{"--project", project, "--workspace-trigger", "123", "--workspace-sink", "a/b"}, "WORKSPACE_SINK"},
+		{"sink too long", []string{"WORKSPACE_SINK=" + strings.Repeat("s", 101)}, []string{"--project", project, "--workspace-trigger", "123"}, "WORKSPACE_SINK"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -826,7 +837,7 @@ func TestHelp(t *testing.T) {
 	for _, s := range []string{"PROJECT", "REGION", "FUNCTION", "REQUEST_TOPIC", "RESULT_TOPIC", "RESULT_SUBSCRIPTION", "DEAD_LETTER_TOPIC",
 		"SECRET", "CHAT_WRITES_PER_MINUTE", "CHAT_READS_PER_MINUTE", "MAX_INSTANCES", "CONCURRENCY",
 		"PROTECTED_MEMBERS", "TIMEOUT", "MAX_DELIVERY_ATTEMPTS", "FIRESTORE_DATABASE", "--firestore-database",
-		"LEDGER_RETENTION", "--ledger-retention", "9600h", "--dry-run"} {
+		"LEDGER_RETENTION", "--ledger-retention", "9600h", "--dry-run", "WORKSPACE_TRIGGER", "--workspace-trigger"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("--help does not mention %s", s)
 		}

@@ -63,6 +63,9 @@ type fakeState struct {
 	// TTLs is the TTL field of each collection group: "database/group" ->
 	// field.
 	TTLs map[string]string `json:"ttls,omitempty"`
+	// Sinks are the organizations' log sinks, by
+	// "organizations/ORG/sinks/NAME" (fakesinks_test.go).
+	Sinks map[string]*fakeSink `json:"sinks,omitempty"`
 }
 
 // fakeDatabase is a Firestore database.
@@ -122,6 +125,9 @@ func loadState(path string) (*fakeState, error) {
 	if st.TTLs == nil {
 		st.TTLs = map[string]string{}
 	}
+	if st.Sinks == nil {
+		st.Sinks = map[string]*fakeSink{}
+	}
 	return st, nil
 }
 
@@ -150,7 +156,7 @@ func parseCall(args []string) (fakeCall, error) {
 		if !ok {
 			// deploy.sh writes every valued flag as --k=v, so a bare
 			// flag is a boolean; anything else is a mistake to catch.
-			if !slices.Contains([]string{"gen2", "retry", "quiet", "enabled", "enable-ttl"}, k) {
+			if !slices.Contains([]string{"gen2", "retry", "quiet", "enabled", "enable-ttl", "no-disabled", "include-children"}, k) {
 				return c, fmt.Errorf("flag --%s without =value", k)
 			}
 			v = "true"
@@ -316,6 +322,8 @@ func (f *fake) dispatch() int {
 			return f.fail("INVALID_ARGUMENT: a project binding needs --condition=None or --condition=expression=...,title=... in a script")
 		}
 		return f.iam("projects", p[2], p[1])
+	case len(p) >= 4 && p[0] == "logging" && p[1] == "sinks":
+		return f.sinks(p[2], p[3], p[4:])
 	case len(p) == 3 && p[0] == "firestore" && p[1] == "databases":
 		return f.databases(p[2])
 	case len(p) == 5 && p[0] == "firestore" && p[1] == "fields" && p[2] == "ttls" && p[3] == "update":
