@@ -75,6 +75,16 @@ Options (each also read from the environment variable in brackets; a flag wins):
                                (off); needs roles/logging.configWriter on the
                                organization, see docs/operators.md
   --workspace-sink NAME        that sink's name [WORKSPACE_SINK]          (<function>-workspace)
+  --auto-offboard-domains LIST comma-separated domains whose people such an event
+                               may sweep [AUTO_OFFBOARD_DOMAINS]           (none: the
+                               function acknowledges the events and does nothing)
+  --auto-offboard-org-units LIST  only people in these organizational units
+                               (/Staff,/Sales) [AUTO_OFFBOARD_ORG_UNITS]   (all)
+  --auto-offboard-successor PERSON  takes over spaces where the person was the only
+                               owner and the Directory names no manager
+                               [AUTO_OFFBOARD_SUCCESSOR]                   (none)
+  --auto-offboard-add-successor  add that successor to such a space first
+                               [AUTO_OFFBOARD_ADD_SUCCESSOR=true]
   --redeploy                   deploy the function even if it exists (new code or
                                settings) [REDEPLOY=1]; a function that is not
                                ACTIVE (FAILED, DEPLOYING, ...) is always deployed again
@@ -156,6 +166,10 @@ LEDGER_RETENTION="${LEDGER_RETENTION-9600h}"
 SWEEPS="${SWEEPS-0}"
 WORKSPACE_TRIGGER="${WORKSPACE_TRIGGER-}"
 WORKSPACE_SINK="${WORKSPACE_SINK-}"
+AUTO_OFFBOARD_DOMAINS="${AUTO_OFFBOARD_DOMAINS-}"
+AUTO_OFFBOARD_ORG_UNITS="${AUTO_OFFBOARD_ORG_UNITS-}"
+AUTO_OFFBOARD_SUCCESSOR="${AUTO_OFFBOARD_SUCCESSOR-}"
+AUTO_OFFBOARD_ADD_SUCCESSOR="${AUTO_OFFBOARD_ADD_SUCCESSOR-}"
 REDEPLOY="${REDEPLOY-0}"
 DRY_RUN="${DRY_RUN-0}"
 
@@ -176,6 +190,7 @@ while (($# > 0)); do
 	--dry-run) DRY_RUN=1 ;;
 	--redeploy) REDEPLOY=1 ;;
 	--sweeps) SWEEPS=1 ;;
+	--auto-offboard-add-successor) AUTO_OFFBOARD_ADD_SUCCESSOR=true ;;
 	--*=*)
 		# --flag=value: split and re-dispatch as --flag value.
 		flag="${1%%=*}"
@@ -192,7 +207,8 @@ while (($# > 0)); do
 		--max-instances | --concurrency | --cpu | --memory | --timeout | \
 		--max-delivery-attempts | --protected-members | --max-event-age | \
 		--log-level | --firestore-database | --ledger-retention | \
-		--workspace-trigger | --workspace-sink)
+		--workspace-trigger | --workspace-sink | --auto-offboard-domains | \
+		--auto-offboard-org-units | --auto-offboard-successor)
 		need_value "$1" $# "${2-}"
 		case "$1" in
 		--project) PROJECT="$2" ;;
@@ -221,6 +237,9 @@ while (($# > 0)); do
 		--ledger-retention) LEDGER_RETENTION="$2" ;;
 		--workspace-trigger) WORKSPACE_TRIGGER="$2" ;;
 		--workspace-sink) WORKSPACE_SINK="$2" ;;
+		--auto-offboard-domains) AUTO_OFFBOARD_DOMAINS="$2" ;;
+		--auto-offboard-org-units) AUTO_OFFBOARD_ORG_UNITS="$2" ;;
+		--auto-offboard-successor) AUTO_OFFBOARD_SUCCESSOR="$2" ;;
 		esac
 		shift
 		;;
@@ -312,6 +331,8 @@ bool SWEEPS "$SWEEPS"
 bool REDEPLOY "$REDEPLOY"
 bool DRY_RUN "$DRY_RUN"
 [[ "$SWEEPS" == 1 || "$SWEEPS" == true ]] && SWEEPS=1 || SWEEPS=0
+# The Workspace trigger sweeps, and reads the Directory: the Admin SDK API.
+[[ -z "$WORKSPACE_TRIGGER" ]] || SWEEPS=1
 [[ "$REDEPLOY" == 1 || "$REDEPLOY" == true ]] && REDEPLOY=1 || REDEPLOY=0
 [[ "$DRY_RUN" == 1 || "$DRY_RUN" == true ]] && DRY_RUN=1 || DRY_RUN=0
 
@@ -449,6 +470,11 @@ ENV_VARS=(
 [[ -z "$PROTECTED_MEMBERS" ]] || ENV_VARS+=("PROTECTED_MEMBERS=${PROTECTED_MEMBERS}")
 [[ -z "$MAX_EVENT_AGE" ]] || ENV_VARS+=("MAX_EVENT_AGE=${MAX_EVENT_AGE}")
 [[ -z "$LOG_LEVEL" ]] || ENV_VARS+=("LOG_LEVEL=${LOG_LEVEL}")
+# Who a Workspace audit entry may sweep (checked by the function's code
+# below, like every variable here).
+for var in AUTO_OFFBOARD_DOMAINS AUTO_OFFBOARD_ORG_UNITS AUTO_OFFBOARD_SUCCESSOR AUTO_OFFBOARD_ADD_SUCCESSOR; do
+	[[ -z "${!var}" ]] || ENV_VARS+=("${var}=${!var}")
+done
 for kv in "${ENV_VARS[@]}"; do
 	[[ "$kv" != *[$';\n']* ]] ||
 		die_setting "$(setting_of "${kv%%=*}")" "\"${kv#*=}\" contains ';' or a newline, which the function's environment cannot carry"
@@ -900,6 +926,8 @@ ensure_binding roles/pubsub.subscriber "$PUBSUB_AGENT" "pubsub subscriptions" "$
 #     what is published to it.
 if [[ -n "$WORKSPACE_TRIGGER" ]]; then
 	echo "# Workspace trigger: organization ${WORKSPACE_TRIGGER}; the sink needs roles/logging.configWriter on it (or roles/logging.admin)"
+	[[ -n "$AUTO_OFFBOARD_DOMAINS" ]] ||
+		warn "AUTO_OFFBOARD_DOMAINS is not set: the function acknowledges the Workspace entries without acting until it is (--auto-offboard-domains, then --redeploy)"
 	SINK_ORG="--organization=${WORKSPACE_TRIGGER}"
 	if check logging sinks describe "$WORKSPACE_SINK" "$SINK_ORG" '--format=value(destination,filter,disabled)'; then
 		sink_destination="${OUT%%$'\t'*}"
@@ -973,8 +1001,11 @@ Admin audit events of a user being suspended, archived or deleted to ${REQUEST_T
 sink needs roles/logging.configWriter on the organization. It only sees these
 events while Google Workspace shares its audit logs with Google Cloud: turn on
 Admin console > Account settings > Legal and compliance > Sharing options
-(docs/operators.md). For the rare missed event, reconcile daily:
+(docs/operators.md). The function sweeps with the delegated admin's consent for
+sweeps (go run ./cmd/authorize --sweeps ...), and only people of
+AUTO_OFFBOARD_DOMAINS (${AUTO_OFFBOARD_DOMAINS:-not set: none}). For the rare missed event, reconcile daily:
 
-  go run ./cmd/publish reconcile --since 24h --project=${PROJECT} --topic=${REQUEST_TOPIC}
+  go run ./cmd/publish reconcile --since 24h --organization=${WORKSPACE_TRIGGER} \\
+    --project=${PROJECT} --topic=${REQUEST_TOPIC} --token-secret=${SECRET}
 EOF
 fi

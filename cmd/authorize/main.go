@@ -9,10 +9,12 @@
 // access_type=offline with prompt=consent so that Google always issues a
 // refresh token. It asks for exactly the scopes of the chosen features:
 //
-//	always    https://www.googleapis.com/auth/chat.memberships
-//	--sweeps  + chat.admin.memberships, chat.admin.spaces.readonly,
-//	          admin.directory.user.readonly, admin.directory.group.readonly
-//	--app     + chat.memberships.app
+//	always               https://www.googleapis.com/auth/chat.memberships
+//	--sweeps             + chat.admin.memberships, chat.admin.spaces.readonly,
+//	                     admin.directory.user.readonly, admin.directory.group.readonly
+//	--app                + chat.memberships.app
+//	--workspace-trigger  + those of --sweeps, and admin.reports.audit.readonly
+//	                     (publish reconcile reads the Admin audit activities)
 //
 // It prints the URL to open (and opens it with --open), waits for the
 // redirect, exchanges the code and stores the credential. It never prints a
@@ -24,7 +26,7 @@
 // Usage:
 //
 //	go run ./cmd/authorize --client-secrets client_secret.json \
-//	    --secret projects/PROJECT/secrets/chat-offboard-token [--create] [--sweeps] [--app]
+//	    --secret projects/PROJECT/secrets/chat-offboard-token [--create] [--sweeps] [--app] [--workspace-trigger]
 //	go run ./cmd/authorize --client-id ID --client-secret-file FILE --out creds.json
 //
 // Writing to Secret Manager uses Application Default Credentials (gcloud auth
@@ -57,6 +59,9 @@ const (
 	// Google Groups (groups.list), to report access through groups.
 	ScopeAdminDirectoryGroupReadonly = "https://www.googleapis.com/auth/admin.directory.group.readonly"
 	ScopeChatMembershipsApp          = "https://www.googleapis.com/auth/chat.memberships.app"
+	// ScopeAdminReportsAuditReadonly lets publish reconcile read the Admin
+	// audit activities (Reports API activities.list).
+	ScopeAdminReportsAuditReadonly = "https://www.googleapis.com/auth/admin.reports.audit.readonly"
 )
 
 // Google's endpoints, used unless the client secrets file or a flag names

@@ -322,12 +322,15 @@ func TestScopesPerFlags(t *testing.T) {
 		{[]string{"--app"}, []string{ScopeChatMemberships, ScopeChatMembershipsApp}},
 		{[]string{"--sweeps", "--app"}, []string{ScopeChatMemberships, ScopeChatAdminMemberships, ScopeChatAdminSpacesReadonly,
 			ScopeAdminDirectoryUserReadonly, ScopeAdminDirectoryGroupReadonly, ScopeChatMembershipsApp}},
+		{[]string{"--workspace-trigger"}, []string{ScopeChatMemberships, ScopeChatAdminMemberships, ScopeChatAdminSpacesReadonly,
+			ScopeAdminDirectoryUserReadonly, ScopeAdminDirectoryGroupReadonly, ScopeAdminReportsAuditReadonly}},
 	}
 	// The emulator's names for the same scopes.
 	if ScopeChatMemberships != emulator.ScopeChatMemberships || ScopeChatAdminMemberships != emulator.ScopeChatAdminMemberships ||
 		ScopeChatAdminSpacesReadonly != emulator.ScopeChatAdminSpacesReadonly ||
 		ScopeAdminDirectoryUserReadonly != emulator.ScopeAdminDirectoryUserReadonly || ScopeChatMembershipsApp != emulator.ScopeChatMembershipsApp ||
-		ScopeAdminDirectoryGroupReadonly != emulator.ScopeAdminDirectoryGroupReadonly {
+		ScopeAdminDirectoryGroupReadonly != emulator.ScopeAdminDirectoryGroupReadonly ||
+		ScopeAdminReportsAuditReadonly != emulator.ScopeAdminReportsAuditReadonly {
 		t.Fatal("scope constants differ from the emulator's")
 	}
 	for i, tc := range cases {

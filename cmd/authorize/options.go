@@ -85,6 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		clientSecretFile = fs.String("client-secret-file", "", "`file` holding the OAuth client secret (with --client-id)")
 		sweeps           = fs.Bool("sweeps", false, "also ask for the scopes of allSpaces sweeps (admin access, directory lookups)")
 		app              = fs.Bool("app", false, "also ask for chat.memberships.app (removing Chat apps)")
+		trigger          = fs.Bool("workspace-trigger", false, "also ask for the scopes of the Workspace trigger: those of --sweeps, and admin.reports.audit.readonly (publish reconcile)")
 		secret           = fs.String("secret", "", "store the credential as a new version of Secret Manager secret `projects/P/secrets/S`")
 		create           = fs.Bool("create", false, "create the secret (automatic replication) if it does not exist")
 		out              = fs.String("out", "", "write the credential to `file` (mode 0600) instead of Secret Manager")
@@ -98,7 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: authorize (--client-secrets FILE | --client-id ID --client-secret-file FILE)\n"+
-			"                 (--secret projects/P/secrets/S [--create] | --out FILE) [--sweeps] [--app] [flags]\n\n"+
+			"                 (--secret projects/P/secrets/S [--create] | --out FILE) [--sweeps] [--app] [--workspace-trigger] [flags]\n\n"+
 			"Runs the delegated admin's OAuth consent and stores an authorized_user credential.\n\n")
 		fs.PrintDefaults()
 	}
@@ -122,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	o.scopes = Scopes(*sweeps, *app)
+	o.scopes = Scopes(*sweeps || *trigger, *app, *trigger)
 	return o, nil
 }
 
@@ -206,14 +207,19 @@ func (o *options) check() error {
 	return nil
 }
 
-// Scopes returns exactly the OAuth scopes that the chosen features need.
-func Scopes(sweeps, app bool) []string {
+// Scopes returns exactly the OAuth scopes that the chosen features need:
+// sweeps, removing apps, and reading the Admin audit activities (publish
+// reconcile, the Workspace trigger's catch-up).
+func Scopes(sweeps, app, reports bool) []string {
 	s := []string{ScopeChatMemberships}
 	if sweeps {
 		s = append(s, ScopeChatAdminMemberships, ScopeChatAdminSpacesReadonly, ScopeAdminDirectoryUserReadonly, ScopeAdminDirectoryGroupReadonly)
 	}
 	if app {
 		s = append(s, ScopeChatMembershipsApp)
+	}
+	if reports {
+		s = append(s, ScopeAdminReportsAuditReadonly)
 	}
 	return s
 }

@@ -140,7 +140,7 @@ func TestOAuthEndpointsMustBeGoogle(t *testing.T) {
 // holds the refresh token, print and log no secret.
 func TestSecretCarriersRedacted(t *testing.T) {
 	o := options{clientID: "client-id-77", clientSecret: clientSecretMarker, authURL: GoogleAuthURL,
-		tokenURL: GoogleTokenURL, scopes: Scopes(true, false), out: "creds.json"}
+		tokenURL: GoogleTokenURL, scopes: Scopes(true, false, false), out: "creds.json"}
 	c := clientConfig{ClientID: "client-id-77", ClientSecret: clientSecretMarker, AuthURI: GoogleAuthURL, TokenURI: GoogleTokenURL}
 	creds := tokens.Credentials{Type: "authorized_user", ClientID: "client-id-77", ClientSecret: clientSecretMarker,
 		RefreshToken: refreshTokenMarker, TokenURI: GoogleTokenURL}

@@ -25,23 +25,47 @@
 // (the binary is then called publish) or build it under a clearer name with
 // go build -o bin/chat-offboard-publish ./cmd/publish. docs/integrators.md
 // has examples.
+//
+// publish reconcile publishes the Workspace trigger's missed suspensions,
+// archives and deletions from the Reports API (reconcile.go,
+// docs/operators.md). Its exit codes are its own too.
 package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
+// command is the signature of run and of each subcommand: it returns the
+// exit code.
+type command func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int
+
+// subcommands are the commands besides publishing (publish NAME [flags]),
+// by name; the file of each may register it in an init function.
+var subcommands = map[string]command{
+	"report": func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, env func(string) string) int {
+		return runReport(ctx, args, stdout, stderr, env)
+	},
+}
+
+// dispatch returns the command that args name and its arguments: a
+// subcommand, or run.
+func dispatch(args []string) (command, []string) {
+	if len(args) > 0 {
+		if sub, ok := subcommands[args[0]]; ok {
+			return sub, args[1:]
+		}
+	}
+	return run, args
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	var code int
-	if len(os.Args) > 1 && os.Args[1] == "report" {
-		code = runReport(ctx, os.Args[2:], os.Stdout, os.Stderr, os.Getenv)
-	} else {
-		code = run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
-	}
+	cmd, args := dispatch(os.Args[1:])
+	code := cmd(ctx, args, os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
 }

@@ -1,11 +1,15 @@
 package deploytest
 
 import (
+	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chat-offboard/chat-offboard/request"
 )
 
 const (
@@ -37,8 +41,29 @@ const wantFilter = `logName="organizations/123456789012/logs/cloudaudit.googleap
 func TestWorkspaceTrigger(t *testing.T) {
 	t.Parallel()
 	p := newProject(t)
-	r := p.run(t, nil, "--project", project, "--workspace-trigger", org)
+	r := p.run(t, []string{"AUTO_OFFBOARD_ORG_UNITS=/Staff,/Sales"}, "--project", project, "--workspace-trigger", org,
+		"--auto-offboard-domains", "example.com,example.org", "--auto-offboard-successor=boss@example.com")
 	mustSucceed(t, r)
+
+	// Who the function may sweep reaches its environment; the Admin SDK API
+	// (its Directory reads and sweeps) is enabled.
+	deploy := find(r.calls, "functions deploy chat-offboard")
+	if deploy < 0 {
+		t.Fatalf("no deploy: %q", r.calls)
+	}
+	env := envVars(t, r.calls[deploy])
+	for k, v := range map[string]string{"AUTO_OFFBOARD_DOMAINS": "example.com,example.org",
+		"AUTO_OFFBOARD_ORG_UNITS": "/Staff,/Sales", "AUTO_OFFBOARD_SUCCESSOR": "boss@example.com"} {
+		if env[k] != v {
+			t.Errorf("function env %s = %q, want %q", k, env[k], v)
+		}
+	}
+	if _, ok := env["AUTO_OFFBOARD_ADD_SUCCESSOR"]; ok {
+		t.Errorf("AUTO_OFFBOARD_ADD_SUCCESSOR set without --auto-offboard-add-successor: %v", env)
+	}
+	if i := find(r.calls, "services enable"); i < 0 || !slices.Contains(r.calls[i], "admin.googleapis.com") {
+		t.Errorf("--workspace-trigger did not enable the Admin SDK API")
+	}
 
 	create := find(r.calls, "logging sinks create "+sinkName+" "+sinkDest, "organization="+org)
 	if create < 0 {
@@ -47,6 +72,14 @@ func TestWorkspaceTrigger(t *testing.T) {
 	c := r.calls[create]
 	if got, _ := flag(c, "log-filter"); got != wantFilter {
 		t.Errorf("sink filter:\n got %s\nwant %s", got, wantFilter)
+	}
+	// The sink routes exactly the methods the function acts on.
+	var methods []string
+	for _, m := range regexp.MustCompile(`protoPayload\.methodName="([^"]+)"`).FindAllStringSubmatch(wantFilter, -1) {
+		methods = append(methods, m[1])
+	}
+	if fn := slices.Sorted(maps.Keys(request.AuditMethods)); !slices.Equal(slices.Sorted(slices.Values(methods)), fn) {
+		t.Errorf("the sink routes %q, the function acts on %q", methods, fn)
 	}
 	for _, f := range []string{"include-children", "project", "disabled"} {
 		if _, ok := flag(c, f); ok {
@@ -82,7 +115,7 @@ func TestWorkspaceTrigger(t *testing.T) {
 		t.Errorf("requests topic policy %q lacks the writer identity", got)
 	}
 	for _, s := range []string{"roles/logging.configWriter", "Sharing options", "Legal and compliance",
-		"go run ./cmd/publish reconcile --since 24h"} {
+		"go run ./cmd/publish reconcile --since 24h --organization=" + org, "cmd/authorize --sweeps"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("output does not mention %q:\n%s", s, r.stdout)
 		}

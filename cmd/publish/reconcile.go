@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	reports "google.golang.org/api/admin/reports/v1"
+	"google.golang.org/api/option"
+
+	"github.com/chat-offboard/chat-offboard/request"
+	"github.com/chat-offboard/chat-offboard/tokens"
+)
+
+// The reconcile subcommand: the Workspace trigger's daily catch-up
+// (docs/operators.md, "Offboarding that starts itself"). An organization log
+// sink publishes each Admin audit entry of a suspension, archive or deletion
+// to REQUEST_TOPIC within minutes; reconcile asks the Reports API
+// (activities.list, applicationName=admin, one call per event name of
+// request.AuditMethods) for those activities since --since ago and publishes
+// each as the LogEntry the sink would have published (request.AuditEvent's
+// LogEntry). The function thus takes the same path for it, Directory check
+// and AUTO_OFFBOARD_DOMAINS included, under the same request id: the id
+// derives from the activity's id (request.AuditRequestID), which the Reports
+// API and the LogEntry share, so an activity the sink delivered already is
+// the same request and the ledger acts on it once.
+func init() { subcommands["reconcile"] = runReconcile }
+
+// reportsRetention is how far back the Reports API reports activities.
+const reportsRetention = 180 * 24 * time.Hour
+
+// reconcileConfig is the parsed command line of publish reconcile.
+type reconcileConfig struct {
+	since                  time.Duration
+	organization           string
+	project, topic, secret string
+	dryRun                 bool
+	output                 string
+	timeout                time.Duration
+	// Emulators, from the environment as the function reads them
+	// (REPORTS_ENDPOINT and SECRET_MANAGER_ENDPOINT loopback only;
+	// OAUTH_TOKEN_URL Google's or loopback), and PUBSUB_EMULATOR_HOST.
+	reportsEndpoint, smHost, tokenURL string
+	env                               func(string) string
+	log                               *slog.Logger
+}
+
+const reconcileUsage = `Usage: publish reconcile --organization ORG_ID [flags]
+
+Publishes a sweep for every Google Workspace suspension, archive or deletion
+the Reports API (activities.list, applicationName=admin) recorded since
+--since ago, as the LogEntry the Workspace trigger's log sink would have
+published: the function reads it the same way (Directory check,
+AUTO_OFFBOARD_DOMAINS) and, since the request id derives from the activity's
+id, acts once on an activity the sink delivered already. Run it daily, or
+after an outage of the trigger.
+
+It reads the Reports API with the delegated admin's credential, the function's
+secret (--token-secret; consent with cmd/authorize --workspace-trigger, which
+asks for admin.reports.audit.readonly), read with Application Default
+Credentials.
+
+Exit codes: 0 every activity published (or listed with --dry-run), 1 some
+activities could not be turned into a request (named; nothing else is
+skipped), 2 usage, API or publishing errors.
+
+Flags:
+`
+
+func parseReconcileFlags(args []string, stderr io.Writer, env func(string) string) (*reconcileConfig, error) {
+	c := &reconcileConfig{env: env, log: slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	fs := flag.NewFlagSet("publish reconcile", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, reconcileUsage)
+		fs.PrintDefaults()
+	}
+	fs.DurationVar(&c.since, "since", 24*time.Hour, "reconcile the activities of this long ago until now (at most 180 days: 4320h)")
+	fs.StringVar(&c.organization, "organization", "", "the Cloud organization `ORG_ID` whose log sink is the trigger (deploy.sh --workspace-trigger)")
+	fs.StringVar(&c.project, "project", env("GOOGLE_CLOUD_PROJECT"), "Google Cloud `project` of the requests topic and the secret")
+	fs.StringVar(&c.topic, "topic", env("REQUEST_TOPIC"), "request `topic` id or projects/P/topics/T")
+	fs.StringVar(&c.secret, "token-secret", env("TOKEN_SECRET"), "the delegated admin's credential: a `secret` id or projects/P/secrets/S[/versions/V] (the function's TOKEN_SECRET)")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "list what would be published, publish nothing")
+	fs.StringVar(&c.output, "output", "table", "`format` of standard output: table or json (JSON lines)")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "give up (exit 2) after this long")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see publish reconcile --help)", fs.Arg(0))
+	}
+	c.reportsEndpoint, c.smHost, c.tokenURL = env("REPORTS_ENDPOINT"), env("SECRET_MANAGER_ENDPOINT"), env("OAUTH_TOKEN_URL")
+	return c, c.check()
+}
+
+// check refuses what cannot work before anything is called.
+func (c *reconcileConfig) check() error {
+	switch {
+	case c.since <= 0 || c.since > reportsRetention:
+		return fmt.Errorf("--since %v: must be positive and at most %v (the Reports API keeps 180 days)", c.since, reportsRetention)
+	case c.organization == "":
+		return errors.New("--organization ORG_ID is required: the organization of the trigger's log sink")
+	case !isOrgID(c.organization):
+		return fmt.Errorf("--organization %q is not an organization id (its number, as in organizations/123456789012)", c.organization)
+	case strings.TrimSpace(c.secret) == "":
+		return errors.New("no credential: set --token-secret or TOKEN_SECRET (the function's secret)")
+	case c.output != "table" && c.output != "json":
+		return fmt.Errorf("--output must be table or json, not %q", c.output)
+	case c.timeout <= 0:
+		return errors.New("--timeout must be positive")
+	}
+	if c.reportsEndpoint != "" {
+		if err := tokens.CheckLoopback(strings.TrimSuffix(strings.TrimPrefix(c.reportsEndpoint, "http://"), "/")); err != nil {
+			return fmt.Errorf("REPORTS_ENDPOINT: %w", err)
+		}
+	}
+	return nil
+}
+
+// isOrgID reports whether s is an organization id: a decimal number.
+func isOrgID(s string) bool {
+	if len(s) == 0 || len(s) > 20 || s[0] == '0' {
+		return false
+	}
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
+}
+
+// runReconcile is publish reconcile: it returns the exit code.
+func runReconcile(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, env func(string) string) int {
+	c, err := parseReconcileFlags(args, stderr, env)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
+		return exitUsage
+	}
+	var dest destinations
+	if !c.dryRun {
+		if dest, err = resolveDestinations(&config{project: c.project, topic: c.topic}, env); err != nil {
+			fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
+			return exitUsage
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	events, skipped, err := c.collect(ctx, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
+		return exitUsage
+	}
+	items := make([]*item, len(events))
+	for i, ev := range events {
+		items[i] = &item{req: request.Request{RequestID: ev.RequestID()}, data: ev.LogEntry(),
+			target: ev.EventName + " " + ev.Email + " " + ev.Time.Format(time.RFC3339)}
+	}
+	if code := c.publish(ctx, dest, items, stdout, stderr); code != exitOK {
+		return code
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(stderr, "publish reconcile: %d activities could not be turned into a request:\n  %s\n",
+			len(skipped), strings.Join(skipped, "\n  "))
+		return exitFailed
+	}
+	return exitOK
+}
+
+// publish publishes items (or, with --dry-run, only lists them) and prints
+// them.
+func (c *reconcileConfig) publish(ctx context.Context, dest destinations, items []*item, stdout, stderr io.Writer) int {
+	if len(items) == 0 {
+		fmt.Fprintf(stderr, "publish reconcile: no suspension, archive or deletion since %s\n", c.start().Format(time.RFC3339))
+		return exitOK
+	}
+	if c.dryRun {
+		fmt.Fprintf(stderr, "publish reconcile: %d to publish; nothing published (--dry-run)\n", len(items))
+		printReconciled(stdout, items, c.output)
+		return exitOK
+	}
+	client, err := newClient(ctx, dest.project, c.env)
+	if err != nil {
+		fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
+		return exitUsage
+	}
+	defer client.Close()
+	err = publishAll(ctx, client, dest.topic, items)
+	printReconciled(stdout, items, c.output)
+	if err != nil {
+		fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "publish reconcile: published %d LogEntries to %s\n", len(items), dest.topic)
+	return exitOK
+}
+
+// start is the beginning of the reconciled range.
+func (c *reconcileConfig) start() time.Time {
+	return time.Now().Add(-c.since).UTC().Truncate(time.Second)
+}
+
+// printReconciled lists the requests, with their message ids once
+// published.
+func printReconciled(w io.Writer, items []*item, output string) {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		for _, it := range items {
+			_ = enc.Encode(map[string]string{"requestId": it.req.RequestID, "event": it.target, "messageId": it.messageID})
+		}
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REQUEST ID\tEVENT PERSON TIME\tMESSAGE ID")
+	for _, it := range items {
+		id := it.messageID
+		if id == "" {
+			id = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", it.req.RequestID, it.target, id)
+	}
+	tw.Flush()
+}
+
+// collect lists the offboarding activities since c.since ago, oldest
+// first, as audit events; skipped names the activities that name nobody or
+// more than one person.
+func (c *reconcileConfig) collect(ctx context.Context, stderr io.Writer) (events []*request.AuditEvent, skipped []string, err error) {
+	svc, closeSvc, err := c.reportsService(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer closeSvc()
+	start := c.start()
+	seen := map[string]bool{}
+	for _, name := range auditEventNames() {
+		var n, pages int
+		err := svc.Activities.List("all", "admin").EventName(name).StartTime(start.Format(time.RFC3339)).
+			Pages(ctx, func(p *reports.Activities) error {
+				pages++
+				for _, a := range p.Items {
+					n++
+					ev, why := c.auditEvent(a, name)
+					switch {
+					case why != "":
+						skipped = append(skipped, why)
+					case !seen[ev.RequestID()]:
+						seen[ev.RequestID()] = true
+						events = append(events, ev)
+					}
+				}
+				return nil
+			})
+		if err != nil {
+			return nil, nil, fmt.Errorf("Reports API activities.list eventName=%s: %w", name, err)
+		}
+		fmt.Fprintf(stderr, "publish reconcile: %s since %s: %d activities (%d pages)\n", name, start.Format(time.RFC3339), n, pages)
+	}
+	slices.SortStableFunc(events, func(a, b *request.AuditEvent) int { return a.Time.Compare(b.Time) })
+	return events, skipped, nil
+}
+
+// auditEventNames are the event names of request.AuditMethods, sorted.
+func auditEventNames() []string {
+	var names []string
+	for _, n := range request.AuditMethods {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// auditEvent turns an activity with an event called name into the audit
+// event a sink's LogEntry of it carries, or says why it cannot. The
+// LogEntry is read back with request.ParseAuditEntry, the check the
+// function makes.
+func (c *reconcileConfig) auditEvent(a *reports.Activity, name string) (*request.AuditEvent, string) {
+	if a.Id == nil {
+		return nil, name + ": an activity without an id"
+	}
+	at, err := time.Parse(time.RFC3339Nano, a.Id.Time)
+	if err != nil {
+		return nil, fmt.Sprintf("%s: activity time %q: %v", name, a.Id.Time, err)
+	}
+	what := fmt.Sprintf("%s at %s (uniqueQualifier %d)", name, a.Id.Time, a.Id.UniqueQualifier)
+	person := ""
+	for _, e := range a.Events {
+		if e.Name != name {
+			continue
+		}
+		for _, p := range e.Parameters {
+			if p.Name != "USER_EMAIL" {
+				continue
+			}
+			if person != "" && !strings.EqualFold(person, p.Value) {
+				return nil, what + ": names more than one person (" + person + ", " + p.Value + "); publish a request for each"
+			}
+			person = p.Value
+		}
+	}
+	ev := &request.AuditEvent{
+		InsertID:     fmt.Sprintf("reports-%d-%d", at.UnixMicro(), a.Id.UniqueQualifier),
+		Organization: c.organization, Method: auditMethod(name), EventName: name, Email: person,
+		Time: at.UTC(), UniqueQualifier: a.Id.UniqueQualifier, HasActivityID: true,
+	}
+	if a.Actor != nil {
+		ev.Actor = request.Clip(a.Actor.Email)
+	}
+	back, err := request.ParseAuditEntry(ev.LogEntry())
+	if err != nil {
+		return nil, what + ": " + err.Error()
+	}
+	if back.RequestID() != request.AuditRequestID(at, a.Id.UniqueQualifier) {
+		return nil, what + ": the LogEntry would have request id " + back.RequestID()
+	}
+	return back, ""
+}
+
+// auditMethod is the method of request.AuditMethods whose event is name.
+func auditMethod(name string) string {
+	for m, n := range request.AuditMethods {
+		if n == name {
+			return m
+		}
+	}
+	return ""
+}
+
+// reportsService is a Reports API client with the delegated admin's
+// credential from the function's secret.
+func (c *reconcileConfig) reportsService(ctx context.Context) (*reports.Service, func(), error) {
+	secret, err := tokens.SecretVersionName(strings.TrimSpace(c.secret), strings.TrimSpace(c.project))
+	if err != nil {
+		return nil, nil, fmt.Errorf("--token-secret: %w", err)
+	}
+	src, err := tokens.New(ctx, tokens.Config{Secret: secret, SecretManagerEndpoint: c.smHost, TokenURL: c.tokenURL, Logger: c.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := []option.ClientOption{option.WithTokenSource(src)}
+	if c.reportsEndpoint != "" {
+		opts = append(opts, option.WithEndpoint(c.reportsEndpoint))
+	}
+	svc, err := reports.NewService(ctx, opts...)
+	if err != nil {
+		src.Close()
+		return nil, nil, fmt.Errorf("Reports API client: %w", err)
+	}
+	return svc, func() { src.Close() }, nil
+}

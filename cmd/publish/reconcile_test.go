@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chat-offboard/chat-offboard/internal/emulator"
+	"github.com/chat-offboard/chat-offboard/request"
+)
+
+const (
+	testOrg      = "506102632746"
+	reportsAdmin = "admin@example.com"
+)
+
+// reconcileFixture is what publish reconcile talks to: the Reports API and
+// Secret Manager emulations (the delegated admin's credential, with the
+// scope of cmd/authorize --workspace-trigger, in the secret "reports-token"),
+// and Pub/Sub (pstest) with the topic "requests".
+type reconcileFixture struct {
+	stack     *emulator.Stack
+	reports   *emulator.Reports
+	env       map[string]string
+	published func() []publishedMessage
+}
+
+// publishedMessage is a message on the requests topic.
+type publishedMessage struct {
+	data  []byte
+	attrs map[string]string
+}
+
+func newReconcileFixture(t *testing.T) *reconcileFixture {
+	t.Helper()
+	st, err := emulator.StartAll(emulator.Default(), emulator.ChatOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	r := emulator.NewReports(emulator.Default(), st.OAuth)
+	t.Cleanup(r.Close)
+	rt := st.OAuth.IssueRefreshToken(st.ClientID, "users/100",
+		append(slices.Clone(emulator.StackScopes), emulator.ScopeAdminReportsAuditReadonly))
+	st.Secrets.AddVersion(st.Project, "reports-token", emulator.AuthorizedUserJSON(st.ClientID, st.ClientSecret, rt, st.OAuth.TokenURL()))
+	env, _, published := pstestEnv(t)
+	env["REPORTS_ENDPOINT"] = r.URL()
+	env["SECRET_MANAGER_ENDPOINT"] = st.Secrets.Addr()
+	env["TOKEN_SECRET"] = "projects/" + st.Project + "/secrets/reports-token"
+	return &reconcileFixture{stack: st, reports: r, env: env, published: func() []publishedMessage {
+		var out []publishedMessage
+		for _, m := range published() {
+			out = append(out, publishedMessage{m.Data, m.Attributes})
+		}
+		return out
+	}}
+}
+
+// reconcile runs publish reconcile args, through the command's dispatch.
+func (f *reconcileFixture) reconcile(t *testing.T, args ...string) invocation {
+	t.Helper()
+	cmd, rest := dispatch(append([]string{"reconcile"}, args...))
+	var stdout, stderr syncBuffer
+	code := cmd(context.Background(), rest, strings.NewReader(""), &stdout, &stderr, func(k string) string { return f.env[k] })
+	t.Logf("publish reconcile %s → exit %d\nstderr:\n%s", strings.Join(args, " "), code, stderr.String())
+	return invocation{code, stdout.String(), stderr.String()}
+}
+
+// TestReconcilePublishesMissedEvents: every suspension, archive and deletion
+// of the last 24 hours is published as the LogEntry a sink would publish,
+// oldest first, under the request id the activity's own entry derives; what
+// is older, not offboarding, or another application's is left alone.
+func TestReconcilePublishesMissedEvents(t *testing.T) {
+	t.Parallel()
+	f := newReconcileFixture(t)
+	now := time.Now()
+	bob := f.reports.Add(emulator.AdminUserEvent("ARCHIVE_USER", "bob@example.com", reportsAdmin, now.Add(-3*time.Hour)))
+	alice := f.reports.Add(emulator.AdminUserEvent("SUSPEND_USER", "alice@example.com", reportsAdmin, now.Add(-2*time.Hour)))
+	// Parameters in another order: USER_EMAIL is looked up by name.
+	erin := emulator.AdminUserEvent("DELETE_AUTO_PROVISIONED_USER", "erin@example.com", "", now.Add(-time.Hour))
+	erin.Events[0].Parameters = append([]emulator.ReportParameter{{Name: "SUSPENSION_REASON", Value: "left"}}, erin.Events[0].Parameters...)
+	erinQ := f.reports.Add(erin)
+	f.reports.Add(emulator.AdminUserEvent("DELETE_USER", "carol@example.com", reportsAdmin, now.Add(-30*time.Hour)))
+	f.reports.Add(emulator.AdminUserEvent("CHANGE_PASSWORD", "dave@example.com", reportsAdmin, now.Add(-time.Hour)))
+	login := emulator.AdminUserEvent("SUSPEND_USER", "frank@example.com", reportsAdmin, now.Add(-time.Hour))
+	login.Application = "login"
+	f.reports.Add(login)
+
+	r := f.reconcile(t, "--since", "24h", "--organization", testOrg)
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	// Pub/Sub does not keep the order of publishing: matched by request id.
+	msgs := map[string]publishedMessage{}
+	for _, m := range f.published() {
+		msgs[m.attrs["requestId"]] = m
+	}
+	type want struct {
+		event, email, actor string
+		at                  time.Time
+		uq                  int64
+	}
+	wants := []want{
+		{"ARCHIVE_USER", "bob@example.com", reportsAdmin, now.Add(-3 * time.Hour), bob},
+		{"SUSPEND_USER", "alice@example.com", reportsAdmin, now.Add(-2 * time.Hour), alice},
+		{"DELETE_AUTO_PROVISIONED_USER", "erin@example.com", "", now.Add(-time.Hour), erinQ},
+	}
+	if len(msgs) != len(wants) {
+		t.Fatalf("published %d messages, want %d", len(msgs), len(wants))
+	}
+	var ids []string
+	for i, w := range wants {
+		id := request.AuditRequestID(w.at, w.uq)
+		ids = append(ids, id)
+		data := msgs[id].data
+		if !request.LooksLikeLogEntry(data) {
+			t.Fatalf("message %d is not a LogEntry: %s", i, data)
+		}
+		ev, err := request.ParseAuditEntry(data)
+		if err != nil {
+			t.Fatalf("message %d: the function would refuse it: %v\n%s", i, err, data)
+		}
+		if ev.EventName != w.event || ev.Email != w.email || ev.Actor != w.actor || ev.Organization != testOrg ||
+			request.AuditMethods[ev.Method] != w.event || ev.RequestID() != id {
+			t.Errorf("message %s = %+v, want %+v", id, ev, w)
+		}
+	}
+	// Listed oldest first.
+	var listed []string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], request.AuditRequestPrefix) {
+			listed = append(listed, f[0])
+		}
+	}
+	if !slices.Equal(listed, ids) {
+		t.Errorf("stdout lists %q, want %q:\n%s", listed, ids, r.stdout)
+	}
+	// Progress: one line per event name asked for.
+	for _, name := range []string{"SUSPEND_USER", "ARCHIVE_USER", "DELETE_USER", "SUSPEND_AUTO_PROVISIONED_USER", "DELETE_AUTO_PROVISIONED_USER"} {
+		if !strings.Contains(r.stderr, "publish reconcile: "+name+" since ") {
+			t.Errorf("no progress for %s:\n%s", name, r.stderr)
+		}
+	}
+	if s := f.reports.Stats(); s.Calls != 5 {
+		t.Errorf("%d activities.list calls, want one per event name (5)", s.Calls)
+	}
+}
+
+// TestReconcileSameRequestAsTheSink: the LogEntry a sink publishes for an
+// activity (timeUsec to the microsecond) and the one reconcile publishes
+// from the Reports API (id.time to the millisecond) are the same request, so
+// the ledger acts once whichever arrives first.
+func TestReconcileSameRequestAsTheSink(t *testing.T) {
+	t.Parallel()
+	f := newReconcileFixture(t)
+	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond).Add(417 * time.Microsecond)
+	q := f.reports.Add(emulator.AdminUserEvent("SUSPEND_USER", "alice@example.com", reportsAdmin, at))
+	sink := (&request.AuditEvent{InsertID: "fjwwoaeb955f", Organization: testOrg, Method: "google.admin.AdminService.suspendUser",
+		EventName: "SUSPEND_USER", Email: "alice@example.com", Actor: reportsAdmin, Time: at, UniqueQualifier: q, HasActivityID: true}).LogEntry()
+	fromSink, err := request.ParseAuditEntry(sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.reconcile(t, "--organization", testOrg); r.code != exitOK {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	msgs := f.published()
+	if len(msgs) != 1 {
+		t.Fatalf("published %d messages, want 1", len(msgs))
+	}
+	reconciled, err := request.ParseAuditEntry(msgs[0].data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reconciled.RequestID() != fromSink.RequestID() {
+		t.Errorf("reconciled request id %s, the sink's %s", reconciled.RequestID(), fromSink.RequestID())
+	}
+	if reconciled.InsertID == fromSink.InsertID || !strings.HasPrefix(reconciled.InsertID, "reports-") {
+		t.Errorf("reconciled insertId %q does not say where it comes from", reconciled.InsertID)
+	}
+}
+
+// TestReconcileDryRun lists without publishing, in JSON lines too.
+func TestReconcileDryRun(t *testing.T) {
+	t.Parallel()
+	f := newReconcileFixture(t)
+	at := time.Now().Add(-time.Hour)
+	q := f.reports.Add(emulator.AdminUserEvent("DELETE_USER", "bob@example.com", reportsAdmin, at))
+	delete(f.env, "REQUEST_TOPIC") // a dry run needs no topic
+	r := f.reconcile(t, "--organization", testOrg, "--dry-run", "--output", "json")
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if n := len(f.published()); n != 0 {
+		t.Errorf("--dry-run published %d messages", n)
+	}
+	var line map[string]string
+	if err := json.Unmarshal([]byte(r.stdout), &line); err != nil {
+		t.Fatalf("stdout %q: %v", r.stdout, err)
+	}
+	if line["requestId"] != request.AuditRequestID(at, q) || line["messageId"] != "" || !strings.Contains(line["event"], "DELETE_USER bob@example.com") {
+		t.Errorf("listed %v", line)
+	}
+	if !strings.Contains(r.stderr, "nothing published (--dry-run)") {
+		t.Errorf("stderr does not say nothing was published:\n%s", r.stderr)
+	}
+}
+
+// TestReconcileRefusals: bad settings are refused before any call; the
+// Reports API's refusal stops the run with nothing published; an activity
+// that names two people is named and skipped, the others published.
+func TestReconcileRefusals(t *testing.T) {
+	t.Parallel()
+	f := newReconcileFixture(t)
+	f.reports.Add(emulator.AdminUserEvent("SUSPEND_USER", "alice@example.com", reportsAdmin, time.Now().Add(-time.Hour)))
+	for name, args := range map[string][]string{
+		"no organization":           nil,
+		"organization not a number": {"--organization", "organizations/1"},
+		"since 0":                   {"--organization", testOrg, "--since", "0s"},
+		"since beyond 180 days":     {"--organization", testOrg, "--since", "4321h"},
+		"output xml":                {"--organization", testOrg, "--output", "xml"},
+		"an argument":               {"--organization", testOrg, "now"},
+	} {
+		if r := f.reconcile(t, args...); r.code != exitUsage || !strings.Contains(r.stderr, "publish reconcile: ") {
+			t.Errorf("%s: exit %d, want %d with a reason\n%s", name, r.code, exitUsage, r.stderr)
+		}
+	}
+	f.env["REPORTS_ENDPOINT"] = "https://reports.example.com/"
+	if r := f.reconcile(t, "--organization", testOrg); r.code != exitUsage || !strings.Contains(r.stderr, "REPORTS_ENDPOINT") {
+		t.Errorf("a non-loopback REPORTS_ENDPOINT: exit %d\n%s", r.code, r.stderr)
+	}
+	f.env["REPORTS_ENDPOINT"] = f.reports.URL()
+	if s := f.reports.Stats(); s.Calls != 0 {
+		t.Errorf("refused runs called the Reports API %d times", s.Calls)
+	}
+
+	// The function's own secret: consent without admin.reports.audit.readonly.
+	f.env["TOKEN_SECRET"] = f.stack.SecretName
+	r := f.reconcile(t, "--organization", testOrg)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "403") || !strings.Contains(r.stderr, "insufficient authentication scopes") {
+		t.Errorf("without the scope: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := len(f.published()); n != 0 {
+		t.Errorf("published %d messages after the Reports API refused", n)
+	}
+
+	f.env["TOKEN_SECRET"] = "projects/" + f.stack.Project + "/secrets/reports-token"
+	two := emulator.AdminUserEvent("SUSPEND_USER", "bob@example.com", reportsAdmin, time.Now().Add(-2*time.Hour))
+	two.Events = append(two.Events, emulator.AdminUserEvent("SUSPEND_USER", "carol@example.com", "", time.Time{}).Events...)
+	f.reports.Add(two)
+	r = f.reconcile(t, "--organization", testOrg)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "names more than one person (bob@example.com, carol@example.com)") {
+		t.Errorf("two people in one activity: exit %d\n%s", r.code, r.stderr)
+	}
+	msgs := f.published()
+	if len(msgs) != 1 {
+		t.Fatalf("published %d messages, want alice's only", len(msgs))
+	}
+	if ev, err := request.ParseAuditEntry(msgs[0].data); err != nil || ev.Email != "alice@example.com" {
+		t.Errorf("published %+v, %v; want alice's suspension", ev, err)
+	}
+}
+
+// TestDispatch: publish NAME runs the subcommand NAME with the remaining
+// arguments; anything else is a publish.
+func TestDispatch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string // in the --help output
+	}{
+		{[]string{"reconcile", "--help"}, "Usage: publish reconcile"},
+		{[]string{"report", "--help"}, "Usage: publish report"},
+		{[]string{"--help"}, "Usage: publish [flags]"},
+	} {
+		cmd, rest := dispatch(tc.args)
+		if !slices.Equal(rest, []string{"--help"}) {
+			t.Errorf("%q: arguments %q", tc.args, rest)
+		}
+		var stdout, stderr syncBuffer
+		code := cmd(context.Background(), rest, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+		if code != exitOK || !strings.Contains(stderr.String()+stdout.String(), tc.want) {
+			t.Errorf("%q: exit %d, output lacks %q:\n%s%s", tc.args, code, tc.want, stdout.String(), stderr.String())
+		}
+	}
+}
