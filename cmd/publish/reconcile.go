@@ -138,19 +138,16 @@ func isOrgID(s string) bool {
 // runReconcile is publish reconcile: it returns the exit code.
 func runReconcile(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, env func(string) string) int {
 	c, err := parseReconcileFlags(args, stderr, env)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+	var dest destinations
+	if err == nil && !c.dryRun {
+		dest, err = resolveDestinations(&config{project: c.project, topic: c.topic}, env)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case err != nil:
 		fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
 		return exitUsage
-	}
-	var dest destinations
-	if !c.dryRun {
-		if dest, err = resolveDestinations(&config{project: c.project, topic: c.topic}, env); err != nil {
-			fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
-			return exitUsage
-		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
