@@ -11,6 +11,10 @@
 //     as google.golang.org/api/chat/v1 speaks it.
 //   - [Directory]: the Admin SDK Directory API users.get, as
 //     google.golang.org/api/admin/directory/v1 speaks it.
+//   - [Reports]: the Admin SDK Reports API activities.list (the Admin audit
+//     activities that publish reconcile reads), as
+//     google.golang.org/api/admin/reports/v1 speaks it; started on its own
+//     with [NewReports], not by [StartAll].
 //
 // Every emulation listens on 127.0.0.1 with an ephemeral port, speaks the
 // real wire protocol, is strict about resource names, tokens, scopes and
