@@ -155,7 +155,18 @@ func groupEnv(t *testing.T) *env {
 	return newEnvWith(t, ws, emulator.ChatOptions{})
 }
 
-func TestSweepViaGroupReplayedAndDryRun(t *testing.T) {
+func TestSweepViaGroupReplayedAndDryRun(t *testing.T) { sweepViaGroupReplayed(t) }
+
+// TestSweepViaGroupOnFirestore is the same with the ledger in the real
+// Firestore emulator.
+func TestSweepViaGroupOnFirestore(t *testing.T) {
+	onFirestore(t)
+	sweepViaGroupReplayed(t)
+}
+
+// sweepViaGroupReplayed: via_group and viaGroups decided, recorded in the
+// ledger, published again as they were on redelivery; a dry run alike.
+func sweepViaGroupReplayed(t *testing.T) {
 	e := groupEnv(t)
 	if err := e.send(t, `{"requestId":"sg","allSpaces":true,"members":["alice@example.com","users/102"],"successor":"users/100"}`); err != nil {
 		t.Fatal(err)
