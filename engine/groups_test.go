@@ -34,8 +34,9 @@ func decisionsByMembership(t *testing.T, e *env) map[string]published {
 // (membership, groups) pairs through which a person is in a space only
 // through a group: alpha holds dana (201) and eli (202); beta fay (203) and
 // dana. None of them is a direct member of S0003, S0005, S0007 (alpha) or
-// S0009, S0011 (beta): 6 + 4 = 10 pairs through a group. In S0001 all three
-// are direct members and alpha is there too.
+// S1009, S1011 (beta, on the second page of spaces.search: its groups come
+// from the continuation request): 6 + 4 = 10 pairs through a group. In
+// S0001 all three are direct members and alpha is there too.
 func twoGroups(t testing.TB, ws *emulator.Workspace) map[string][]string {
 	t.Helper()
 	ws.Groups = []emulator.Group{
@@ -44,7 +45,7 @@ func twoGroups(t testing.TB, ws *emulator.Workspace) map[string][]string {
 		{ID: "g-other", Email: "other@example.com", Members: []string{"users/301"}},
 	}
 	wantVia := map[string][]string{}
-	for i, g := range map[int]string{1: "g-alpha", 3: "g-alpha", 5: "g-alpha", 7: "g-alpha", 9: "g-beta", 11: "g-beta", 13: "g-other"} {
+	for i, g := range map[int]string{1: "g-alpha", 3: "g-alpha", 5: "g-alpha", 7: "g-alpha", 1009: "g-beta", 1011: "g-beta", 13: "g-other"} {
 		ws.Spaces[i].Groups = []string{"groups/" + g}
 		for _, m := range ws.Groups {
 			if m.ID != g || i == 1 {
@@ -110,7 +111,7 @@ func TestSweepViaGroupsTwoThousandSpaces(t *testing.T) {
 	}
 	// The groups stay members of their spaces.
 	snap := e.stack.Chat.Snapshot()
-	for _, i := range []int{1, 3, 9} {
+	for _, i := range []int{1, 3, 1009} {
 		if len(snap.Spaces[i].Groups) != 1 {
 			t.Errorf("S%04d lost its group: %v", i, snap.Spaces[i].Groups)
 		}
