@@ -311,6 +311,31 @@ func TestAuditEntryScope(t *testing.T) {
 		t.Errorf("protected bob refused in %d spaces, want 3: %+v", refused, e.results(t))
 	}
 
+	// One activity reaching the topic twice under two insertIds (two
+	// sinks): one request, one sweep, the same decision twice.
+	alice, data := auditEntry("suspendUser", "alice@example.com", 14)
+	searches := e.stack.Chat.Stats().Calls["spaces.search"]
+	if err := e.send(t, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	alice.InsertID = "another-sink"
+	if err := e.send(t, string(alice.LogEntry())); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	if n := e.stack.Chat.Stats().Calls["spaces.search"] - searches; n != 1 {
+		t.Errorf("one activity, two entries: %d spaces.search calls, want 1", n)
+	}
+	ceIDs := map[string]int{}
+	for _, r := range e.results(t) {
+		if r.RequestID == alice.RequestID() {
+			ceIDs[r.Attrs["ce-id"]]++
+		}
+	}
+	if len(ceIDs) != 1 || ceIDs[contract.EventID(alice.RequestID(), "", contract.Planned)] != 2 {
+		t.Errorf("one activity, two entries: page results by ce-id %v, want one planned decision twice", ceIDs)
+	}
+
 	_, data = auditEntry("deleteUser", "nobody@example.com", 13)
 	if err := e.send(t, string(data)); err != nil {
 		t.Fatal(err)

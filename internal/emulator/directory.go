@@ -51,7 +51,8 @@ var (
 // deleted one deletionTime. The token needs scope
 // admin.directory.user.readonly or admin.directory.user; with the default
 // viewType=admin_view the caller must be a Workspace admin (403 otherwise),
-// with viewType=domain_public any user of the Workspace may read.
+// with viewType=domain_public any user of the Workspace may read, and sees
+// only the id, the primary email and the name.
 type Directory struct {
 	srv    *loopbackServer
 	auth   *OAuth
@@ -219,7 +220,21 @@ func (d *Directory) serve(w http.ResponseWriter, r *http.Request) {
 		fail(errf(404, "", "Resource Not Found: userKey"))
 		return
 	}
+	if q.Get("viewType") == "domain_public" {
+		// Only what other users of the domain see: not the account's
+		// state, unit or relations (stricter than unsure).
+		writeJSON(w, publicUser{Kind: u.Kind, ID: u.ID, PrimaryEmail: u.PrimaryEmail, Name: u.Name})
+		return
+	}
 	writeJSON(w, u)
+}
+
+// publicUser is a user in the domain_public view.
+type publicUser struct {
+	Kind         string            `json:"kind"`
+	ID           string            `json:"id"`
+	PrimaryEmail string            `json:"primaryEmail"`
+	Name         directoryUserName `json:"name"`
 }
 
 // authorize checks the token, the query parameters of method, the scope

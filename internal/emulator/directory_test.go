@@ -44,8 +44,8 @@ func TestDirectory(t *testing.T) {
 	bobSvc := dirAs(t, st, bob, emulator.ScopeAdminDirectoryUserReadonly)
 	_, err = bobSvc.Users.Get("alice@example.com").Do()
 	apiErr(t, err, 403)
-	if u, err := bobSvc.Users.Get("alice@example.com").ViewType("domain_public").Do(); err != nil || u.Id != "101" {
-		t.Fatalf("domain_public = %+v, %v", u, err)
+	if u, err := bobSvc.Users.Get("frank@example.com").ViewType("domain_public").Do(); err != nil || u.Id != "106" || u.Suspended || u.Relations != nil || u.OrgUnitPath != "" {
+		t.Fatalf("domain_public = %+v, %v (frank is suspended, with a manager: not public)", u, err)
 	}
 	// Scope and token checks.
 	noScope := dirAs(t, st, admin, emulator.ScopeChatMemberships)
