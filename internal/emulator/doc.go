@@ -9,8 +9,11 @@
 //   - [Chat]: the Google Chat API REST surface used for membership
 //     management (spaces.members.get/list/create/patch/delete, spaces.search),
 //     as google.golang.org/api/chat/v1 speaks it.
-//   - [Directory]: the Admin SDK Directory API users.get, as
-//     google.golang.org/api/admin/directory/v1 speaks it.
+//   - [Directory]: the Admin SDK Directory API users.get, users.list and
+//     groups.list (a person's direct Google Groups), as
+//     google.golang.org/api/admin/directory/v1 speaks it. Groups are also
+//     members of Chat spaces ([Space].Groups), listed by members.list with
+//     showGroups.
 //   - [Reports]: the Admin SDK Reports API activities.list (the Admin audit
 //     activities that publish reconcile reads), as
 //     google.golang.org/api/admin/reports/v1 speaks it; started on its own
