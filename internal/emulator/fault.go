@@ -27,9 +27,10 @@ import (
 type Fault struct {
 	// Method selects the calls: "members.delete", "members.get",
 	// "members.list", "members.create", "members.patch", "spaces.search",
-	// "users.get", "users.list", "groups.list", "token", "secrets.access", "secrets.add",
-	// "secrets.create", "secrets.get", "secrets.disable", "secrets.enable",
-	// "secrets.getVersion"; "" matches any call of the emulation.
+	// "users.get", "users.list", "groups.list", "token", "secrets.access",
+	// "secrets.add", "secrets.create", "secrets.get", "secrets.disable",
+	// "secrets.enable", "secrets.getVersion"; "" matches any call of the
+	// emulation.
 	Method string
 	// Status is the HTTP status to answer, e.g. 503, 429, 500. The Secret
 	// Manager emulation maps it to a gRPC code (see SecretManager.InjectFault).
