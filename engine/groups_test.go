@@ -304,3 +304,20 @@ func TestSweepGroupsNotCheckedPerPerson(t *testing.T) {
 		t.Errorf("groups.list = %d, want 8", n)
 	}
 }
+
+// TestSweepGroupsListRetried: a 503 from groups.list is retried like any
+// API call, and the sweep goes on with the groups.
+func TestSweepGroupsListRetried(t *testing.T) {
+	e := groupEnv(t)
+	e.stack.Directory.InjectFault(emulator.Fault{Method: "groups.list", Status: 503, Times: 1})
+	if err := e.send(t, `{"requestId":"sr","allSpaces":true,"member":"alice@example.com","dryRun":true}`); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	if r := decisionsByMembership(t, e)["spaces/HR/members/101"]; r.Outcome != contract.ViaGroup {
+		t.Errorf("HR: %+v", r.Result)
+	}
+	if s := e.stack.Directory.Stats(); s.GroupsList != 3 || s.Faulted != 1 { // the 503, then alice's two pages
+		t.Errorf("Directory stats %+v, want 3 groups.list, 1 faulted", s)
+	}
+}
