@@ -35,10 +35,17 @@ const (
 	// still reaches it through a Google Group (Result.ViaGroups): nothing
 	// is removed, the group is not the function's to change.
 	ViaGroup Outcome = "via_group"
+	// Restored: a membership that a restore added back (issue 14), with
+	// the role it had and the state the API answered (JOINED, or INVITED
+	// when the person must accept).
+	Restored Outcome = "restored"
+	// AlreadyMember: a restore found the person a member already and
+	// wrote nothing.
+	AlreadyMember Outcome = "already_member"
 )
 
 // Outcomes lists every outcome, in the order docs/design.md gives them.
-var Outcomes = []Outcome{Removed, NotMember, DryRun, Refused, Invalid, Failed, Planned, Expired, ViaGroup}
+var Outcomes = []Outcome{Removed, NotMember, DryRun, Refused, Invalid, Failed, Planned, Expired, ViaGroup, Restored, AlreadyMember}
 
 // Result event constants.
 const (
@@ -66,6 +73,7 @@ type Result struct {
 	Role             string      `json:"role,omitempty"`
 	Member           *Member     `json:"member,omitempty"`
 	WouldRemove      *bool       `json:"wouldRemove,omitempty"`
+	WouldRestore     *bool       `json:"wouldRestore,omitempty"`
 	Children         *int        `json:"children,omitempty"`
 	ExpectedResults  *int        `json:"expectedResults,omitempty"`
 	Continued        bool        `json:"continued,omitempty"`

@@ -59,7 +59,7 @@ func (f *Engine) Handle(ctx context.Context, e event.Event) error {
 	if v.Name != "" {
 		j.log = j.log.With("membership", v.Name)
 	}
-	if v.Kind == request.KindSpaceMembers {
+	if v.Kind == request.KindSpaceMembers || v.Kind == request.KindRestoreSpace {
 		j.log = j.log.With("space", v.SpaceNames[0])
 	}
 	if f.expired(msg) {
@@ -114,6 +114,10 @@ func (f *Engine) run(ctx context.Context, j *job) ([]contract.Result, error) {
 		out, err = f.sweepSpace(ctx, j)
 	case request.KindBulk:
 		out, err = f.planBulk(ctx, j)
+	case request.KindRestore:
+		out, err = f.restorePage(ctx, j)
+	case request.KindRestoreSpace:
+		out, err = f.restoreSpace(ctx, j)
 	default:
 		out, err = j.one(f.removeOne(ctx, j))
 	}
@@ -139,7 +143,7 @@ func (j *job) one(r contract.Result, err error) ([]contract.Result, error) {
 // expired decision, or one per person of a space+members request (so that
 // a sweep's consumer still counts one result per person).
 func (f *Engine) expiredDecisions(j *job, info *contract.ErrorInfo) []contract.Result {
-	if j.req.Kind == request.KindSpaceMembers {
+	if j.req.Kind == request.KindSpaceMembers || j.req.Kind == request.KindRestoreSpace {
 		return expiredPeople(j, j.req.People, info)
 	}
 	r := j.result(j.req.RequestID)

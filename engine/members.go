@@ -57,14 +57,7 @@ func (f *Engine) deleteMembership(ctx context.Context, j *job, name string, admi
 // membership as the server named it. A 409 (added by an earlier delivery of
 // the request) reads the membership instead.
 func (f *Engine) addMember(ctx context.Context, j *job, space, who string, admin bool) (*chat.Membership, error) {
-	var created *chat.Membership
-	err := f.call(ctx, j, "members.create", write, func(ctx context.Context) error {
-		var err error
-		created, err = f.chat.Spaces.Members.Create(space, &chat.Membership{
-			Member: &chat.User{Name: "users/" + who, Type: "HUMAN"},
-		}).UseAdminAccess(admin).Context(ctx).Do()
-		return err
-	})
+	created, err := f.createMembership(ctx, j, space, who, admin)
 	if ge, ok := apiError(err); ok && ge.Code == http.StatusConflict {
 		m, gerr := f.getMembership(ctx, j, request.MembershipName(strings.TrimPrefix(space, "spaces/"), who), admin)
 		switch {
@@ -78,13 +71,38 @@ func (f *Engine) addMember(ctx context.Context, j *job, space, who string, admin
 	return created, err
 }
 
+// createMembership adds a person (a user id or email) to space as a human
+// member (members.create: the server answers with the name it assigned and
+// the state, JOINED or INVITED; a new membership is always ROLE_MEMBER).
+func (f *Engine) createMembership(ctx context.Context, j *job, space, who string, admin bool) (*chat.Membership, error) {
+	var created *chat.Membership
+	err := f.call(ctx, j, "members.create", write, func(ctx context.Context) error {
+		var err error
+		created, err = f.chat.Spaces.Members.Create(space, &chat.Membership{
+			Member: &chat.User{Name: "users/" + who, Type: "HUMAN"},
+		}).UseAdminAccess(admin).Context(ctx).Do()
+		return err
+	})
+	return created, err
+}
+
 // promote makes the membership name (as the server assigned it) an owner.
 func (f *Engine) promote(ctx context.Context, j *job, name string, admin bool) error {
-	return f.call(ctx, j, "members.patch", write, func(ctx context.Context) error {
-		_, err := f.chat.Spaces.Members.Patch(name, &chat.Membership{Role: roleOwner}).
+	_, err := f.setRole(ctx, j, name, roleOwner, admin)
+	return err
+}
+
+// setRole gives the membership name (as the server assigned it) role
+// (members.patch, updateMask=role) and returns it as the API answered.
+func (f *Engine) setRole(ctx context.Context, j *job, name, role string, admin bool) (*chat.Membership, error) {
+	var m *chat.Membership
+	err := f.call(ctx, j, "members.patch", write, func(ctx context.Context) error {
+		var err error
+		m, err = f.chat.Spaces.Members.Patch(name, &chat.Membership{Role: role}).
 			UpdateMask("role").UseAdminAccess(admin).Context(ctx).Do()
 		return err
 	})
+	return m, err
 }
 
 // spaceMembership is one human membership found by members.list.

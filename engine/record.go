@@ -137,6 +137,10 @@ func summary(v *request.Valid) string {
 		return fmt.Sprintf("%s from %d spaces", v.People[0], len(v.SpaceNames))
 	case request.KindSweep:
 		return fmt.Sprintf("%d people from every space", len(v.People))
+	case request.KindRestore:
+		return "restore of " + v.Restore
+	case request.KindRestoreSpace:
+		return fmt.Sprintf("restore of %d memberships of %s removed by %s", len(v.People), v.SpaceNames[0], v.Restore)
 	default:
 		return fmt.Sprintf("%d people from %s", len(v.People), v.SpaceNames[0])
 	}

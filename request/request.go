@@ -55,8 +55,9 @@ type Request struct {
 	DryRun          bool     `json:"dryRun,omitempty"`
 	Reason          string   `json:"reason,omitempty"`
 	RequestedBy     string   `json:"requestedBy,omitempty"`
-	// PageToken continues a sweep at a page of spaces.search; set only by
-	// the function itself on continuation messages.
+	// PageToken continues a sweep at a page of spaces.search, or a restore
+	// after a space; set only by the function itself on continuation
+	// messages.
 	PageToken string `json:"pageToken,omitempty"`
 	// SpaceDisplayName is the space's display name, as spaces.search told
 	// it; optional, only with space. A sweep sets it on the space+members
@@ -69,6 +70,9 @@ type Request struct {
 	// by the function on the requests a sweep fans out (with
 	// parentRequestId), so that its children need no Directory call.
 	MemberGroups map[string][]string `json:"memberGroups,omitempty"`
+	// Restore names an earlier request whose removals are undone (issue
+	// 14): a target form of its own (restore.go).
+	Restore string `json:"restore,omitempty"`
 }
 
 // MaxSpaceDisplayName is the longest spaceDisplayName accepted, in
@@ -88,6 +92,13 @@ const (
 	// its member list and deletes only real memberships: "space" +
 	// "members". Sweeps fan out into requests of this form.
 	KindSpaceMembers
+	// KindRestore undoes the removals of an earlier request: "restore"
+	// (and, on continuation pages, "pageToken").
+	KindRestore
+	// KindRestoreSpace restores the memberships of one space that a
+	// restore fans out: "restore" + "space" + "members", set only by the
+	// function.
+	KindRestoreSpace
 )
 
 // String names the target form.
@@ -103,6 +114,10 @@ func (k Kind) String() string {
 		return "sweep"
 	case KindSpaceMembers:
 		return "space+members"
+	case KindRestore:
+		return "restore"
+	case KindRestoreSpace:
+		return "restore+space"
 	}
 	return "unknown"
 }

@@ -178,3 +178,45 @@ func TestMemberGroups(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRestore(t *testing.T) {
+	v, err := Parse([]byte(`{"requestId":"hr-7-undo","restore":"hr-7","dryRun":true,"reason":"rehired","requestedBy":"workday"}`), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Kind != KindRestore || v.Restore != "hr-7" || !v.DryRun || v.Reason != "rehired" || v.AdminAccess {
+		t.Errorf("restore: %+v", v)
+	}
+	// A child, as the function publishes it: one space, the members as the
+	// removal's membership names had them.
+	v, err = Parse([]byte(`{"requestId":"u/spaces/A","parentRequestId":"u","restore":"hr-7/spaces/A","space":"spaces/A","members":["101","alice@example.com"]}`), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Kind != KindRestoreSpace || v.SpaceNames[0] != "spaces/A" || len(v.People) != 2 || v.People[1] != "alice@example.com" {
+		t.Errorf("restore child: %+v", v)
+	}
+	if _, err := Parse([]byte(`{"requestId":"u/page-1","parentRequestId":"u","restore":"hr-7","pageToken":"spaces/A"}`), "m"); err != nil {
+		t.Errorf("continuation page: %v", err)
+	}
+	for _, c := range []struct{ data, field string }{
+		{`{"restore":"hr-7","member":"users/1"}`, "member"},
+		{`{"restore":"hr-7","membership":"spaces/A/members/1"}`, "membership"},
+		{`{"restore":"hr-7","spaces":["spaces/A"]}`, "spaces"},
+		{`{"restore":"hr-7","allSpaces":true}`, "allSpaces"},
+		{`{"restore":"hr-7","adminAccess":true}`, "adminAccess"},
+		{`{"restore":"hr-7","successor":"users/2"}`, "successor"},
+		{`{"restore":"hr-7","space":"spaces/A","members":["1"]}`, "space"},
+		{`{"restore":"hr-7","parentRequestId":"p","space":"spaces/A"}`, "members"},
+		{`{"restore":"hr-7","parentRequestId":"p","space":"spaces/A","members":["app"]}`, "members[0]"},
+		{`{"restore":"hr-7","pageToken":"spaces/A"}`, "pageToken"},
+		{`{"requestId":"hr-7","restore":"hr-7"}`, "restore"},
+		{`{"restore":"hr\u0001"}`, "restore"},
+	} {
+		_, err := Parse([]byte(c.data), "m")
+		var e *Error
+		if !errors.As(err, &e) || e.Field != c.field {
+			t.Errorf("Parse(%s) = %v, want an error on %s", c.data, err, c.field)
+		}
+	}
+}

@@ -22,6 +22,8 @@ func Validate(r Request) (*Valid, error) {
 	var v *Valid
 	var err error
 	switch {
+	case r.Restore != "":
+		return validateRestore(r)
 	case r.Membership != "":
 		v, err = validateMembership(r)
 	case r.Space != "" && len(r.Members) > 0:
@@ -52,6 +54,7 @@ func checkEnvelope(r Request) error {
 	for _, f := range []struct{ name, v string }{
 		{"requestId", r.RequestID}, {"parentRequestId", r.ParentRequestID},
 		{"reason", r.Reason}, {"requestedBy", r.RequestedBy}, {"pageToken", r.PageToken},
+		{"restore", r.Restore},
 	} {
 		if err := checkText(f.name, f.v); err != nil {
 			return err
@@ -60,9 +63,12 @@ func checkEnvelope(r Request) error {
 	if r.RequestID == "" {
 		return invalid("requestId", "missing")
 	}
+	if r.Restore != "" {
+		return checkRestore(r)
+	}
 	switch forms := targetForms(r); {
 	case forms == 0:
-		return invalid("", "no target: give exactly one of membership, space+member, spaces+member, allSpaces+member(s)")
+		return invalid("", "no target: give exactly one of membership, space+member, spaces+member, allSpaces+member(s), restore")
 	case forms > 1:
 		return invalid("", "more than one target form: give exactly one of membership, space, spaces, allSpaces")
 	}

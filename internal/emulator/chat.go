@@ -133,8 +133,15 @@ type CallInfo struct {
 //     remain, or changing the only owner's role, is 400
 //     FAILED_PRECONDITION; assistant managers do not count as owners.
 //   - members.delete answers the deleted Membership (state NOT_A_MEMBER,
-//     the role it had); get, create and patch answer state JOINED.
+//     the role it had); get, create and patch answer the membership's
+//     state: JOINED, or INVITED for a person whose auto-accept is off
+//     (User.AutoAcceptOff), whom members.create invites rather than adds.
 //     Creating an existing membership is 409 ALREADY_EXISTS.
+//   - members.create ignores a role in its body ("can only be used as
+//     input in UpdateMembership"): a new membership is ROLE_MEMBER. With
+//     useAdminAccess it cannot add apps (400) nor people outside the
+//     organisation, i.e. not in Workspace.Users (400). A deleted user
+//     (User.Deleted) cannot be added (404).
 //   - members.list supports filter (member.type and role with = and !=,
 //     AND, OR, parentheses), pageSize (default 100, max 1000) and opaque
 //     page tokens bound to the space, filter and useAdminAccess; deletes
@@ -146,8 +153,9 @@ type CallInfo struct {
 //     role = … drops them ("If a filter is set, Google Group memberships
 //     that don't match the filter criteria aren't returned"). Page tokens
 //     are bound to showGroups too. members.get, delete and patch do not
-//     address group memberships here (404). showInvited is accepted and
-//     has no effect (nobody is invited).
+//     address group memberships here (404). Invited memberships are
+//     listed only with showInvited=true, which requires user
+//     authentication (400 with useAdminAccess).
 //   - spaces.search needs a query with customer = "customers/my_customer"
 //     and spaceType = "SPACE" (optionally AND displayName:"text"); it
 //     returns SPACE spaces only, in seed order, paged like members.list;
@@ -167,6 +175,7 @@ type Chat struct {
 	users     []User
 	groups    []Group           // as seeded
 	byEmail   map[string]string // lower-case primary email -> id
+	byID      map[string]User   // the organisation's people, by id
 	spaces    map[string]*spaceState
 	order     []*spaceState // by seq
 	seq       int64

@@ -98,8 +98,12 @@ func (c *Chat) listMembers(rq *request) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	if _, e := parseBoolParam(rq.q, "showInvited"); e != nil {
+	showInvited, e := parseBoolParam(rq.q, "showInvited")
+	if e != nil {
 		return nil, e
+	}
+	if showInvited && rq.admin {
+		return nil, errf(400, "", "showInvited requires user authentication; it can't be used with useAdminAccess.")
 	}
 	want := pageToken{Kind: "members", Parent: rq.space, Filter: filterText, Admin: rq.admin, Groups: showGroups}
 	after, e := checkPageToken(rq.q.Get("pageToken"), want)
@@ -115,7 +119,7 @@ func (c *Chat) listMembers(rq *request) (any, *apiError) {
 			// A group's membership has no member.type and no role:
 			// member.type != "BOT" matches it, member.type = "HUMAN"
 			// and any role = … do not.
-			if (m.group && !showGroups) || !filter.matchMember(m.typ, m.role) {
+			if (m.group && !showGroups) || (m.invited && !showInvited) || !filter.matchMember(m.typ, m.role) {
 				continue
 			}
 			if len(out.Memberships) == size {

@@ -38,6 +38,9 @@ func membershipOf(space string, m *memberState, state string) *membershipJSON {
 	if m.group {
 		return &membershipJSON{Name: space + "/members/" + m.id, State: state, GroupMember: &groupJSON{Name: "groups/" + m.id}, CreateTime: m.created}
 	}
+	if state == "JOINED" && m.invited {
+		state = "INVITED"
+	}
 	return &membershipJSON{
 		Name:       space + "/members/" + m.id,
 		State:      state,
@@ -283,10 +286,20 @@ func (c *Chat) createMember(w http.ResponseWriter, r *http.Request, rq *request)
 		if !known {
 			return nil, errf(404, "", "User %s not found.", in.Member.Name)
 		}
+		user, internal := c.byID[id]
+		if internal && user.Deleted {
+			// Gone from the directory: nobody to add.
+			return nil, errf(404, "", "User %s not found.", in.Member.Name)
+		}
+		if rq.admin && !internal {
+			return nil, errf(400, "", "Creating memberships for users outside the administrator's Google Workspace organization isn't supported using admin access.")
+		}
 		if s.members[id] != nil {
 			return nil, errf(409, "", "Membership %s/members/%s already exists.", s.name, id)
 		}
-		m := &memberState{id: id, typ: typ, role: RoleMember, created: timestamp()}
+		// The role of the body is ignored: it "can only be used as input
+		// in UpdateMembership".
+		m := &memberState{id: id, typ: typ, role: RoleMember, created: timestamp(), invited: typ == MemberTypeHuman && user.AutoAcceptOff}
 		c.addMemberLocked(s, m)
 		return membershipOf(s.name, m, "JOINED"), nil
 	})

@@ -16,6 +16,9 @@ type memberState struct {
 	role    string
 	seq     int64
 	created string // RFC 3339
+	// invited: created for a person whose auto-accept is off; state
+	// INVITED until they accept (never, in the emulation).
+	invited bool
 }
 
 type spaceState struct {
@@ -40,7 +43,9 @@ func (c *Chat) load(ws Workspace) {
 	c.users = ws.Users
 	c.groups = cloneGroups(ws.Groups)
 	c.byEmail = map[string]string{}
+	c.byID = map[string]User{}
 	for _, u := range ws.Users {
+		c.byID[u.ID] = u
 		// Primary addresses only: Chat documents "the user's email" as an
 		// alias, not the Directory's further addresses.
 		c.byEmail[strings.ToLower(u.Email)] = u.ID
@@ -149,6 +154,27 @@ func (c *Chat) IsMember(space, user string) (role string, ok bool) {
 		return "", false
 	}
 	return m.role, true
+}
+
+// MembershipState reports the state of user's membership of space as the
+// API answers it (JOINED or INVITED), or NOT_A_MEMBER. user is as for
+// IsMember.
+func (c *Chat) MembershipState(space, user string) string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s := c.spaces[space]
+	if s == nil {
+		return "NOT_A_MEMBER"
+	}
+	id, _ := c.resolveLocked(strings.TrimPrefix(user, "users/"))
+	m := s.members[id]
+	switch {
+	case m == nil:
+		return "NOT_A_MEMBER"
+	case m.invited:
+		return "INVITED"
+	}
+	return "JOINED"
 }
 
 // resolveLocked turns a member segment (id, primary email, "app") into a

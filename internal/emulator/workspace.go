@@ -88,6 +88,10 @@ type User struct {
 	// Relations are the Directory's relations of the user, such as
 	// {"type": "manager", "value": "boss@example.com"}.
 	Relations []Relation `json:"relations,omitempty"`
+	// AutoAcceptOff models a person whose auto-accept policy is turned
+	// off: members.create invites them (state INVITED) instead of adding
+	// them, and they must accept before joining.
+	AutoAcceptOff bool `json:"autoAcceptOff,omitempty"`
 }
 
 // Relation is one of a user's relations as the Directory API documents

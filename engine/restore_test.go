@@ -1,0 +1,420 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/internal/emulator"
+)
+
+// writes counts the membership writes the Chat emulation answered.
+func (e *env) writes() map[string]int64 {
+	c := e.stack.Chat.Stats().Calls
+	return map[string]int64{"members.create": c["members.create"], "members.patch": c["members.patch"], "members.delete": c["members.delete"]}
+}
+
+// of returns the results of request root and of its children, in order
+// (drain delivers every request message again, which publishes earlier
+// requests' decisions again).
+func (e *env) of(t testing.TB, root string) []published {
+	t.Helper()
+	var out []published
+	for _, r := range e.results(t) {
+		if r.RequestID == root || r.ParentRequestID == root {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// byMembership indexes non-planned results by membership.
+func byMembership(rs []published) map[string]published {
+	out := map[string]published{}
+	for _, r := range rs {
+		if r.Outcome != contract.Planned {
+			out[r.Membership] = r
+		}
+	}
+	return out
+}
+
+// TestRestoreSweep: a sweep of alice with a hand-off, then its restore:
+// the planned result first, alice back in every space with the role she
+// had (owner of ENG and SOLO, member of SALES), bob still the owner he was
+// made in SOLO and the result saying so; the same restore delivered again
+// and a second restore request write nothing.
+func TestRestoreSweep(t *testing.T) {
+	e := newEnv(t)
+	if err := e.send(t, `{"requestId":"hr-7","allSpaces":true,"member":"alice@example.com","successor":"bob@example.com","addSuccessor":true}`); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	for _, s := range []string{"spaces/ENG", "spaces/SALES", "spaces/SOLO"} {
+		if _, ok := e.stack.Chat.IsMember(s, "101"); ok {
+			t.Fatalf("the sweep left alice in %s", s)
+		}
+	}
+	e.stack.Chat.ResetStats()
+	undo := pubsubEvent(`{"requestId":"hr-7-undo","restore":"hr-7","reason":"rehired","requestedBy":"hr"}`, time.Now())
+	if err := e.f.Handle(t.Context(), undo); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	rs := e.of(t, "hr-7-undo")
+	if len(rs) == 0 || rs[0].Outcome != contract.Planned || rs[0].RequestID != "hr-7-undo" || *rs[0].ExpectedResults != 3 || *rs[0].Children != 3 || rs[0].Continued {
+		t.Fatalf("first result %+v, want planned with 3 children and 3 expected results", rs[0].Result)
+	}
+	if !strings.Contains(rs[0].Detail, "1 hand-offs are not reverted") {
+		t.Errorf("planned detail %q does not say the hand-off stays", rs[0].Detail)
+	}
+	got := byMembership(rs[1:])
+	for name, role := range map[string]string{"spaces/ENG/members/101": "ROLE_MANAGER", "spaces/SALES/members/101": "ROLE_MEMBER", "spaces/SOLO/members/101": "ROLE_MANAGER"} {
+		r := got[name]
+		want := contract.Result{
+			RequestID: "hr-7-undo/" + name[:strings.Index(name, "/members")], ParentRequestID: "hr-7-undo", Membership: name,
+			Outcome: contract.Restored, MembershipState: "JOINED", Role: role, Member: &contract.Member{Name: "users/101", Type: "HUMAN"},
+			AdminAccess: true, Reason: "rehired", RequestedBy: "hr",
+		}
+		if diff := resultDiff(want, r.Result, []string{"Attempts", "Detail"}); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", name, diff)
+		}
+		if space := want.RequestID[len("hr-7-undo/"):]; true {
+			if got, ok := e.stack.Chat.IsMember(space, "101"); !ok || got != role {
+				t.Errorf("alice in %s: %q %v, want %s", space, got, ok, role)
+			}
+		}
+	}
+	if d := got["spaces/SOLO/members/101"].Detail; !strings.Contains(d, "users/102 keeps the owner role") {
+		t.Errorf("SOLO detail %q does not say the successor keeps the owner role", d)
+	}
+	if role, _ := e.stack.Chat.IsMember("spaces/SOLO", "102"); role != "ROLE_MANAGER" {
+		t.Errorf("bob's role in SOLO %q, want ROLE_MANAGER (hand-offs are not reverted)", role)
+	}
+	want := map[string]int64{"members.create": 3, "members.patch": 2, "members.delete": 0}
+	if diff := cmp.Diff(want, e.writes()); diff != "" {
+		t.Errorf("restore writes (-want +got):\n%s", diff)
+	}
+
+	// The same message again, and its children again: nothing written.
+	e.stack.Chat.ResetStats()
+	n := len(e.of(t, "hr-7-undo"))
+	if err := e.f.Handle(t.Context(), undo); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range e.psrv.Messages() {
+		if m.Topic == e.cfg.RequestTopic && strings.HasPrefix(m.Attributes["requestId"], "hr-7-undo/") {
+			if err := e.f.Handle(t.Context(), e.delivery(m)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if c := e.stack.Chat.Stats().Calls; len(c) != 0 {
+		t.Errorf("a restore delivered twice called Chat: %v", c)
+	}
+	if again := e.of(t, "hr-7-undo")[n:]; len(again) != 4 {
+		t.Errorf("delivered again: %d results, want the 4 recorded ones", len(again))
+	}
+	for _, r := range e.of(t, "hr-7-undo")[n:] {
+		if r.Outcome != contract.Planned && r.Outcome != contract.Restored {
+			t.Errorf("again: %+v", r.Result)
+		}
+	}
+
+	// A second restore request finds alice back: already_member, no write.
+	if err := e.send(t, `{"requestId":"hr-7-undo-2","restore":"hr-7"}`); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	outcomes := map[contract.Outcome]int{}
+	for _, r := range e.of(t, "hr-7-undo-2") {
+		outcomes[r.Outcome]++
+	}
+	if diff := cmp.Diff(map[contract.Outcome]int{contract.Planned: 1, contract.AlreadyMember: 3}, outcomes); diff != "" {
+		t.Errorf("second restore (-want +got):\n%s", diff)
+	}
+	if w := e.writes(); w["members.create"]+w["members.patch"]+w["members.delete"] != 0 {
+		t.Errorf("second restore wrote: %v", w)
+	}
+}
+
+// TestRestoreInvalid: a restore of a request the ledger does not know, of
+// one that removed nobody (a dry run), and of a restore are invalid, with
+// the reason, and call nothing.
+func TestRestoreInvalid(t *testing.T) {
+	e := newEnv(t)
+	if err := e.send(t, `{"requestId":"dry","space":"spaces/ENG","member":"users/101","dryRun":true}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.send(t, `{"requestId":"gone","space":"spaces/HR","member":"users/101"}`); err != nil {
+		t.Fatal(err)
+	}
+	e.stack.Chat.ResetStats()
+	for _, c := range []struct{ restore, reason string }{
+		{"hr-unknown", `the ledger holds no request "hr-unknown"`},
+		{"dry", `request "dry" removed nobody: nothing to restore (it was a dry run)`},
+		{"gone", `request "gone" removed nobody`},
+	} {
+		if err := e.send(t, fmt.Sprintf(`{"requestId":"undo-%s","restore":%q}`, c.restore, c.restore)); err != nil {
+			t.Fatal(err)
+		}
+		rs := e.of(t, "undo-"+c.restore)
+		if len(rs) != 1 || rs[0].Outcome != contract.Invalid || rs[0].Error == nil || !strings.Contains(rs[0].Error.Message, c.reason) {
+			t.Errorf("restore of %s: %+v, want invalid saying %q", c.restore, rs, c.reason)
+		}
+	}
+	if c := e.stack.Chat.Stats().Calls; len(c) != 0 {
+		t.Errorf("invalid restores called Chat: %v", c)
+	}
+}
+
+// TestRestoreInvitedOutsiderAndDryRun: a person named by email and removed
+// without admin access comes back without it, INVITED when their
+// auto-accept is off; a person outside the organisation, removed with admin
+// access, cannot be added back with it (failed, Google's error); a dry run
+// writes nothing and says what it would do.
+func TestRestoreInvitedOutsiderAndDryRun(t *testing.T) {
+	ws := emulator.Default()
+	for i := range ws.Users {
+		if ws.Users[i].ID == "106" {
+			ws.Users[i].AutoAcceptOff = true
+		}
+	}
+	for i := range ws.Spaces {
+		if ws.Spaces[i].Name == "spaces/HR" {
+			ws.Spaces[i].Members = append(ws.Spaces[i].Members, emulator.Member{User: "users/999", Type: emulator.MemberTypeHuman})
+		}
+	}
+	e := newEnvWith(t, ws, emulator.ChatOptions{})
+	for _, req := range []string{
+		`{"requestId":"frank","space":"spaces/HR","member":"frank@example.com"}`,
+		`{"requestId":"guest","space":"spaces/HR","member":"users/999","adminAccess":true}`,
+	} {
+		if err := e.send(t, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.stack.Chat.ResetStats()
+	for _, id := range []string{"frank", "guest"} {
+		if err := e.send(t, fmt.Sprintf(`{"requestId":"dry-%s","restore":%q,"dryRun":true}`, id, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.drain(t, 2)
+	dry := byMembership(append(e.of(t, "dry-frank"), e.of(t, "dry-guest")...))
+	for _, name := range []string{"spaces/HR/members/frank@example.com", "spaces/HR/members/999"} {
+		r := dry[name]
+		if r.Outcome != contract.DryRun || r.WouldRestore == nil || !*r.WouldRestore || !strings.Contains(r.Detail, "would add") {
+			t.Errorf("dry run of %s: %+v", name, r.Result)
+		}
+	}
+	if w := e.writes(); w["members.create"]+w["members.patch"] != 0 {
+		t.Fatalf("a dry run wrote: %v", w)
+	}
+	for _, id := range []string{"frank", "guest"} {
+		if err := e.send(t, fmt.Sprintf(`{"requestId":"undo-%s","restore":%q}`, id, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.drain(t, 2)
+	got := byMembership(append(e.of(t, "undo-frank"), e.of(t, "undo-guest")...))
+	frank := contract.Result{
+		RequestID: "undo-frank/spaces/HR", ParentRequestID: "undo-frank", Membership: "spaces/HR/members/frank@example.com",
+		Outcome: contract.Restored, MembershipState: "INVITED", Role: "ROLE_MEMBER", Member: &contract.Member{Name: "users/106", Type: "HUMAN"},
+	}
+	if diff := resultDiff(frank, got[frank.Membership].Result, []string{"Attempts"}); diff != "" {
+		t.Errorf("frank (-want +got):\n%s", diff)
+	}
+	if s := e.stack.Chat.MembershipState("spaces/HR", "106"); s != "INVITED" {
+		t.Errorf("frank in HR: %s, want INVITED", s)
+	}
+	guest := got["spaces/HR/members/999"]
+	if guest.Outcome != contract.Failed || guest.Error == nil || guest.Error.Code != 400 || !strings.Contains(guest.Error.Message, "outside") || !guest.AdminAccess {
+		t.Errorf("guest: %+v %+v, want failed with Google's 400 (outside the organisation), with admin access", guest.Result, guest.Error)
+	}
+	if _, ok := e.stack.Chat.IsMember("spaces/HR", "999"); ok {
+		t.Error("the guest was added back with admin access")
+	}
+}
+
+// offboardWorkspace has n spaces and three departing people with every
+// role: dana (201) in every even space, the only owner of every 10th
+// (ROLE_MANAGER; the admin owns the others), a manager
+// (ROLE_ASSISTANT_MANAGER) where i%4 == 2, a member elsewhere; eli (202) in
+// every 3rd, an owner where i%9 == 0, else a member; fay (203) where i%7 ==
+// 1, a manager in odd spaces, else a member. Two bystanders and a bot are
+// in every space; bob (102) is the successor, in none.
+func offboardWorkspace(n int) (emulator.Workspace, map[[2]string]string) {
+	ws := emulator.Workspace{
+		Customer: emulator.DefaultCustomer,
+		Admins:   []string{"users/100"},
+		Users: []emulator.User{
+			{ID: "100", Email: "admin@example.com"}, {ID: "102", Email: "bob@example.com"},
+			{ID: "201", Email: "dana@example.com"}, {ID: "202", Email: "eli@example.com"}, {ID: "203", Email: "fay@example.com"},
+			{ID: "301", Email: "x1@example.com"}, {ID: "302", Email: "x2@example.com"},
+		},
+	}
+	roles := map[[2]string]string{} // (space, user id) -> role of a departing person
+	h := func(id, role string) emulator.Member {
+		return emulator.Member{User: "users/" + id, Type: emulator.MemberTypeHuman, Role: role}
+	}
+	for i := range n {
+		name := fmt.Sprintf("spaces/R%04d", i)
+		var ms []emulator.Member
+		if i%10 != 0 {
+			ms = append(ms, h("100", emulator.RoleManager))
+		}
+		add := func(id, role string) {
+			ms = append(ms, h(id, role))
+			roles[[2]string{name, id}] = role
+		}
+		switch {
+		case i%10 == 0:
+			add("201", emulator.RoleManager)
+		case i%4 == 2:
+			add("201", emulator.RoleAssistantManager)
+		case i%2 == 0:
+			add("201", emulator.RoleMember)
+		}
+		switch {
+		case i%9 == 0:
+			add("202", emulator.RoleManager)
+		case i%3 == 0:
+			add("202", emulator.RoleMember)
+		}
+		switch {
+		case i%7 == 1 && i%2 == 1:
+			add("203", emulator.RoleAssistantManager)
+		case i%7 == 1:
+			add("203", emulator.RoleMember)
+		}
+		ms = append(ms, h("301", emulator.RoleMember), h("302", emulator.RoleMember),
+			emulator.Member{User: emulator.AppUser, Type: emulator.MemberTypeBot, Role: emulator.RoleMember})
+		ws.Spaces = append(ws.Spaces, emulator.Space{Name: name, SpaceType: emulator.SpaceTypeSpace, Members: ms})
+	}
+	return ws, roles
+}
+
+func TestRestoreOfTwoThousandSpaces(t *testing.T) { restoreOfSpaces(t, 2000) }
+
+// TestRestoreOfSpacesOnFirestore is the same on the Firestore emulator's
+// ledger: 200 spaces, or 2,000 with RESTORE_FULL_SIZE=1 (about 3 minutes).
+func TestRestoreOfSpacesOnFirestore(t *testing.T) {
+	onFirestore(t)
+	n := 200
+	if os.Getenv("RESTORE_FULL_SIZE") == "1" {
+		n = 2000
+	}
+	restoreOfSpaces(t, n)
+}
+
+// restoreOfSpaces is issue 14's done-when: a sweep of n spaces with
+// hand-offs, then its restore: every removed membership back with its
+// role, the successors untouched, exactly one create per membership and
+// one patch per role that is not ROLE_MEMBER, one planned page per 1,000
+// spaces; a second restore writes nothing.
+func restoreOfSpaces(t *testing.T, spaces int) {
+	ws, roles := offboardWorkspace(spaces)
+	affected := map[string]bool{}
+	for k := range roles {
+		affected[k[0]] = true
+	}
+	pages := (len(affected) + restorePageSpaces - 1) / restorePageSpaces
+	e := newEnvWith(t, ws, emulator.ChatOptions{})
+	start := time.Now()
+	if err := e.send(t, `{"requestId":"hr-7","allSpaces":true,"members":["dana@example.com","eli@example.com","users/203"],"successor":"bob@example.com","addSuccessor":true}`); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 8)
+	sweepTook := time.Since(start)
+	handOffs := 0
+	for _, r := range e.of(t, "hr-7") {
+		if r.HandOff != nil {
+			handOffs++
+		}
+	}
+	byRole := map[string]int{}
+	for k, role := range roles {
+		if _, ok := e.stack.Chat.IsMember(k[0], k[1]); ok {
+			t.Fatalf("the sweep left users/%s in %s", k[1], k[0])
+		}
+		byRole[role]++
+	}
+	successors := map[string]string{}
+	for i := range spaces {
+		s := fmt.Sprintf("spaces/R%04d", i)
+		if role, ok := e.stack.Chat.IsMember(s, "102"); ok {
+			successors[s] = role
+		}
+	}
+	if handOffs == 0 || len(successors) != handOffs {
+		t.Fatalf("%d hand-offs, bob in %d spaces: want some, and equal", handOffs, len(successors))
+	}
+
+	e.stack.Chat.ResetStats()
+	start = time.Now()
+	if err := e.send(t, `{"requestId":"hr-7-undo","restore":"hr-7"}`); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 8)
+	restoreTook := time.Since(start)
+	calls := e.stack.Chat.Stats().Calls
+
+	for k, role := range roles {
+		if got, ok := e.stack.Chat.IsMember(k[0], k[1]); !ok || got != role {
+			t.Errorf("users/%s in %s: %q %v, want %s", k[1], k[0], got, ok, role)
+		}
+	}
+	for s, role := range successors {
+		if got, ok := e.stack.Chat.IsMember(s, "102"); !ok || got != role {
+			t.Errorf("the successor in %s: %q %v, want %s untouched", s, got, ok, role)
+		}
+	}
+	patches := int64(len(roles) - byRole[emulator.RoleMember])
+	want := map[string]int64{"members.create": int64(len(roles)), "members.patch": patches, "members.delete": 0}
+	if diff := cmp.Diff(want, e.writes()); diff != "" {
+		t.Errorf("restore writes (-want +got):\n%s", diff)
+	}
+	var planned, continued, expected, restored int
+	for _, r := range e.of(t, "hr-7-undo") {
+		switch r.Outcome {
+		case contract.Planned:
+			planned++
+			expected += *r.ExpectedResults
+			if r.Continued {
+				continued++
+			}
+		case contract.Restored:
+			restored++
+		default:
+			t.Errorf("unexpected result: %+v", r.Result)
+		}
+	}
+	if planned != pages || continued != pages-1 || expected != len(roles) || restored != len(roles) {
+		t.Errorf("%d planned pages (%d continued), %d expected, %d restored; want %d (%d), %d, %d", planned, continued, expected, restored, pages, pages-1, len(roles), len(roles))
+	}
+
+	// A second restore request: already_member everywhere, no write.
+	e.stack.Chat.ResetStats()
+	if err := e.send(t, `{"requestId":"hr-7-undo-2","restore":"hr-7"}`); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 8)
+	already := 0
+	for _, r := range e.of(t, "hr-7-undo-2") {
+		if r.Outcome == contract.AlreadyMember {
+			already++
+		}
+	}
+	if w := e.writes(); w["members.create"]+w["members.patch"]+w["members.delete"] != 0 || already != len(roles) {
+		t.Errorf("second restore: writes %v, %d already_member; want none and %d", w, already, len(roles))
+	}
+	t.Logf("sweep of %d spaces (%d memberships in %d spaces: %d owners, %d managers, %d members; %d hand-offs) in %v; restore (%d pages) in %v: %d restored, calls %v; second restore: %d already_member, calls %v",
+		spaces, len(roles), len(affected), byRole[emulator.RoleManager], byRole[emulator.RoleAssistantManager], byRole[emulator.RoleMember], handOffs,
+		sweepTook.Round(time.Millisecond), pages, restoreTook.Round(time.Millisecond), restored, calls, already, e.stack.Chat.Stats().Calls)
+}
