@@ -15,6 +15,8 @@
 //	            or deleted) read from the Directory, then swept
 //	groups.go   access through Google Groups: a sweep's Directory
 //	            groups.list per person, via_group decisions
+//	restore.go  flows: a page of a restore (what a request removed, from
+//	            the ledger), and one space's memberships put back
 //	members.go  membership operations: read, list, delete, add, hand-off,
 //	            Directory look-ups
 //	protect.go  PROTECTED_MEMBERS resolved to user ids

@@ -68,7 +68,12 @@ func (f *Engine) restorePage(ctx context.Context, j *job) ([]contract.Result, er
 	var apps []contract.Result
 	if v.PageToken == "" {
 		for _, m := range p.apps {
-			a := j.result(v.RequestID)
+			// Named as the space's child would be, so that counting
+			// consumers find it below the restore (as a sweep's unknown
+			// person is).
+			space, _, _ := request.SplitMembership(m.Name)
+			a := j.result(root + "/spaces/" + space)
+			a.ParentRequestID = root
 			a.Membership, a.Outcome, a.Role = m.Name, contract.Failed, m.Role
 			a.Member = &contract.Member{Name: "users/app", Type: "BOT"}
 			a.Error = &contract.ErrorInfo{Code: http.StatusBadRequest, Status: "FAILED_PRECONDITION", Message: "the calling app's membership is not restored: add the app back in Chat"}

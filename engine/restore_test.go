@@ -242,15 +242,11 @@ func TestRestoreInvitedOutsiderAndDryRun(t *testing.T) {
 	}
 }
 
-// offboardWorkspace has n spaces and three departing people with every
-// role: dana (201) in every even space, the only owner of every 10th
-// (ROLE_MANAGER; the admin owns the others), a manager
-// (ROLE_ASSISTANT_MANAGER) where i%4 == 2, a member elsewhere; eli (202) in
-// every 3rd, an owner where i%9 == 0, else a member; fay (203) where i%7 ==
-// 1, a manager in odd spaces, else a member. Two bystanders and a bot are
-// in every space; bob (102) is the successor, in none.
-func offboardWorkspace(n int) (emulator.Workspace, map[[2]string]string) {
-	ws := emulator.Workspace{
+// departures is the workspace, without spaces, of the big sweeps: the admin
+// (100), the successor bob (102), three departing people dana, eli and fay
+// (201, 202, 203) and two bystanders (301, 302).
+func departures() emulator.Workspace {
+	return emulator.Workspace{
 		Customer: emulator.DefaultCustomer,
 		Admins:   []string{"users/100"},
 		Users: []emulator.User{
@@ -259,6 +255,17 @@ func offboardWorkspace(n int) (emulator.Workspace, map[[2]string]string) {
 			{ID: "301", Email: "x1@example.com"}, {ID: "302", Email: "x2@example.com"},
 		},
 	}
+}
+
+// offboardWorkspace has n spaces and three departing people with every
+// role: dana (201) in every even space, the only owner of every 10th
+// (ROLE_MANAGER; the admin owns the others), a manager
+// (ROLE_ASSISTANT_MANAGER) where i%4 == 2, a member elsewhere; eli (202) in
+// every 3rd, an owner where i%9 == 0, else a member; fay (203) where i%7 ==
+// 1, a manager in odd spaces, else a member. Two bystanders and a bot are
+// in every space; bob (102) is the successor, in none.
+func offboardWorkspace(n int) (emulator.Workspace, map[[2]string]string) {
+	ws := departures()
 	roles := map[[2]string]string{} // (space, user id) -> role of a departing person
 	h := func(id, role string) emulator.Member {
 		return emulator.Member{User: "users/" + id, Type: emulator.MemberTypeHuman, Role: role}
@@ -303,10 +310,10 @@ func offboardWorkspace(n int) (emulator.Workspace, map[[2]string]string) {
 func TestRestoreOfTwoThousandSpaces(t *testing.T) { restoreOfSpaces(t, 2000) }
 
 // TestRestoreOfSpacesOnFirestore is the same on the Firestore emulator's
-// ledger: 200 spaces, or 2,000 with RESTORE_FULL_SIZE=1 (about 3 minutes).
+// ledger: 100 spaces, or 2,000 with RESTORE_FULL_SIZE=1 (about 3 minutes).
 func TestRestoreOfSpacesOnFirestore(t *testing.T) {
 	onFirestore(t)
-	n := 200
+	n := 100
 	if os.Getenv("RESTORE_FULL_SIZE") == "1" {
 		n = 2000
 	}

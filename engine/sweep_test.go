@@ -178,15 +178,7 @@ func TestSingleHandOffNeedsAddSuccessor(t *testing.T) {
 // manager in every 200th. Each space also has the admin as manager (except
 // the only-manager ones), two bystanders and a bot.
 func bigWorkspace(n int) (emulator.Workspace, map[string][]string, int) {
-	ws := emulator.Workspace{
-		Customer: emulator.DefaultCustomer,
-		Admins:   []string{"users/100"},
-		Users: []emulator.User{
-			{ID: "100", Email: "admin@example.com"}, {ID: "102", Email: "bob@example.com"},
-			{ID: "201", Email: "dana@example.com"}, {ID: "202", Email: "eli@example.com"}, {ID: "203", Email: "fay@example.com"},
-			{ID: "301", Email: "x1@example.com"}, {ID: "302", Email: "x2@example.com"},
-		},
-	}
+	ws := departures()
 	in := map[string][]string{} // user id → spaces it is a member of
 	onlyManager := 0
 	for i := 0; i < n; i++ {

@@ -36,6 +36,10 @@ func TestGoResultsValidate(t *testing.T) {
 		{RequestID: "r6", Membership: "spaces/A/members/1", Outcome: contract.Failed, Error: &contract.ErrorInfo{Code: 403, Status: "PERMISSION_DENIED", Message: "no"}, ProcessedAt: now},
 		{RequestID: "r7", Membership: "spaces/A/members/1", Outcome: contract.Expired, Error: &contract.ErrorInfo{Message: "too old"}, ProcessedAt: now},
 		{RequestID: "r8", Outcome: contract.Planned, Children: &two, ExpectedResults: &two, Continued: true, AdminAccess: true, ProcessedAt: now},
+		{RequestID: "u/spaces/A", ParentRequestID: "u", Membership: "spaces/A/members/1", Outcome: contract.Restored, Role: "ROLE_MANAGER", MembershipState: "INVITED",
+			Member: &contract.Member{Name: "users/1", Type: "HUMAN"}, AdminAccess: true, ProcessedAt: now},
+		{RequestID: "u/spaces/A", ParentRequestID: "u", Membership: "spaces/A/members/2", Outcome: contract.AlreadyMember, Role: "ROLE_MEMBER", MembershipState: "JOINED", ProcessedAt: now},
+		{RequestID: "u/spaces/A", ParentRequestID: "u", Membership: "spaces/A/members/3", Outcome: contract.DryRun, WouldRestore: &yes, DryRun: true, ProcessedAt: now},
 		{RequestID: "r9/spaces/A", ParentRequestID: "r9", Membership: "spaces/A/members/1", Outcome: contract.Removed,
 			HandOff: &contract.HandOffLog{Successor: "users/2", Added: true, Promoted: true}, Reason: "offboarding", RequestedBy: "workday", ProcessedAt: now},
 		{RequestID: "r10/spaces/A", ParentRequestID: "r10", Membership: "spaces/A/members/1", Outcome: contract.ViaGroup,
@@ -61,6 +65,8 @@ func TestGoResultsValidate(t *testing.T) {
 		`{"outcome":"removed","adminAccess":false,"dryRun":false,"processedAt":"2026-11-28T10:00:00Z"}`,
 		`{"requestId":"r","membership":"spaces/A/members/1","outcome":"via_group","adminAccess":true,"dryRun":false,"processedAt":"2026-11-28T10:00:00Z"}`,
 		`{"requestId":"r","membership":"spaces/A/members/1","outcome":"removed","viaGroups":["users/1"],"adminAccess":true,"dryRun":false,"processedAt":"2026-11-28T10:00:00Z"}`,
+		`{"requestId":"r","outcome":"restored","membership":"spaces/A/members/1","adminAccess":false,"dryRun":false,"processedAt":"2026-11-28T10:00:00Z"}`,
+		`{"requestId":"r","outcome":"dry_run","membership":"spaces/A/members/1","wouldRemove":true,"wouldRestore":true,"adminAccess":false,"dryRun":true,"processedAt":"2026-11-28T10:00:00Z"}`,
 	} {
 		if validate(res, []byte(bad)) == nil {
 			t.Errorf("accepted: %s", bad)

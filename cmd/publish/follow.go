@@ -299,6 +299,7 @@ func (res *result) detail() string {
 		} else if r.WouldRemove != nil {
 			parts = append(parts, "would not remove: not a member")
 		}
+		parts = append(parts, wouldRestore(r)...)
 	}
 	if h := r.HandOff; h != nil {
 		parts = append(parts, fmt.Sprintf("manager role handed to %s (added %t, promoted %t)", h.Successor, h.Added, h.Promoted))
@@ -324,7 +325,7 @@ func (res *result) detail() string {
 
 func isSuccess(outcome contract.Outcome) bool {
 	switch outcome {
-	case contract.Removed, contract.NotMember, contract.DryRun:
+	case contract.Removed, contract.NotMember, contract.DryRun, contract.Restored, contract.AlreadyMember:
 		return true
 	}
 	return false

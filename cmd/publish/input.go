@@ -83,6 +83,7 @@ func fromFlags(c *config, b batch) ([]*item, error) {
 		Members:      splitList(c.members, ","),
 		Successor:    c.successor,
 		AddSuccessor: c.addSuccessor,
+		Restore:      c.restore,
 	}
 	if c.set["spaces"] && len(r.Spaces) == 0 {
 		return nil, errors.New("--spaces is empty")
@@ -105,7 +106,7 @@ func finish(c *config, b batch, n, line int, r request.Request) (*item, error) {
 		return nil, errors.New("parentRequestId is set only by the function on the requests it fans out")
 	}
 	if r.PageToken != "" {
-		return nil, errors.New("pageToken is set only by the function on sweep continuations")
+		return nil, errors.New("pageToken is set only by the function on sweep and restore continuations")
 	}
 	if r.RequestID == "" {
 		r.RequestID = b.id(n)
@@ -148,6 +149,8 @@ func describe(v *request.Valid) string {
 		return "all spaces, " + strings.Join(v.People, ",")
 	case request.KindSpaceMembers:
 		return v.SpaceNames[0] + ", " + strings.Join(v.People, ",")
+	case request.KindRestore, request.KindRestoreSpace:
+		return describeRestore(v)
 	}
 	return v.Name
 }
@@ -273,7 +276,7 @@ func readJSONLines(c *config, data []byte, b batch) ([]*item, error) {
 // csvColumns are the request fields a CSV header may name.
 var csvColumns = []string{
 	"requestId", "membership", "space", "spaces", "allSpaces", "member", "members",
-	"successor", "addSuccessor", "adminAccess", "dryRun", "reason", "requestedBy",
+	"successor", "addSuccessor", "adminAccess", "dryRun", "reason", "requestedBy", "restore",
 }
 
 // readCSV reads a CSV file whose header names request fields (any case,
@@ -399,6 +402,8 @@ func csvRequest(cols, rec []string) (request.Request, error) {
 			r.Reason = v
 		case "requestedBy":
 			r.RequestedBy = v
+		case "restore":
+			r.Restore = v
 		}
 		if err != nil {
 			return r, fmt.Errorf("column %s: %w", col, err)

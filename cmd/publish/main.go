@@ -9,9 +9,9 @@
 // or to the emulator named by PUBSUB_EMULATOR_HOST.
 //
 // Exit codes: 0 every request ended in a success outcome (removed,
-// not_member, dry_run, or planned with all children so); 1 some
-// ended failed, invalid, refused, expired or via_group; 2 usage, input,
-// connection errors or a timeout.
+// not_member, dry_run, restored, already_member, or planned with all
+// children so); 1 some ended failed, invalid, refused, expired or
+// via_group; 2 usage, input, connection errors or a timeout.
 //
 // publish report REQUEST_ID prints the leaver report of a request from the
 // function's ledger (report.go): per person, every space with its outcome,

@@ -29,6 +29,7 @@ type config struct {
 	spaces, members                      string
 	allSpaces, addSuccessor              bool
 	requestID                            string
+	restoreFlags
 
 	// Many requests from a file.
 	from string
@@ -55,13 +56,15 @@ One request from flags:
   publish --space spaces/AAAA --member alice@example.com [--successor bob@example.com]
   publish --spaces spaces/AAAA,spaces/BBBB --member alice@example.com
   publish --all-spaces --members alice@example.com,users/789 [--successor bob@example.com --add-successor]
+  publish --restore hr-7 --wait     (undo what request hr-7 removed)
 
 Many requests from a file (CSV with a header of request field names, lists
 separated by ';'; or JSON lines, one request object per line; "-" is stdin):
   publish --from leavers.csv --wait
   publish --from requests.jsonl --dry-run --wait --output json
 
-Exit codes: 0 all requests succeeded, 1 some ended failed/invalid/refused/expired,
+Exit codes: 0 all requests succeeded (removed, not_member, dry_run, restored,
+already_member), 1 some ended failed/invalid/refused/expired,
 2 usage, input or connection errors, or --timeout.
 
 Flags:
@@ -83,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer, env func(string) string) (*conf
 	fs.StringVar(&c.members, "members", "", "comma-separated people for --all-spaces (up to 100)")
 	fs.StringVar(&c.successor, "successor", "", "make this `person` an owner where the leaver is a space's only owner")
 	fs.BoolVar(&c.addSuccessor, "add-successor", false, "add the successor to such a space first if needed")
+	c.addRestoreFlags(fs)
 	fs.StringVar(&c.requestID, "request-id", "", "request id (default: generated, pub-<time>-<random>-<n>)")
 	fs.StringVar(&c.from, "from", "", "read many requests from `FILE` (CSV or JSON lines; - for stdin)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "ask for dry_run results only: nothing is removed (forces dryRun on every request)")
@@ -110,13 +114,13 @@ func parseFlags(args []string, stderr io.Writer, env func(string) string) (*conf
 		return nil, errors.New("--timeout must be positive")
 	}
 	if c.from != "" {
-		for _, f := range []string{"membership", "space", "spaces", "all-spaces", "member", "members", "request-id"} {
+		for _, f := range []string{"membership", "space", "spaces", "all-spaces", "member", "members", "request-id", "restore"} {
 			if c.set[f] {
 				return nil, fmt.Errorf("--%s cannot be combined with --from: put it in a column of the file", f)
 			}
 		}
-	} else if !c.set["membership"] && !c.set["space"] && !c.set["spaces"] && !c.set["all-spaces"] {
-		return nil, errors.New("no target: give --membership, --space, --spaces, --all-spaces or --from (see --help)")
+	} else if !c.set["membership"] && !c.set["space"] && !c.set["spaces"] && !c.set["all-spaces"] && !c.set["restore"] {
+		return nil, errors.New("no target: give --membership, --space, --spaces, --all-spaces, --restore or --from (see --help)")
 	}
 	return c, nil
 }
