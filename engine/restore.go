@@ -99,6 +99,9 @@ func (f *Engine) restorePage(ctx context.Context, j *job) ([]contract.Result, er
 type restoreGroup struct {
 	space  string // spaces/S
 	source string // the request whose records they are (the removal, or its child for the space)
+	// displayName is the space's display name as the removal's results
+	// carried it (sweeps), for the restore's results.
+	displayName string
 	// members are the member segments of the removal's membership names
 	// (a user id, or the email a single or bulk removal named).
 	members []string
@@ -150,7 +153,7 @@ func (f *Engine) restorePlan(ctx context.Context, target string) (p restorePlan,
 		// or its child for that space), so a space has one source.
 		g := bySpace["spaces/"+space]
 		if g == nil {
-			g = &restoreGroup{space: "spaces/" + space, source: m.RequestID}
+			g = &restoreGroup{space: "spaces/" + space, source: m.RequestID, displayName: recordedDisplayName(m)}
 			bySpace[g.space] = g
 		}
 		g.members = append(g.members, seg)
@@ -167,6 +170,18 @@ func (f *Engine) restorePlan(ctx context.Context, target string) (p restorePlan,
 	}
 	sort.Slice(p.groups, func(a, b int) bool { return p.groups[a].space < p.groups[b].space })
 	return p, "", nil
+}
+
+// recordedDisplayName is the space's display name in a recorded result
+// ("" when it has none).
+func recordedDisplayName(m ledger.Membership) string {
+	var r struct {
+		SpaceDisplayName string `json:"spaceDisplayName"`
+	}
+	if json.Unmarshal(m.Result, &r) != nil {
+		return ""
+	}
+	return r.SpaceDisplayName
 }
 
 // page returns the groups of the page that follows the space after ("" for
@@ -189,7 +204,7 @@ func restoreChildren(v *request.Valid, root string, groups []restoreGroup, conti
 		return c
 	}
 	for _, g := range groups {
-		children = append(children, child(request.Request{RequestID: root + "/" + g.space, Restore: g.source, Space: g.space, Members: g.members}))
+		children = append(children, child(request.Request{RequestID: root + "/" + g.space, Restore: g.source, Space: g.space, Members: g.members, SpaceDisplayName: g.displayName}))
 		expected += len(g.members)
 	}
 	if continued {

@@ -80,6 +80,7 @@ func TestRestoreSweep(t *testing.T) {
 			RequestID: "hr-7-undo/" + name[:strings.Index(name, "/members")], ParentRequestID: "hr-7-undo", Membership: name,
 			Outcome: contract.Restored, MembershipState: "JOINED", Role: role, Member: &contract.Member{Name: "users/101", Type: "HUMAN"},
 			AdminAccess: true, Reason: "rehired", RequestedBy: "hr",
+			SpaceDisplayName: map[string]string{"spaces/ENG": "Engineering", "spaces/SALES": "Sales", "spaces/SOLO": "Alice's project"}[name[:strings.Index(name, "/members")]],
 		}
 		if diff := resultDiff(want, r.Result, []string{"Attempts", "Detail"}); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", name, diff)
@@ -302,7 +303,7 @@ func offboardWorkspace(n int) (emulator.Workspace, map[[2]string]string) {
 		}
 		ms = append(ms, h("301", emulator.RoleMember), h("302", emulator.RoleMember),
 			emulator.Member{User: emulator.AppUser, Type: emulator.MemberTypeBot, Role: emulator.RoleMember})
-		ws.Spaces = append(ws.Spaces, emulator.Space{Name: name, SpaceType: emulator.SpaceTypeSpace, Members: ms})
+		ws.Spaces = append(ws.Spaces, emulator.Space{Name: name, DisplayName: "Room " + name[len("spaces/R"):], SpaceType: emulator.SpaceTypeSpace, Members: ms})
 	}
 	return ws, roles
 }
@@ -384,6 +385,9 @@ func restoreOfSpaces(t *testing.T, spaces int) {
 	}
 	patches := int64(len(roles) - byRole[emulator.RoleMember])
 	want := map[string]int64{"members.create": int64(len(roles)), "members.patch": patches, "members.delete": 0}
+	if r := e.of(t, "hr-7-undo"); len(r) < 2 || r[1].SpaceDisplayName == "" {
+		t.Errorf("a restore result lacks the space's display name: %+v", r[1].Result)
+	}
 	if diff := cmp.Diff(want, e.writes()); diff != "" {
 		t.Errorf("restore writes (-want +got):\n%s", diff)
 	}
