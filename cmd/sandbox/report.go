@@ -91,7 +91,11 @@ func note(r *contract.Result) string {
 	case r.Outcome == contract.Removed && r.Role != "":
 		parts = append(parts, "was "+r.Role)
 	case r.Outcome == contract.Planned && r.Children != nil && r.ExpectedResults != nil:
-		parts = append(parts, fmt.Sprintf("sweep: %d spaces, %d results", *r.Children, *r.ExpectedResults))
+		kind := "sweep"
+		if strings.HasPrefix(r.Detail, "restore of ") {
+			kind = "restore"
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d spaces, %d results", kind, *r.Children, *r.ExpectedResults))
 	}
 	return clip(strings.Join(parts, "; "), 44)
 }
@@ -144,6 +148,7 @@ func (s *sandbox) report(all []*entry, elapsed time.Duration) bool {
 	if !s.o.json {
 		w.Printf("Results (ATTEMPTS: Chat API calls within the invocation; DELIVERIES: Pub/Sub deliveries to the function):\n%s\n", b.String())
 	}
+	s.printTrees(w)
 	w.Printf("Memberships (* = owner):\n")
 	s.printMemberships(w, s.before, s.stack.Chat.Snapshot())
 	mode := "in-process Pub/Sub (pstest) + pusher, binary CloudEvents"

@@ -30,6 +30,7 @@ func (s *sandbox) onResult(_ context.Context, m *pubsub.Message) {
 	defer s.mu.Unlock()
 	if r.ParentRequestID != "" && r.Outcome != contract.Planned {
 		s.children[r.ParentRequestID]++
+		s.countChild(&r)
 	}
 	if e := s.entries[r.SourceMessageID]; e != nil {
 		if e.result == nil { // later ones are duplicates of a redelivery
@@ -139,11 +140,14 @@ func (s *sandbox) fannedOut(e *entry) bool {
 // those with faults one at a time, each after its faults are injected),
 // waits for their results and prints the report.
 func (s *sandbox) runSamples(ctx context.Context) int {
-	var plain, faulty []*sample
+	var plain, faulty, later []*sample
 	for i := range s.samples {
-		if len(s.samples[i].meta.Faults) > 0 {
+		switch {
+		case s.samples[i].meta.After != "":
+			later = append(later, &s.samples[i])
+		case len(s.samples[i].meta.Faults) > 0:
 			faulty = append(faulty, &s.samples[i])
-		} else {
+		default:
 			plain = append(plain, &s.samples[i])
 		}
 	}
@@ -178,7 +182,9 @@ func (s *sandbox) runSamples(ctx context.Context) int {
 				return err
 			}
 		}
-		return nil
+		es, err = s.runAfter(ctx, all, later, timer.C)
+		all = append(all, es...)
+		return err
 	}()
 	stopProgress()
 	elapsed := time.Since(s.started)

@@ -57,6 +57,10 @@ type meta struct {
 	// published one at a time after all the others, so that the faults hit
 	// their own request.
 	Faults []faultSpec `json:"faults,omitempty"`
+	// After, if set, is the requestId of a request this line follows: it
+	// is published once that request and its children have their results
+	// (undo.go).
+	After string `json:"after,omitempty"`
 }
 
 // faultSpec is the JSON form of an emulator.Fault on the Chat API.
@@ -80,6 +84,7 @@ var outcomes = map[contract.Outcome]bool{
 	contract.Removed: true, contract.NotMember: true, contract.DryRun: true,
 	contract.Refused: true, contract.Invalid: true, contract.Failed: true,
 	contract.Planned: true, contract.Expired: true, contract.ViaGroup: true,
+	contract.Restored: true, contract.AlreadyMember: true,
 }
 
 // fault converts s to an emulator.Fault (Times defaults to 1).

@@ -69,6 +69,9 @@ type sandbox struct {
 	deliveries map[string]int              // deliveries to the function, by message id
 	children   map[string]int              // results of fan-out children, by parentRequestId
 	live       bool                        // print results of others as they arrive
+	// childOutcomes counts the children's decisions by parent and outcome
+	// (undo.go).
+	childOutcomes map[string]map[contract.Outcome]int
 }
 
 // envVar is one variable of the function's configuration.

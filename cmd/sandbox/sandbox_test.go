@@ -49,6 +49,10 @@ var want = map[string]struct {
 	// (she is active again) is refused.
 	"workspace-1796117400250-4711": {contract.Planned, "sweep: 6 spaces, 6 results"},
 	"workspace-1796117460500-4712": {contract.Refused, "400 FAILED_PRECONDITION"},
+	// After the others: a sweep of bob (a member of ENG and SOLO, an owner
+	// of OPS), then its undo.
+	"sweep-bob":      {contract.Planned, "sweep: 6 spaces, 6 results"},
+	"undo-sweep-bob": {contract.Planned, "restore: 3 spaces, 3 results"},
 }
 
 // wantAfter are the memberships of the default workspace after the default
@@ -58,7 +62,7 @@ var wantAfter = map[string]string{
 	"spaces/SALES":  "admin* dave*",         // alice and erin (after a 429) removed
 	"spaces/HR":     "admin* erin",          // alice was not a member; frank's suspension swept him
 	"spaces/OPS":    "admin* bob* carol",    // dave removed after a 503; carol only dry-run; frank swept
-	"spaces/SOLO":   "alice* bob carol",     // alice is the only manager
+	"spaces/SOLO":   "bob* carol alice*",    // alice swept (bob made owner), then restored as owner; bob stays owner
 	"spaces/SECRET": "dave*",                // the admin has no access (403), but the sweep has admin access
 	"spaces/GROUP":  "alice bob carol",
 	"spaces/DM":     "alice bob",
@@ -169,6 +173,11 @@ func TestDefaultRun(t *testing.T) {
 			if r["ATTEMPTS"] != "3" {
 				t.Errorf("remove-erin-sales-429: %s attempts, want 3 (members.get, 429, 200)", r["ATTEMPTS"])
 			}
+		}
+	}
+	for _, want := range []string{"sweep-alice: 1 removed, 5 not_member", "undo-sweep-alice: 1 restored"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the fan-outs do not say %q", want)
 		}
 	}
 	if !strings.Contains(out, "15 requests, 15 results, 15 of 15 expectations met") ||
