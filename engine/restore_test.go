@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chat-offboard/chat-offboard/contract"
@@ -428,4 +429,51 @@ func restoreOfSpaces(t *testing.T, spaces int) {
 	t.Logf("sweep of %d spaces (%d memberships in %d spaces: %d owners, %d managers, %d members; %d hand-offs) in %v; restore (%d pages) in %v: %d restored, calls %v; second restore: %d already_member, calls %v",
 		spaces, len(roles), len(affected), byRole[emulator.RoleManager], byRole[emulator.RoleAssistantManager], byRole[emulator.RoleMember], handOffs,
 		sweepTook.Round(time.Millisecond), pages, restoreTook.Round(time.Millisecond), restored, calls, already, e.stack.Chat.Stats().Calls)
+}
+
+// TestRestoreRecoversAnInterruptedDelivery: a restore whose delivery stops
+// between the create and the patch (503s until its deadline) is redelivered;
+// while its intent is fresh nothing is written; once it is older than any
+// invocation runs, the redelivery finds the membership, patches the role,
+// and answers restored: one create in all.
+func TestRestoreRecoversAnInterruptedDelivery(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.EventTimeout = 3 * time.Second })
+	if err := e.send(t, `{"requestId":"r1","space":"spaces/ENG","member":"users/101","adminAccess":true}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.send(t, `{"requestId":"u1","restore":"r1"}`); err != nil {
+		t.Fatal(err)
+	}
+	var child event.Event
+	for _, m := range e.psrv.Messages() {
+		if m.Attributes["requestId"] == "u1/spaces/ENG" {
+			child = e.delivery(m)
+		}
+	}
+	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.patch", Status: 503})
+	if err := e.f.Handle(t.Context(), child); err == nil {
+		t.Fatal("the child succeeded although every patch failed")
+	}
+	if role, ok := e.stack.Chat.IsMember("spaces/ENG", "101"); !ok || role != "ROLE_MEMBER" {
+		t.Fatalf("after the interrupted delivery alice is %q %v, want a member (created, not patched)", role, ok)
+	}
+	e.stack.Chat.ClearFaults()
+	if err := e.f.Handle(t.Context(), child); err == nil {
+		t.Fatal("a redelivery went on while the intent was fresh")
+	}
+	e.skew.Store(int64(40 * time.Second))
+	if err := e.f.Handle(t.Context(), child); err != nil {
+		t.Fatal(err)
+	}
+	rs := e.of(t, "u1")
+	last := rs[len(rs)-1]
+	if last.Outcome != contract.Restored || last.Role != "ROLE_MANAGER" {
+		t.Errorf("result %+v, want restored as ROLE_MANAGER", last.Result)
+	}
+	if role, _ := e.stack.Chat.IsMember("spaces/ENG", "101"); role != "ROLE_MANAGER" {
+		t.Errorf("alice's role %q, want ROLE_MANAGER", role)
+	}
+	if n := e.stack.Chat.Stats().Calls["members.create"]; n != 1 {
+		t.Errorf("%d creates, want 1", n)
+	}
 }
