@@ -58,11 +58,11 @@ var want = map[string]struct {
 // wantAfter are the memberships of the default workspace after the default
 // run (* = manager).
 var wantAfter = map[string]string{
-	"spaces/ENG":    "admin* bob carol app", // alice removed; the admin and the app are protected
+	"spaces/ENG":    "admin* carol app bob", // alice removed; the admin and the app are protected; bob swept and restored
 	"spaces/SALES":  "admin* dave*",         // alice and erin (after a 429) removed
 	"spaces/HR":     "admin* erin",          // alice was not a member; frank's suspension swept him
-	"spaces/OPS":    "admin* bob* carol",    // dave removed after a 503; carol only dry-run; frank swept
-	"spaces/SOLO":   "bob* carol alice*",    // alice swept (bob made owner), then restored as owner; bob stays owner
+	"spaces/OPS":    "admin* carol bob*",    // dave removed after a 503; carol only dry-run; frank swept; bob swept and restored as owner
+	"spaces/SOLO":   "alice* carol bob",     // alice is the only manager; bob swept and restored
 	"spaces/SECRET": "dave*",                // the admin has no access (403), but the sweep has admin access
 	"spaces/GROUP":  "alice bob carol",
 	"spaces/DM":     "alice bob",
@@ -175,12 +175,12 @@ func TestDefaultRun(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"sweep-alice: 1 removed, 5 not_member", "undo-sweep-alice: 1 restored"} {
+	for _, want := range []string{"sweep-bob: 3 not_member, 3 removed", "undo-sweep-bob: 3 restored"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the fan-outs do not say %q", want)
 		}
 	}
-	if !strings.Contains(out, "15 requests, 15 results, 15 of 15 expectations met") ||
+	if !strings.Contains(out, "17 requests, 17 results, 17 of 17 expectations met") ||
 		!strings.Contains(out, "2 faults injected, 2 retried within the invocation") {
 		t.Error("summary lines missing or wrong")
 	}
