@@ -94,6 +94,13 @@ func pstestEnv(t *testing.T) (map[string]string, *pubsub.Client, func() []*pubsu
 // resultTopic through ps, against the emulated Chat API and Secret Manager.
 func newFunction(t *testing.T, ps *pubsub.Client, project, requestTopic, resultTopic string, ws emulator.Workspace, protected ...string) (*engine.Engine, *emulator.Stack) {
 	t.Helper()
+	return newFunctionWith(t, ps, project, requestTopic, resultTopic, ws, func(*engine.Config) {}, protected...)
+}
+
+// newFunctionWith is newFunction with its configuration changed by mutate.
+func newFunctionWith(t *testing.T, ps *pubsub.Client, project, requestTopic, resultTopic string, ws emulator.Workspace,
+	mutate func(*engine.Config), protected ...string) (*engine.Engine, *emulator.Stack) {
+	t.Helper()
 	stack, err := emulator.StartAll(ws, emulator.ChatOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +120,7 @@ func newFunction(t *testing.T, ps *pubsub.Client, project, requestTopic, resultT
 		SecretManagerEndpoint: stack.Secrets.Addr(),
 		EventTimeout:          20 * time.Second,
 	}
+	mutate(&cfg)
 	f, err := engine.New(context.Background(), cfg, engine.WithPubSubClient(ps),
 		engine.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), engine.WithLedger(ledger.NewMemory()))
 	if err != nil {
