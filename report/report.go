@@ -293,9 +293,12 @@ func membershipRows(ctx context.Context, store ledger.Store, root string) ([]Row
 			}))
 			continue
 		}
-		row, err := resultRow(root, m.Result)
-		if err != nil {
-			return nil, 0, fmt.Errorf("report: the record of %s in %s: %w", m.Name, m.RequestID, err)
+		row := Row{Request: root} // a decision recorded without its result event: what the record says
+		if len(m.Result) > 0 {
+			var err error
+			if row, err = resultRow(root, m.Result); err != nil {
+				return nil, 0, fmt.Errorf("report: the record of %s in %s: %w", m.Name, m.RequestID, err)
+			}
 		}
 		row.ChildRequest, row.Membership, row.Outcome = m.RequestID, m.Name, m.Outcome
 		row.Person = cmp.Or(row.Person, m.Member)
@@ -384,6 +387,9 @@ func claims(ctx context.Context, store ledger.Store, root string) (claimSum, err
 		c.pages++
 		c.expected += claim.ExpectedResults
 		var rs []json.RawMessage
+		if len(claim.Result) == 0 {
+			continue // a claim without decisions: it expects, it says nothing itself
+		}
 		if err := json.Unmarshal(claim.Result, &rs); err != nil {
 			return c, fmt.Errorf("report: the claim of %s: %w", claim.PageKey, err)
 		}

@@ -234,6 +234,13 @@ func TestCompleteness(t *testing.T) {
 	w.request("single-open", "space+member", "spaces/A/members/1")
 	w.request("single-done", "space+member", "spaces/A/members/1")
 	w.decide("single-done", res("single-done", "spaces/A/members/1", "removed"))
+	w.request("bare", "restore", "")
+	if _, _, err := s.ClaimPage(ctxT(t), "bare", "plan", ledger.PageClaim{ExpectedResults: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Decide(ctxT(t), "bare", "spaces/A/members/1", ledger.Decision{Outcome: "restored", Role: "ROLE_MEMBER"}); err != nil {
+		t.Fatal(err)
+	}
 	w.request("bulk", "bulk", "")
 	w.claim("bulk", "bulk", 2, res("bulk", "", "planned", "children", 2, "expectedResults", 2))
 	w.decide("bulk", res("bulk/spaces/A", "spaces/A/members/1", "removed"))
@@ -246,6 +253,7 @@ func TestCompleteness(t *testing.T) {
 		"single-open":       "no decision is recorded yet",
 		"single-done":       "",
 		"bulk":              "",
+		"bare":              "", // a claim and a decision recorded without JSON
 	} {
 		rep, err := report.Build(ctxT(t), s, id)
 		if err != nil {
@@ -254,6 +262,9 @@ func TestCompleteness(t *testing.T) {
 		r := rep.Requests[0]
 		if r.Complete != (want == "") || !strings.Contains(r.Why, want) {
 			t.Errorf("%s: complete %v, why %q; want %q", id, r.Complete, r.Why, want)
+		}
+		if id == "bare" && (len(rep.People) != 1 || rep.People[0].ID != "users/1" || rep.People[0].Rows[0].Outcome != "restored" || rep.People[0].Rows[0].Role != "ROLE_MEMBER") {
+			t.Errorf("a decision without its result: %+v", rep.People)
 		}
 		if id == "sweep-failed-page" && (len(rep.RequestResults) != 1 || rep.NeedAttention != 1 || rep.RequestResults[0].Fix != report.Fix("failed", &contract.ErrorInfo{Status: "PERMISSION_DENIED"})) {
 			t.Errorf("a failed page: %+v, %d need attention", rep.RequestResults, rep.NeedAttention)
