@@ -112,3 +112,56 @@ func TestReportOfTwoThousandSpaceSweep(t *testing.T) {
 		})
 	}
 }
+
+// TestReportOfASweepAndItsRestore: the report of a real sweep and of its
+// restore, in one report: both complete; alice's spaces listed once per
+// request, removed then restored with the role she had, the successor's
+// hand-off shown on the removal; no pending row.
+func TestReportOfASweepAndItsRestore(t *testing.T) {
+	e := newEnv(t)
+	if err := e.send(t, `{"requestId":"hr-7","allSpaces":true,"member":"alice@example.com","successor":"bob@example.com","addSuccessor":true}`); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	if err := e.send(t, `{"requestId":"hr-7-undo","restore":"hr-7","reason":"rehired"}`); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	rep, err := leaverreport.Build(t.Context(), e.store, "hr-7", "hr-7-undo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Complete || len(rep.People) != 1 || rep.People[0].ID != "users/101" {
+		t.Fatalf("complete %v, requests %+v, people %+v", rep.Complete, rep.Requests, rep.People)
+	}
+	got := map[string]string{}
+	for _, r := range rep.People[0].Rows {
+		k := r.Request + " " + r.Space
+		if _, dup := got[k]; dup {
+			t.Errorf("%s twice", k)
+		}
+		got[k] = r.Outcome + " " + r.Role + " " + r.SpaceDisplayName
+		if r.Request == "hr-7" && r.Space == "spaces/SOLO" && !strings.Contains(r.HandOff, "users/102") {
+			t.Errorf("SOLO's removal does not show the hand-off: %+v", r)
+		}
+	}
+	for k, want := range map[string]string{
+		"hr-7 spaces/ENG":        "removed ROLE_MANAGER Engineering",
+		"hr-7 spaces/SALES":      "removed ROLE_MEMBER Sales",
+		"hr-7 spaces/SOLO":       "removed ROLE_MANAGER Alice's project",
+		"hr-7 spaces/HR":         "not_member  People",
+		"hr-7-undo spaces/ENG":   "restored ROLE_MANAGER Engineering",
+		"hr-7-undo spaces/SALES": "restored ROLE_MEMBER Sales",
+		"hr-7-undo spaces/SOLO":  "restored ROLE_MANAGER Alice's project",
+	} {
+		if got[k] != want {
+			t.Errorf("%s: %q, want %q", k, got[k], want)
+		}
+	}
+	if undo := rep.Requests[1]; !undo.Complete || undo.Expected == nil || *undo.Expected != 3 || undo.Recorded != 3 {
+		t.Errorf("the restore: %+v", undo)
+	}
+	if rep.NeedAttention != 0 {
+		t.Errorf("%d need attention, want 0: %+v", rep.NeedAttention, rep.Counts)
+	}
+}
