@@ -340,6 +340,7 @@ func TestTextReport(t *testing.T) {
 		"      error: 403 PERMISSION_DENIED no",
 		"      fix: " + report.Fix("failed", &contract.ErrorInfo{Status: "PERMISSION_DENIED"}),
 		"      via groups: groups/g1",
+		"  SPACE     DISPLAY NAME        OUTCOME  ROLE          HAND-OFF                      REQUEST",
 		"Complete: NO; 4 need attention.",
 		"Not reachable: " + report.Unreachable,
 	} {

@@ -75,7 +75,8 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 }
 
 // WriteText writes the report for people: the requests and whether each is
-// complete, one table per person (space, name, outcome, role, hand-off) with
+// complete, one table per person (space, display name, outcome, role,
+// hand-off, and the request when the report has several) with
 // the error, detail and fix under it for every row that needs attention,
 // the results about whole requests, the counts, and what no API reaches.
 func (rep *Report) WriteText(w io.Writer) error {
@@ -86,9 +87,18 @@ func (rep *Report) WriteText(w io.Writer) error {
 	for _, p := range rep.People {
 		fmt.Fprintf(b, "\n%s\n", personTitle(p))
 		tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  SPACE\tDISPLAY NAME\tOUTCOME\tROLE\tHAND-OFF")
+		many := len(rep.Requests) > 1 // then each row says which request decided it
+		fmt.Fprint(tw, "  SPACE\tDISPLAY NAME\tOUTCOME\tROLE\tHAND-OFF")
+		if many {
+			fmt.Fprint(tw, "\tREQUEST")
+		}
+		fmt.Fprintln(tw)
 		for _, r := range p.Rows {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", dash(r.Space), dash(clean(r.SpaceDisplayName)), r.Outcome, dash(r.Role), dash(r.HandOff))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s", dash(r.Space), dash(clean(r.SpaceDisplayName)), r.Outcome, dash(r.Role), dash(r.HandOff))
+			if many {
+				fmt.Fprintf(tw, "\t%s", r.Request)
+			}
+			fmt.Fprintln(tw)
 		}
 		tw.Flush()
 		for _, r := range p.Rows {
