@@ -134,16 +134,24 @@ func summary(v *request.Valid) string {
 	case request.KindMembership, request.KindSpaceMember:
 		return v.Name
 	case request.KindBulk:
-		return fmt.Sprintf("%s from %d spaces", v.People[0], len(v.SpaceNames))
+		return fmt.Sprintf("%s from %d spaces", people(v.People), len(v.SpaceNames))
 	case request.KindSweep:
-		return fmt.Sprintf("%d people from every space", len(v.People))
+		return people(v.People) + " from every space"
 	case request.KindRestore:
 		return "restore of " + v.Restore
 	case request.KindRestoreSpace:
 		return fmt.Sprintf("restore of %d memberships of %s removed by %s", len(v.People), v.SpaceNames[0], v.Restore)
 	default:
-		return fmt.Sprintf("%d people from %s", len(v.People), v.SpaceNames[0])
+		return people(v.People) + " from " + v.SpaceNames[0]
 	}
+}
+
+// people names the people of a summary: the one person, or how many.
+func people(p []string) string {
+	if len(p) == 1 {
+		return p[0]
+	}
+	return fmt.Sprintf("%d people", len(p))
 }
 
 // earlier returns what an earlier delivery of j's request recorded of its

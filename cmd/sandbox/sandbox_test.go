@@ -507,7 +507,7 @@ func checkLeaverReport(t *testing.T, out string) {
 		"fix: name a successor",
 		"Outcomes: removed ",
 		"Complete: yes; ",
-		"Request workspace-1796117400250-4711 (sweep; 1 people from every space; reason: Google Workspace SUSPEND_USER",
+		"Request workspace-1796117400250-4711 (sweep; frank@example.com from every space; reason: Google Workspace SUSPEND_USER",
 		"complete, 6 of 6 expected results.",
 		"fix: the person is active again in the Directory",
 		report.Unreachable,
