@@ -312,10 +312,10 @@ func offboardWorkspace(n int) (emulator.Workspace, map[[2]string]string) {
 func TestRestoreOfTwoThousandSpaces(t *testing.T) { restoreOfSpaces(t, 2000) }
 
 // TestRestoreOfSpacesOnFirestore is the same on the Firestore emulator's
-// ledger: 100 spaces, or 2,000 with RESTORE_FULL_SIZE=1 (about 3 minutes).
+// ledger: 50 spaces, or 2,000 with RESTORE_FULL_SIZE=1 (about 3 minutes).
 func TestRestoreOfSpacesOnFirestore(t *testing.T) {
 	onFirestore(t)
-	n := 100
+	n := 50
 	if os.Getenv("RESTORE_FULL_SIZE") == "1" {
 		n = 2000
 	}

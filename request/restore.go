@@ -42,13 +42,5 @@ func validateRestore(r Request) (*Valid, error) {
 	if r.Space == "" {
 		return &Valid{Request: r, Kind: KindRestore}, nil
 	}
-	space, err := SpaceID("space", r.Space)
-	if err != nil {
-		return nil, err
-	}
-	people, err := peopleOf("members", r.Members)
-	if err != nil {
-		return nil, err
-	}
-	return &Valid{Request: r, Kind: KindRestoreSpace, SpaceNames: []string{"spaces/" + space}, People: people}, nil
+	return spaceAndPeople(r, KindRestoreSpace)
 }

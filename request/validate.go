@@ -179,6 +179,12 @@ func validateSpaceMembers(r Request) (*Valid, error) {
 	if r.Member != "" {
 		return nil, invalid("members", "give member or members, not both")
 	}
+	return spaceAndPeople(r, KindSpaceMembers)
+}
+
+// spaceAndPeople resolves a request of one space and several people (space
+// + members, and a restore's child) as kind.
+func spaceAndPeople(r Request, kind Kind) (*Valid, error) {
 	space, err := SpaceID("space", r.Space)
 	if err != nil {
 		return nil, err
@@ -187,7 +193,7 @@ func validateSpaceMembers(r Request) (*Valid, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Valid{Request: r, Kind: KindSpaceMembers, SpaceNames: []string{"spaces/" + space}, People: people}, nil
+	return &Valid{Request: r, Kind: kind, SpaceNames: []string{"spaces/" + space}, People: people}, nil
 }
 
 // validateSpaceMember resolves the "space" + "member" form.
