@@ -11,7 +11,7 @@ import (
 // undo put it back (restored, already_member).
 var successes = map[string]bool{
 	string(contract.Removed): true, string(contract.NotMember): true, string(contract.DryRun): true,
-	"restored": true, "already_member": true,
+	string(contract.Restored): true, string(contract.AlreadyMember): true,
 }
 
 // Success reports whether an outcome leaves nothing to do. Every other
