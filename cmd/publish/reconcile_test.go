@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -285,5 +286,35 @@ func TestDispatch(t *testing.T) {
 		if code != exitOK || !strings.Contains(stderr.String()+stdout.String(), tc.want) {
 			t.Errorf("%q: exit %d, output lacks %q:\n%s%s", tc.args, code, tc.want, stdout.String(), stderr.String())
 		}
+	}
+}
+
+// TestReconcilePages: more activities than one page holds (1,000) are all
+// read, page after page, and each listed once.
+func TestReconcilePages(t *testing.T) {
+	t.Parallel()
+	f := newReconcileFixture(t)
+	const n = 2500
+	now := time.Now()
+	for i := range n {
+		f.reports.Add(emulator.AdminUserEvent("SUSPEND_USER", fmt.Sprintf("u%d@example.com", i), reportsAdmin,
+			now.Add(-time.Duration(i+1)*time.Second)))
+	}
+	start := time.Now()
+	r := f.reconcile(t, "--organization", testOrg, "--dry-run", "--output", "json")
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	t.Logf("%d activities read and listed in %v", n, time.Since(start).Round(time.Millisecond))
+	ids := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var l map[string]string
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		ids[l["requestId"]] = true
+	}
+	if len(ids) != n || !strings.Contains(r.stderr, fmt.Sprintf(": %d activities (3 pages)", n)) {
+		t.Errorf("%d distinct request ids, want %d; stderr:\n%s", len(ids), n, r.stderr)
 	}
 }

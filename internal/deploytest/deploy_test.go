@@ -837,7 +837,8 @@ func TestHelp(t *testing.T) {
 	for _, s := range []string{"PROJECT", "REGION", "FUNCTION", "REQUEST_TOPIC", "RESULT_TOPIC", "RESULT_SUBSCRIPTION", "DEAD_LETTER_TOPIC",
 		"SECRET", "CHAT_WRITES_PER_MINUTE", "CHAT_READS_PER_MINUTE", "MAX_INSTANCES", "CONCURRENCY",
 		"PROTECTED_MEMBERS", "TIMEOUT", "MAX_DELIVERY_ATTEMPTS", "FIRESTORE_DATABASE", "--firestore-database",
-		"LEDGER_RETENTION", "--ledger-retention", "9600h", "--dry-run", "WORKSPACE_TRIGGER", "--workspace-trigger"} {
+		"LEDGER_RETENTION", "--ledger-retention", "9600h", "--dry-run", "WORKSPACE_TRIGGER", "--workspace-trigger", "WORKSPACE_SINK", "AUTO_OFFBOARD_DOMAINS", "--auto-offboard-domains",
+		"AUTO_OFFBOARD_ORG_UNITS", "AUTO_OFFBOARD_SUCCESSOR", "AUTO_OFFBOARD_ADD_SUCCESSOR"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("--help does not mention %s", s)
 		}
