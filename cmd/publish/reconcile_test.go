@@ -249,6 +249,16 @@ func TestReconcileRefusals(t *testing.T) {
 	}
 
 	f.env["TOKEN_SECRET"] = "projects/" + f.stack.Project + "/secrets/reports-token"
+	// An event name the Reports API refuses (400; asked first, in sorted
+	// order): named, the others reconciled, exit 1.
+	f.reports.InjectFault(emulator.Fault{Method: "activities.list", Status: 400, Times: 1})
+	r = f.reconcile(t, "--organization", testOrg)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "eventName ARCHIVE_USER: the Reports API refused it") {
+		t.Errorf("a refused event name: exit %d\n%s", r.code, r.stderr)
+	}
+	if msgs := f.published(); len(msgs) != 1 {
+		t.Errorf("published %d messages, want alice's suspension", len(msgs))
+	}
 	two := emulator.AdminUserEvent("SUSPEND_USER", "bob@example.com", reportsAdmin, time.Now().Add(-2*time.Hour))
 	two.Events = append(two.Events, emulator.AdminUserEvent("SUSPEND_USER", "carol@example.com", "", time.Time{}).Events...)
 	f.reports.Add(two)
@@ -257,11 +267,13 @@ func TestReconcileRefusals(t *testing.T) {
 		t.Errorf("two people in one activity: exit %d\n%s", r.code, r.stderr)
 	}
 	msgs := f.published()
-	if len(msgs) != 1 {
-		t.Fatalf("published %d messages, want alice's only", len(msgs))
+	if len(msgs) != 2 {
+		t.Fatalf("published %d messages, want alice's only (twice: once a run)", len(msgs))
 	}
-	if ev, err := request.ParseAuditEntry(msgs[0].data); err != nil || ev.Email != "alice@example.com" {
-		t.Errorf("published %+v, %v; want alice's suspension", ev, err)
+	for _, m := range msgs {
+		if ev, err := request.ParseAuditEntry(m.data); err != nil || ev.Email != "alice@example.com" {
+			t.Errorf("published %+v, %v; want alice's suspension", ev, err)
+		}
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 type Fault struct {
 	// Method selects the calls: "members.delete", "members.get",
 	// "members.list", "members.create", "members.patch", "spaces.search",
-	// "users.get", "users.list", "groups.list", "token", "secrets.access",
+	// "users.get", "users.list", "groups.list", "activities.list", "token", "secrets.access",
 	// "secrets.add", "secrets.create", "secrets.get", "secrets.disable",
 	// "secrets.enable", "secrets.getVersion"; "" matches any call of the
 	// emulation.
