@@ -268,7 +268,7 @@ func (c *reconcileConfig) collect(ctx context.Context, stderr io.Writer) (events
 			skipped = append(skipped, fmt.Sprintf("eventName %s: the Reports API refused it (%v); its activities are not reconciled", name, err))
 			continue
 		case err != nil:
-			return nil, nil, fmt.Errorf("Reports API activities.list eventName=%s: %w", name, err)
+			return nil, nil, fmt.Errorf("the Reports API activities.list eventName=%s: %w", name, err)
 		}
 		fmt.Fprintf(stderr, "publish reconcile: %s since %s: %d activities (%d pages)\n", name, start.Format(time.RFC3339), n, pages)
 	}
@@ -360,7 +360,7 @@ func (c *reconcileConfig) reportsService(ctx context.Context) (*reports.Service,
 	svc, err := reports.NewService(ctx, opts...)
 	if err != nil {
 		src.Close()
-		return nil, nil, fmt.Errorf("Reports API client: %w", err)
+		return nil, nil, fmt.Errorf("building the Reports API client: %w", err)
 	}
 	return svc, func() { src.Close() }, nil
 }
