@@ -81,15 +81,8 @@ func (d *Directory) serveGroups(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, errf(404, "", "The requested URL %s was not found on this server.", r.URL.Path))
 		return
 	}
-	if f, ok := d.faults.match("groups.list"); ok {
-		if _, answered := applyHTTPFault(w, r, f, &d.faulted); answered {
-			return
-		}
-	}
-	g, ok := d.auth.verifyBearer(r)
+	g, ok := faultOrBearer(w, r, &d.faults, "groups.list", &d.faulted, &d.unauthorized, d.auth)
 	if !ok {
-		d.unauthorized.Add(1)
-		d.fail(w, errf(401, "", "Login Required."))
 		return
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)

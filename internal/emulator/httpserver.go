@@ -247,3 +247,23 @@ func hasScope(scopes []string, want ...string) bool {
 	}
 	return false
 }
+
+// faultOrBearer is the preamble of an emulated Admin SDK call once routed:
+// a Fault matched for op is applied (counted in faulted); otherwise the
+// bearer token is verified, and a call without a valid one is answered 401
+// "Login Required." (counted in unauthorized). It returns the token's
+// grant, and false when the call is already answered.
+func faultOrBearer(w http.ResponseWriter, r *http.Request, faults *faultSet, op string, faulted, unauthorized *atomic.Int64, auth *OAuth) (Grant, bool) {
+	if f, ok := faults.match(op); ok {
+		if _, answered := applyHTTPFault(w, r, f, faulted); answered {
+			return Grant{}, false
+		}
+	}
+	g, ok := auth.verifyBearer(r)
+	if !ok {
+		unauthorized.Add(1)
+		errf(401, "", "Login Required.").write(w)
+		return Grant{}, false
+	}
+	return g, true
+}

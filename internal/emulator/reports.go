@@ -188,15 +188,8 @@ func (r *Reports) serve(w http.ResponseWriter, req *http.Request) {
 		errf(404, "", "The requested URL %s was not found on this server.", req.URL.Path).write(w)
 		return
 	}
-	if f, ok := r.faults.match("activities.list"); ok {
-		if _, answered := applyHTTPFault(w, req, f, &r.faulted); answered {
-			return
-		}
-	}
-	g, ok := r.auth.verifyBearer(req)
+	g, ok := faultOrBearer(w, req, &r.faults, "activities.list", &r.faulted, &r.unauthorized, r.auth)
 	if !ok {
-		r.unauthorized.Add(1)
-		errf(401, "", "Login Required.").write(w)
 		return
 	}
 	if !hasScope(g.Scopes, ScopeAdminReportsAuditReadonly) {
