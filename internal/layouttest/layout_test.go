@@ -103,3 +103,45 @@ func TestFunctionAndFileLength(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// cardTopLevel is the design card's top level (issue 25): every entry must
+// exist at the module root, so that no later step removes one again.
+var cardTopLevel = []string{
+	"function.go", "function_test.go", "tokens", "cmd", "go.mod", "go.sum", "deploy.sh", "README.md",
+}
+
+// TestDesignCardTopLevel fails when an entry of the design card's top level
+// is missing from the module root.
+func TestDesignCardTopLevel(t *testing.T) {
+	if missing := missingEntries(root(t), cardTopLevel); len(missing) > 0 {
+		t.Errorf("the design card's top level is incomplete: missing %s", strings.Join(missing, ", "))
+	}
+}
+
+// missingEntries returns the names in entries that do not exist under dir.
+func missingEntries(dir string, entries []string) []string {
+	var missing []string
+	for _, name := range entries {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			missing = append(missing, name)
+		}
+	}
+	return missing
+}
+
+// TestMissingEntriesNamesEachAbsentEntry: the check behind
+// TestDesignCardTopLevel names every entry it does not find, so that a
+// removed file fails the layout test.
+func TestMissingEntriesNamesEachAbsentEntry(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"function.go", "go.mod", "tokens"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := missingEntries(dir, cardTopLevel)
+	want := []string{"function_test.go", "cmd", "go.sum", "deploy.sh", "README.md"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("missingEntries = %v, want %v", got, want)
+	}
+}
