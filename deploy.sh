@@ -1005,7 +1005,7 @@ Admin console > Account settings > Legal and compliance > Sharing options
 sweeps (go run ./cmd/authorize --sweeps ...), and only people of
 AUTO_OFFBOARD_DOMAINS (${AUTO_OFFBOARD_DOMAINS:-not set: none}). For the rare missed event, reconcile daily:
 
-  go run ./cmd/publish reconcile --since 24h --organization=${WORKSPACE_TRIGGER} \\
+  go run ./cmd/offboard reconcile --since 24h --organization=${WORKSPACE_TRIGGER} \\
     --project=${PROJECT} --topic=${REQUEST_TOPIC} --token-secret=${SECRET}
 EOF
 fi

@@ -2,8 +2,8 @@
 // ledger (package ledger): per person, every space with its outcome, the role
 // removed, the hand-off, and for failures Google's error and what to do
 // about it; the counts per outcome; and whether each request is complete,
-// that is whether every result it expects is recorded. `publish report`
-// (cmd/publish) prints it as text, CSV or JSON; the sandbox ends with one.
+// that is whether every result it expects is recorded. `offboard report`
+// (cmd/offboard) prints it as text, CSV or JSON; the sandbox ends with one.
 //
 // # Where the report comes from
 //

@@ -39,7 +39,7 @@ func csvRecord(r Row) []string {
 // WriteCSV writes the report as CSV (RFC 4180, encoding/csv): the header
 // row CSVHeader, then one row per (person, space) and one per result about
 // a whole request (person empty). Completeness is not in the CSV: the
-// caller says it elsewhere (publish report prints it on standard error).
+// caller says it elsewhere (offboard report prints it on standard error).
 func (rep *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(CSVHeader); err != nil {

@@ -14,7 +14,7 @@
 //	                     admin.directory.user.readonly, admin.directory.group.readonly
 //	--app                + chat.memberships.app
 //	--workspace-trigger  + those of --sweeps, and admin.reports.audit.readonly
-//	                     (publish reconcile reads the Admin audit activities)
+//	                     (offboard reconcile reads the Admin audit activities)
 //
 // It prints the URL to open (and opens it with --open), waits for the
 // redirect, exchanges the code and stores the credential. It never prints a
@@ -45,7 +45,7 @@ import (
 	"runtime"
 	"syscall"
 
-	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
+	"github.com/chat-offboard/chat-offboard/cmd/internal/console"
 	"github.com/chat-offboard/chat-offboard/tokens"
 )
 
@@ -59,7 +59,7 @@ const (
 	// Google Groups (groups.list), to report access through groups.
 	ScopeAdminDirectoryGroupReadonly = "https://www.googleapis.com/auth/admin.directory.group.readonly"
 	ScopeChatMembershipsApp          = "https://www.googleapis.com/auth/chat.memberships.app"
-	// ScopeAdminReportsAuditReadonly lets publish reconcile read the Admin
+	// ScopeAdminReportsAuditReadonly lets offboard reconcile read the Admin
 	// audit activities (Reports API activities.list).
 	ScopeAdminReportsAuditReadonly = "https://www.googleapis.com/auth/admin.reports.audit.readonly"
 )
@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, browse browser) int {
 	// The callback handler and the browser step write from their own
 	// goroutines.
-	stdout, stderr = syncbuf.NewWriter(stdout), syncbuf.NewWriter(stderr)
+	stdout, stderr = console.NewWriter(stdout), console.NewWriter(stderr)
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

@@ -85,7 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		clientSecretFile = fs.String("client-secret-file", "", "`file` holding the OAuth client secret (with --client-id)")
 		sweeps           = fs.Bool("sweeps", false, "also ask for the scopes of allSpaces sweeps (admin access, directory lookups)")
 		app              = fs.Bool("app", false, "also ask for chat.memberships.app (removing Chat apps)")
-		trigger          = fs.Bool("workspace-trigger", false, "also ask for the scopes of the Workspace trigger: those of --sweeps, and admin.reports.audit.readonly (publish reconcile)")
+		trigger          = fs.Bool("workspace-trigger", false, "also ask for the scopes of the Workspace trigger: those of --sweeps, and admin.reports.audit.readonly (offboard reconcile)")
 		secret           = fs.String("secret", "", "store the credential as a new version of Secret Manager secret `projects/P/secrets/S`")
 		create           = fs.Bool("create", false, "create the secret (automatic replication) if it does not exist")
 		out              = fs.String("out", "", "write the credential to `file` (mode 0600) instead of Secret Manager")

@@ -8,60 +8,19 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
-
 	"github.com/chat-offboard/chat-offboard/contract"
-	"github.com/chat-offboard/chat-offboard/engine"
+	"github.com/chat-offboard/chat-offboard/internal/clitest"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 )
 
-// e2e is the Pub/Sub side of an end-to-end test on the real emulator: a
-// client, the request and result topics, and the pull subscription on the
-// request topic from which the function is fed.
-type e2e struct {
-	host, project              string
-	ps                         *pubsub.Client
-	reqTopic, resTopic, reqSub string
-}
+// e2e is the Pub/Sub side of an end-to-end test on the real emulator.
+type e2e = clitest.E2E
 
-// newE2E creates the topics and the subscription in project on the emulator
-// at host.
+// newE2E creates the topics and the subscription (clitest.NewE2E).
 func newE2E(ctx context.Context, t *testing.T, host, project string) *e2e {
 	t.Helper()
-	e := &e2e{
-		host: host, project: project, ps: pubsubtest.NewClient(t, host, project),
-		reqTopic: pubsubtest.UniqueID("requests"), resTopic: pubsubtest.UniqueID("results"),
-	}
-	for _, id := range []string{e.reqTopic, e.resTopic} {
-		if err := pubsubtest.CreateTopic(ctx, e.ps, project, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.reqSub = pubsubtest.UniqueID("function")
-	if err := pubsubtest.CreatePullSubscription(ctx, e.ps, project, e.reqSub, e.reqTopic, ""); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-// start starts the function on workspace ws, never removing protected, fed
-// from the request subscription until ctx is done.
-func (e *e2e) start(ctx context.Context, t *testing.T, ws emulator.Workspace, protected ...string) (*engine.Engine, *emulator.Stack) {
-	t.Helper()
-	f, stack := newFunction(t, e.ps, e.project, e.reqTopic, e.resTopic, ws, protected...)
-	serve(ctx, t, e.ps, e.project, e.reqTopic, e.reqSub, f)
-	return f, stack
-}
-
-// env is the CLI's environment.
-func (e *e2e) env() map[string]string {
-	return map[string]string{
-		"PUBSUB_EMULATOR_HOST": e.host,
-		"GOOGLE_CLOUD_PROJECT": e.project,
-		"REQUEST_TOPIC":        e.reqTopic,
-		"RESULT_TOPIC":         e.resTopic,
-	}
+	return clitest.NewE2E(ctx, t, host, project)
 }
 
 // TestEndToEnd runs the CLI against the real Pub/Sub emulator and the
@@ -75,11 +34,11 @@ func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	e := newE2E(ctx, t, host, "publish-e2e")
-	f, stack := e.start(ctx, t, emulator.Default(), "106") // PROTECTED_MEMBERS=users/106
-	env := e.env()
+	f, stack := e.Start(ctx, t, emulator.Default(), nil, "106") // PROTECTED_MEMBERS=users/106
+	env := e.Env()
 	// Someone else's result on the topic: the filter keeps it out.
 	other := `{"requestId":"someone-else","space":"spaces/ENG","member":"users/103","dryRun":true}`
-	if err := f.Handle(ctx, pubsubEvent(e.project, e.reqTopic, "other-1", []byte(other), nil, time.Now())); err != nil {
+	if err := f.Handle(ctx, clitest.PubSubEvent(e.Project, e.ReqTopic, "other-1", []byte(other), nil, time.Now())); err != nil {
 		t.Fatal(err)
 	}
 
@@ -109,7 +68,7 @@ func TestEndToEnd(t *testing.T) {
 	if _, ok := stack.Chat.IsMember("spaces/OPS", "103"); !ok {
 		t.Error("a dry run removed users/103")
 	}
-	if subs := subscriptionsOf(t, e.ps, pubsubtest.TopicName(e.project, e.resTopic)); len(subs) != 0 {
+	if subs := subscriptionsOf(t, e.PS, pubsubtest.TopicName(e.Project, e.ResTopic)); len(subs) != 0 {
 		t.Errorf("temporary subscription left behind: %v", subs)
 	}
 
@@ -164,9 +123,9 @@ func TestFiveHundredRows(t *testing.T) {
 		fmt.Fprintf(&csv, "spaces/BIG/members/%s,reorganisation\n", id)
 	}
 	ws.Spaces = append(ws.Spaces, big)
-	_, stack := e.start(ctx, t, ws)
+	_, stack := e.Start(ctx, t, ws, nil)
 	start := time.Now()
-	inv := runCLI(t, ctx, e.env(), "", "--from", writeFile(t, "500.csv", csv.String()), "--wait", "--timeout", "45s")
+	inv := runCLI(t, ctx, e.Env(), "", "--from", writeFile(t, "500.csv", csv.String()), "--wait", "--timeout", "45s")
 	if inv.code != exitOK {
 		t.Fatalf("exit %d", inv.code)
 	}

@@ -18,8 +18,8 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/chat-offboard/chat-offboard/cmd/internal/console"
 	"github.com/chat-offboard/chat-offboard/contract"
-	"github.com/chat-offboard/chat-offboard/internal/tty"
 )
 
 // maxFilterLen is Pub/Sub's limit on a subscription filter, in bytes.
@@ -123,7 +123,7 @@ func startFollowing(ctx context.Context, c *pubsub.Client, d destinations, items
 	}
 	f := &follower{
 		client: c, subName: sub.Name, stdout: stdout, stderr: stderr, json: jsonOut,
-		tty: tty.IsTerminal(stderr), start: time.Now(), recvErr: make(chan error, 1),
+		tty: console.IsTerminal(stderr), start: time.Now(), recvErr: make(chan error, 1),
 		t: newTracker(items),
 	}
 	rctx, cancel := context.WithCancel(ctx)

@@ -12,6 +12,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/internal/clitest"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/request"
@@ -285,7 +286,7 @@ func TestValidatorSharedWithFunction(t *testing.T) {
 	}
 	got := results(t, ps, "results")
 	for i, data := range bad {
-		if err := f.Handle(ctx, pubsubEvent("test-project", "requests", "m", []byte(data), nil, time.Now())); err != nil {
+		if err := f.Handle(ctx, clitest.PubSubEvent("test-project", "requests", "m", []byte(data), nil, time.Now())); err != nil {
 			t.Fatalf("Handle: %v", err)
 		}
 		r := next(t, got)

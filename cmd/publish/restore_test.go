@@ -21,8 +21,8 @@ func TestRestoreEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	e := newE2E(ctx, t, host, "publish-restore")
-	_, stack := e.start(ctx, t, emulator.Default())
-	env := e.env()
+	_, stack := e.Start(ctx, t, emulator.Default(), nil)
+	env := e.Env()
 	inv := runCLI(t, ctx, env, "", "--all-spaces", "--member", "alice@example.com", "--successor", "bob@example.com", "--add-successor", "--request-id", "hr-7", "--wait", "--timeout", "40s")
 	if inv.code != exitOK {
 		t.Fatalf("sweep: exit %d\n%s%s", inv.code, inv.stdout, inv.stderr)

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/cmd/internal/topics"
 	"github.com/chat-offboard/chat-offboard/contract"
 )
 
@@ -21,6 +22,9 @@ const (
 	exitUsage   = 2 // usage, input or connection error, timeout, interrupt
 	maxShownErr = 50
 )
+
+// moved are the subcommands publish had before they became cmd/offboard's.
+var moved = map[string]bool{"report": true, "reconcile": true}
 
 // config is the parsed command line.
 type config struct {
@@ -105,6 +109,9 @@ func parseFlags(args []string, stderr io.Writer, env func(string) string) (*conf
 	}
 	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
 	if fs.NArg() > 0 {
+		if moved[fs.Arg(0)] {
+			return nil, fmt.Errorf("%q is an operator's command now: go run ./cmd/offboard %s (see docs/operators.md)", fs.Arg(0), fs.Arg(0))
+		}
 		return nil, fmt.Errorf("unexpected argument %q (every input is a flag; see --help)", fs.Arg(0))
 	}
 	if c.output != "table" && c.output != "json" {
@@ -156,7 +163,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "publish: %d requests are valid; nothing published (--validate-only)\n", len(items))
 		return exitOK
 	}
-	dest, err := resolveDestinations(c, env)
+	dest, err := resolveDestinations(c)
 	if err != nil {
 		fmt.Fprintf(stderr, "publish: %v\n", err)
 		return exitUsage
@@ -164,7 +171,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	client, err := newClient(ctx, dest.project, env)
+	client, err := topics.NewClient(ctx, dest.project, env)
 	if err != nil {
 		fmt.Fprintf(stderr, "publish: %v\n", err)
 		return exitUsage
@@ -238,24 +245,12 @@ type destinations struct {
 	resultTopic string // projects/P/topics/T, or "" without --wait
 }
 
-func resolveDestinations(c *config, env func(string) string) (destinations, error) {
-	d := destinations{project: strings.TrimSpace(c.project)}
-	if strings.TrimSpace(c.topic) == "" {
-		return d, errors.New("no request topic: set --topic or REQUEST_TOPIC")
+func resolveDestinations(c *config) (destinations, error) {
+	n, err := topics.Resolve(c.project, c.topic, "--topic or REQUEST_TOPIC")
+	if err != nil {
+		return destinations{project: n.Project}, err
 	}
-	if d.project == "" {
-		// A full topic name tells the project.
-		if p := strings.Split(strings.TrimSpace(c.topic), "/"); len(p) == 4 && p[0] == "projects" {
-			d.project = p[1]
-		}
-	}
-	if d.project == "" {
-		return d, errors.New("no project: set --project or GOOGLE_CLOUD_PROJECT (or give full topic names)")
-	}
-	var err error
-	if d.topic, err = contract.TopicName(c.topic, d.project); err != nil {
-		return d, fmt.Errorf("--topic: %w", err)
-	}
+	d := destinations{project: n.Project, topic: n.Topic}
 	if c.wait {
 		if strings.TrimSpace(c.resultTopic) == "" {
 			return d, errors.New("--wait needs the result topic: set --result-topic or RESULT_TOPIC")

@@ -5,16 +5,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/cmd/internal/console"
 	"github.com/chat-offboard/chat-offboard/contract"
-	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
 	"github.com/chat-offboard/chat-offboard/report"
 )
 
-// leaverReport prints the leaver report (package report, as publish report
+// leaverReport prints the leaver report (package report, as offboard report
 // prints it) of the requests of all that reached the ledger: every sample
 // but those answered invalid, which are never recorded. It reads the
 // function's ledger in-process.
-func (s *sandbox) leaverReport(w *syncbuf.Writer, all []*entry) {
+func (s *sandbox) leaverReport(w *console.Writer, all []*entry) {
 	var ids []string
 	seen := map[string]bool{}
 	s.mu.Lock()
@@ -39,5 +39,5 @@ func (s *sandbox) leaverReport(w *syncbuf.Writer, all []*entry) {
 	if err := rep.WriteText(&b); err != nil {
 		return
 	}
-	w.Printf("\nLeaver report (go run ./cmd/publish report ID... prints the same from the deployed function's ledger):\n%s", b.String())
+	w.Printf("\nLeaver report (go run ./cmd/offboard report ID... prints the same from the deployed function's ledger):\n%s", b.String())
 }

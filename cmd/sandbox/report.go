@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -327,6 +328,14 @@ func (s *sandbox) instructions() string {
 	p("    -H 'ce-source: //pubsub.googleapis.com/%s' -H 'ce-id: manual-1' \\\n", s.reqTopic)
 	p("    -d '{\"message\":{\"messageId\":\"manual-1\",\"data\":\"%s\"},\"subscription\":\"projects/%s/subscriptions/manual\"}'\n\n",
 		data, s.o.project)
+	if s.ledgerProject != "" {
+		p("# the operators' tool, on this run's ledger (the Firestore emulator): the leaver report, what is in flight\n")
+		p("FIRESTORE_EMULATOR_HOST=%s GOOGLE_CLOUD_PROJECT=%s go run ./cmd/offboard report manual-1\n\n",
+			os.Getenv("FIRESTORE_EMULATOR_HOST"), s.ledgerProject)
+	} else {
+		p("# the operators' tool (go run ./cmd/offboard report ID) reads a Firestore ledger: run the sandbox with\n")
+		p("# FIRESTORE_EMULATOR_HOST set to use it; this run's ledger is in-process (its leaver report ends the run).\n\n")
+	}
 	p("# your own copy of the function on port 8080, against the same emulations:\n")
 	p("PORT=8080 LOCAL_ONLY=true \\\n")
 	for _, e := range s.env {

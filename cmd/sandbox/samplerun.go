@@ -8,8 +8,8 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/chat-offboard/chat-offboard/cmd/internal/console"
 	"github.com/chat-offboard/chat-offboard/contract"
-	"github.com/chat-offboard/chat-offboard/internal/tty"
 )
 
 // onResult receives one result event.
@@ -210,7 +210,7 @@ func (s *sandbox) runSamples(ctx context.Context) int {
 // function stops and erases it.
 func (s *sandbox) progress() func() {
 	// JSON lines on a terminal are progress enough (and would be garbled).
-	if s.o.verbose || !tty.IsTerminal(s.errw) || (s.o.json && tty.IsTerminal(s.out)) {
+	if s.o.verbose || !console.IsTerminal(s.errw) || (s.o.json && console.IsTerminal(s.out)) {
 		return func() {}
 	}
 	total := len(s.samples)

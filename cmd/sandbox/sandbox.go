@@ -12,10 +12,10 @@ import (
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/chat-offboard/chat-offboard/cmd/internal/console"
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/engine"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
-	"github.com/chat-offboard/chat-offboard/internal/syncbuf"
 	"github.com/chat-offboard/chat-offboard/ledger"
 )
 
@@ -35,32 +35,35 @@ type sandbox struct {
 	o       options
 	ws      emulator.Workspace
 	samples []sample
-	out     *syncbuf.Writer // standard output
-	errw    *syncbuf.Writer // standard error, sharing out's lock
+	out     *console.Writer // standard output
+	errw    *console.Writer // standard error, sharing out's lock
 	logs    *logRing        // the function's log lines, unless -v
 
-	stack       *emulator.Stack
-	pst         *pstest.Server
-	ps          *pubsub.Client
-	psHost      string // host:port of the emulator or of pstest
-	reqTopic    string // full names
-	resTopic    string
-	reqSub      string // subscriptions created by this run
-	resSub      string
-	publisher   *pubsub.Publisher
-	fn          *engine.Engine
-	ledger      ledger.Store // the function's ledger, for the leaver report
-	fnURL       string
-	detach      func()
-	env         []envVar
-	before      emulator.Workspace
-	started     time.Time
-	cancelBG    context.CancelFunc
-	bg          sync.WaitGroup
-	bgErr       chan error
-	published   atomic.Int64
-	received    atomic.Int64
-	redelivered atomic.Int64
+	stack     *emulator.Stack
+	pst       *pstest.Server
+	ps        *pubsub.Client
+	psHost    string // host:port of the emulator or of pstest
+	reqTopic  string // full names
+	resTopic  string
+	reqSub    string // subscriptions created by this run
+	resSub    string
+	publisher *pubsub.Publisher
+	fn        *engine.Engine
+	ledger    ledger.Store // the function's ledger, for the leaver report
+	// ledgerProject is the ledger's project on the Firestore emulator, or
+	// "" for the in-process ledger.
+	ledgerProject string
+	fnURL         string
+	detach        func()
+	env           []envVar
+	before        emulator.Workspace
+	started       time.Time
+	cancelBG      context.CancelFunc
+	bg            sync.WaitGroup
+	bgErr         chan error
+	published     atomic.Int64
+	received      atomic.Int64
+	redelivered   atomic.Int64
 
 	mu         sync.Mutex
 	entries    map[string]*entry           // by message id
@@ -88,7 +91,7 @@ func newSandbox(o options, ws emulator.Workspace, samples []sample, stdout, stde
 		children:   map[string]int{},
 		bgErr:      make(chan error, 2),
 	}
-	s.out = syncbuf.NewWriter(stdout)
+	s.out = console.NewWriter(stdout)
 	s.errw = s.out.Share(stderr) // one lock: lines of both streams never interleave
 	return s
 }

@@ -278,7 +278,8 @@ func TestServe(t *testing.T) {
 	waitFor("Results as they arrive")
 	o := out.String()
 	for _, s := range []string{"go run ./cmd/publish --project chat-offboard-sandbox --topic offboard-requests --result-topic offboard-results",
-		"gcloud and curl cannot reach the in-process Pub/Sub", "go run ./cmd/function", "TOKEN_SECRET=projects/emulator-project/secrets/chat-offboard-token"} {
+		"gcloud and curl cannot reach the in-process Pub/Sub", "go run ./cmd/function", "TOKEN_SECRET=projects/emulator-project/secrets/chat-offboard-token",
+		"go run ./cmd/offboard report"} {
 		if !strings.Contains(o, s) {
 			t.Errorf("instructions lack %q", s)
 		}

@@ -106,11 +106,11 @@ func (s *sandbox) startFunction(ctx context.Context) error {
 	if s.o.verbose {
 		logw = s.errw
 	}
-	store, err := sandboxLedger(cfg.Project)
+	store, ledgerProject, err := sandboxLedger(cfg.Project)
 	if err != nil {
 		return err
 	}
-	s.ledger = store
+	s.ledger, s.ledgerProject = store, ledgerProject
 	if s.fn, err = engine.New(context.Background(), cfg,
 		engine.WithPubSubClient(s.ps), engine.WithLogger(logging.New(logw, cfg.LogLevel)), engine.WithLedger(store)); err != nil {
 		return fmt.Errorf("building the function: %w", err)
@@ -203,15 +203,15 @@ func (s *sandbox) getenv(k string) string {
 // FIRESTORE_EMULATOR_HOST names one (in a project of this run's own, so that
 // an earlier run's decisions are not published again), else an in-process
 // ledger with the same behaviour, so that the embedded default needs no
-// Java.
-func sandboxLedger(project string) (ledger.Store, error) {
+// Java. It returns the emulator's project, or "" for the in-process ledger.
+func sandboxLedger(project string) (ledger.Store, string, error) {
 	if os.Getenv("FIRESTORE_EMULATOR_HOST") == "" {
-		return ledger.NewMemory(), nil
+		return ledger.NewMemory(), "", nil
 	}
 	run := fmt.Sprintf("%s-%d", project, time.Now().UnixNano())
 	store, err := ledger.NewFirestore(context.Background(), run, ledger.DefaultDatabase)
 	if err != nil {
-		return nil, fmt.Errorf("the ledger on the Firestore emulator: %w", err)
+		return nil, "", fmt.Errorf("the ledger on the Firestore emulator: %w", err)
 	}
-	return store, nil
+	return store, run, nil
 }

@@ -115,7 +115,7 @@ func TestWorkspaceTrigger(t *testing.T) {
 		t.Errorf("requests topic policy %q lacks the writer identity", got)
 	}
 	for _, s := range []string{"roles/logging.configWriter", "Sharing options", "Legal and compliance",
-		"go run ./cmd/publish reconcile --since 24h --organization=" + org, "cmd/authorize --sweeps"} {
+		"go run ./cmd/offboard reconcile --since 24h --organization=" + org, "cmd/authorize --sweeps"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("output does not mention %q:\n%s", s, r.stdout)
 		}

@@ -15,7 +15,7 @@
 //     members of Chat spaces ([Space].Groups), listed by members.list with
 //     showGroups.
 //   - [Reports]: the Admin SDK Reports API activities.list (the Admin audit
-//     activities that publish reconcile reads), as
+//     activities that offboard reconcile reads), as
 //     google.golang.org/api/admin/reports/v1 speaks it; started on its own
 //     with [NewReports], not by [StartAll].
 //

@@ -15,13 +15,10 @@ import (
 	"github.com/chat-offboard/chat-offboard/report"
 )
 
-// runReportCLI runs publish report in-process with args and env.
+// runReportCLI runs offboard report in-process with args and env.
 func runReportCLI(t *testing.T, env map[string]string, args ...string) invocation {
 	t.Helper()
-	var stdout, stderr syncBuffer
-	code := runReport(context.Background(), args, &stdout, &stderr, func(k string) string { return env[k] })
-	t.Logf("publish report %s → exit %d\nstderr:\n%s", strings.Join(args, " "), code, stderr.String())
-	return invocation{code, stdout.String(), stderr.String()}
+	return offboard(t, context.Background(), env, append([]string{"report"}, args...)...)
 }
 
 // decided records a decision of a single removal, as the function does.
@@ -36,13 +33,13 @@ func decided(t *testing.T, s ledger.Store, id, membership, outcome, result strin
 	}
 }
 
-// TestReportCommand: publish report reads the ledger on the Firestore
+// TestReportCommand: offboard report reads the ledger on the Firestore
 // emulator (as the function finds it, through GOOGLE_CLOUD_PROJECT and
 // FIRESTORE_EMULATOR_HOST) and prints text, CSV or JSON, with an exit code
 // for each state of the requests.
 func TestReportCommand(t *testing.T) {
 	t.Setenv("FIRESTORE_EMULATOR_HOST", firestoretest.Emulator(t))
-	project := firestoretest.Project("publish-report")
+	project := firestoretest.Project("offboard-report")
 	store, err := ledger.NewFirestore(context.Background(), project, "")
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +85,7 @@ func TestReportCommand(t *testing.T) {
 	}
 	for _, args := range [][]string{{}, {"--csv", "--json", "clean"}, {"--bogus", "clean"}} {
 		if inv = runReportCLI(t, env, args...); inv.code != reportUsage {
-			t.Errorf("publish report %q: exit %d, want 2", args, inv.code)
+			t.Errorf("offboard report %q: exit %d, want 2", args, inv.code)
 		}
 	}
 	if inv = runReportCLI(t, map[string]string{}, "clean"); inv.code != reportUsage || !strings.Contains(inv.stderr, "no project") {

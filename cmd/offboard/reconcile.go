@@ -19,6 +19,7 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 
+	"github.com/chat-offboard/chat-offboard/cmd/internal/topics"
 	"github.com/chat-offboard/chat-offboard/request"
 	"github.com/chat-offboard/chat-offboard/tokens"
 )
@@ -35,12 +36,14 @@ import (
 // derives from the activity's id (request.AuditRequestID), which the Reports
 // API and the LogEntry share, so an activity the sink delivered already is
 // the same request and the ledger acts on it once.
-func init() { subcommands["reconcile"] = runReconcile }
+func init() {
+	register(command{name: "reconcile", summary: "publish the Workspace trigger's missed offboardings from the Reports API (ad hoc)", run: runReconcile})
+}
 
 // reportsRetention is how far back the Reports API reports activities.
 const reportsRetention = 180 * 24 * time.Hour
 
-// reconcileConfig is the parsed command line of publish reconcile.
+// reconcileConfig is the parsed command line of offboard reconcile.
 type reconcileConfig struct {
 	since                  time.Duration
 	organization           string
@@ -56,7 +59,7 @@ type reconcileConfig struct {
 	log                               *slog.Logger
 }
 
-const reconcileUsage = `Usage: publish reconcile --organization ORG_ID [flags]
+const reconcileUsage = `Usage: offboard reconcile --organization ORG_ID [flags]
 
 Publishes a sweep for every Google Workspace suspension, archive or deletion
 the Reports API (activities.list, applicationName=admin) recorded since
@@ -82,7 +85,7 @@ Flags:
 
 func parseReconcileFlags(args []string, stderr io.Writer, env func(string) string) (*reconcileConfig, error) {
 	c := &reconcileConfig{env: env, log: slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	fs := flag.NewFlagSet("publish reconcile", flag.ContinueOnError)
+	fs := flag.NewFlagSet("offboard reconcile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, reconcileUsage)
@@ -100,7 +103,7 @@ func parseReconcileFlags(args []string, stderr io.Writer, env func(string) strin
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (see publish reconcile --help)", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q (see offboard reconcile --help)", fs.Arg(0))
 	}
 	c.reportsEndpoint, c.smHost, c.tokenURL = env("REPORTS_ENDPOINT"), env("SECRET_MANAGER_ENDPOINT"), env("OAUTH_TOKEN_URL")
 	return c, c.check()
@@ -139,67 +142,78 @@ func isOrgID(s string) bool {
 	return err == nil
 }
 
-// runReconcile is publish reconcile: it returns the exit code.
+// runReconcile is offboard reconcile: it returns the exit code.
 func runReconcile(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, env func(string) string) int {
 	c, err := parseReconcileFlags(args, stderr, env)
-	var dest destinations
+	var dest topics.Names
 	if err == nil && !c.dryRun {
-		dest, err = resolveDestinations(&config{project: c.project, topic: c.topic}, env)
+		dest, err = topics.Resolve(c.project, c.topic, "--topic or REQUEST_TOPIC")
 	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case err != nil:
-		fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
+		fmt.Fprintf(stderr, "offboard reconcile: %v\n", err)
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	events, skipped, err := c.collect(ctx, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
+		fmt.Fprintf(stderr, "offboard reconcile: %v\n", err)
 		return exitUsage
 	}
-	items := make([]*item, len(events))
+	items := make([]*reconciled, len(events))
 	for i, ev := range events {
-		items[i] = &item{req: request.Request{RequestID: ev.RequestID()}, data: ev.LogEntry(),
-			target: ev.EventName + " " + ev.Email + " " + ev.Time.Format(time.RFC3339)}
+		items[i] = &reconciled{Message: topics.Message{RequestID: ev.RequestID(), Data: ev.LogEntry()},
+			event: ev.EventName + " " + ev.Email + " " + ev.Time.Format(time.RFC3339)}
 	}
 	if code := c.publish(ctx, dest, items, stdout, stderr); code != exitOK {
 		return code
 	}
 	if len(skipped) > 0 {
-		fmt.Fprintf(stderr, "publish reconcile: %d not reconciled:\n  %s\n", len(skipped), strings.Join(skipped, "\n  "))
-		return exitFailed
+		fmt.Fprintf(stderr, "offboard reconcile: %d not reconciled:\n  %s\n", len(skipped), strings.Join(skipped, "\n  "))
+		return exitAttention
 	}
 	return exitOK
 }
 
+// reconciled is one activity to publish: the LogEntry message and a short
+// description of the event for tables.
+type reconciled struct {
+	topics.Message
+	event string
+}
+
 // publish publishes items (or, with --dry-run, only lists them) and prints
 // them.
-func (c *reconcileConfig) publish(ctx context.Context, dest destinations, items []*item, stdout, stderr io.Writer) int {
+func (c *reconcileConfig) publish(ctx context.Context, dest topics.Names, items []*reconciled, stdout, stderr io.Writer) int {
 	if len(items) == 0 {
-		fmt.Fprintf(stderr, "publish reconcile: no suspension, archive or deletion since %s\n", c.start().Format(time.RFC3339))
+		fmt.Fprintf(stderr, "offboard reconcile: no suspension, archive or deletion since %s\n", c.start().Format(time.RFC3339))
 		return exitOK
 	}
 	if c.dryRun {
-		fmt.Fprintf(stderr, "publish reconcile: %d to publish; nothing published (--dry-run)\n", len(items))
+		fmt.Fprintf(stderr, "offboard reconcile: %d to publish; nothing published (--dry-run)\n", len(items))
 		printReconciled(stdout, items, c.output)
 		return exitOK
 	}
-	client, err := newClient(ctx, dest.project, c.env)
+	client, err := topics.NewClient(ctx, dest.Project, c.env)
 	if err != nil {
-		fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
+		fmt.Fprintf(stderr, "offboard reconcile: %v\n", err)
 		return exitUsage
 	}
 	defer client.Close()
-	err = publishAll(ctx, client, dest.topic, items)
+	msgs := make([]*topics.Message, len(items))
+	for i, it := range items {
+		msgs[i] = &it.Message
+	}
+	err = topics.PublishAll(ctx, client, dest.Topic, msgs)
 	printReconciled(stdout, items, c.output)
 	if err != nil {
-		fmt.Fprintf(stderr, "publish reconcile: %v\n", err)
+		fmt.Fprintf(stderr, "offboard reconcile: %v\n", err)
 		return exitUsage
 	}
-	fmt.Fprintf(stderr, "publish reconcile: published %d LogEntries to %s\n", len(items), dest.topic)
+	fmt.Fprintf(stderr, "offboard reconcile: published %d LogEntries to %s\n", len(items), dest.Topic)
 	return exitOK
 }
 
@@ -210,22 +224,22 @@ func (c *reconcileConfig) start() time.Time {
 
 // printReconciled lists the requests, with their message ids once
 // published.
-func printReconciled(w io.Writer, items []*item, output string) {
+func printReconciled(w io.Writer, items []*reconciled, output string) {
 	if output == "json" {
 		enc := json.NewEncoder(w)
 		for _, it := range items {
-			_ = enc.Encode(map[string]string{"requestId": it.req.RequestID, "event": it.target, "messageId": it.messageID})
+			_ = enc.Encode(map[string]string{"requestId": it.RequestID, "event": it.event, "messageId": it.ID})
 		}
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REQUEST ID\tEVENT PERSON TIME\tMESSAGE ID")
 	for _, it := range items {
-		id := it.messageID
+		id := it.ID
 		if id == "" {
 			id = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", it.req.RequestID, it.target, id)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", it.RequestID, it.event, id)
 	}
 	tw.Flush()
 }
@@ -270,7 +284,7 @@ func (c *reconcileConfig) collect(ctx context.Context, stderr io.Writer) (events
 		case err != nil:
 			return nil, nil, fmt.Errorf("the Reports API activities.list eventName=%s: %w", name, err)
 		}
-		fmt.Fprintf(stderr, "publish reconcile: %s since %s: %d activities (%d pages)\n", name, start.Format(time.RFC3339), n, pages)
+		fmt.Fprintf(stderr, "offboard reconcile: %s since %s: %d activities (%d pages)\n", name, start.Format(time.RFC3339), n, pages)
 	}
 	slices.SortStableFunc(events, func(a, b *request.AuditEvent) int { return a.Time.Compare(b.Time) })
 	return events, skipped, nil

@@ -13,7 +13,11 @@ import (
 	"github.com/chat-offboard/chat-offboard/report"
 )
 
-// Exit codes of publish report (docs/integrators.md, "The leaver report").
+func init() {
+	register(command{name: "report", summary: "the leaver report of requests, from the function's ledger", run: runReport})
+}
+
+// Exit codes of offboard report (docs/operators.md, "The leaver report").
 const (
 	reportOK         = 0 // every request complete, every result a success
 	reportAttention  = 1 // complete, but some result needs attention (failed, refused, invalid, expired, via_group…)
@@ -22,7 +26,7 @@ const (
 	reportNotFound   = 4 // the ledger has no such request
 )
 
-const reportUsageHead = `Usage: publish report [--csv | --json] REQUEST_ID [REQUEST_ID...]
+const reportUsageHead = `Usage: offboard report [--csv | --json] REQUEST_ID [REQUEST_ID...]
 
 Prints the leaver report of the requests from the function's ledger
 (Firestore database FIRESTORE_DATABASE, default "(default)", in
@@ -39,7 +43,7 @@ errors.
 Flags:
 `
 
-// reportConfig is the parsed command line of publish report.
+// reportConfig is the parsed command line of offboard report.
 type reportConfig struct {
 	csv, json         bool
 	project, database string
@@ -49,7 +53,7 @@ type reportConfig struct {
 
 func parseReportFlags(args []string, stderr io.Writer, env func(string) string) (*reportConfig, error) {
 	c := &reportConfig{}
-	fs := flag.NewFlagSet("publish report", flag.ContinueOnError)
+	fs := flag.NewFlagSet("offboard report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, reportUsageHead)
@@ -73,7 +77,7 @@ func parseReportFlags(args []string, stderr io.Writer, env func(string) string) 
 	}
 	switch {
 	case len(c.ids) == 0:
-		return nil, errors.New("no request id (publish report REQUEST_ID; see --help)")
+		return nil, errors.New("no request id (offboard report REQUEST_ID; see --help)")
 	case c.csv && c.json:
 		return nil, errors.New("give --csv or --json, not both")
 	case strings.TrimSpace(c.project) == "":
@@ -89,40 +93,40 @@ func parseReportFlags(args []string, stderr io.Writer, env func(string) string) 
 	return c, nil
 }
 
-// runReport is publish report: it returns the exit code.
-func runReport(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string) int {
+// runReport is offboard report: it returns the exit code.
+func runReport(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, env func(string) string) int {
 	c, err := parseReportFlags(args, stderr, env)
 	if errors.Is(err, flag.ErrHelp) {
 		return reportOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "publish report: %v\n", err)
+		fmt.Fprintf(stderr, "offboard report: %v\n", err)
 		return reportUsage
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	store, err := ledger.NewFirestore(ctx, c.project, c.database)
 	if err != nil {
-		fmt.Fprintf(stderr, "publish report: %v\n", err)
+		fmt.Fprintf(stderr, "offboard report: %v\n", err)
 		return reportUsage
 	}
 	defer store.Close()
 	rep, err := report.Build(ctx, store, c.ids...)
 	if err != nil {
-		fmt.Fprintf(stderr, "publish report: %v\n", err)
+		fmt.Fprintf(stderr, "offboard report: %v\n", err)
 		return reportUsage
 	}
 	switch {
 	case c.csv:
 		err = rep.WriteCSV(stdout)
-		fmt.Fprintln(stderr, "publish report: "+summary(rep))
+		fmt.Fprintln(stderr, "offboard report: "+summary(rep))
 	case c.json:
 		err = rep.WriteJSON(stdout)
 	default:
 		err = rep.WriteText(stdout)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "publish report: %v\n", err)
+		fmt.Fprintf(stderr, "offboard report: %v\n", err)
 		return reportUsage
 	}
 	return reportCode(rep)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-offboard/chat-offboard/internal/clitest"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/request"
 )
@@ -18,7 +19,7 @@ const (
 	reportsAdmin = "admin@example.com"
 )
 
-// reconcileFixture is what publish reconcile talks to: the Reports API and
+// reconcileFixture is what offboard reconcile talks to: the Reports API and
 // Secret Manager emulations (the delegated admin's credential, with the
 // scope of cmd/authorize --workspace-trigger, in the secret "reports-token"),
 // and Pub/Sub (pstest) with the topic "requests".
@@ -47,7 +48,7 @@ func newReconcileFixture(t *testing.T) *reconcileFixture {
 	rt := st.OAuth.IssueRefreshToken(st.ClientID, "users/100",
 		append(slices.Clone(emulator.StackScopes), emulator.ScopeAdminReportsAuditReadonly))
 	st.Secrets.AddVersion(st.Project, "reports-token", emulator.AuthorizedUserJSON(st.ClientID, st.ClientSecret, rt, st.OAuth.TokenURL()))
-	env, _, published := pstestEnv(t)
+	env, _, published := clitest.PstestEnv(t)
 	env["REPORTS_ENDPOINT"] = r.URL()
 	env["SECRET_MANAGER_ENDPOINT"] = st.Secrets.Addr()
 	env["TOKEN_SECRET"] = "projects/" + st.Project + "/secrets/reports-token"
@@ -60,14 +61,10 @@ func newReconcileFixture(t *testing.T) *reconcileFixture {
 	}}
 }
 
-// reconcile runs publish reconcile args, through the command's dispatch.
+// reconcile runs offboard reconcile args, through the command's dispatch.
 func (f *reconcileFixture) reconcile(t *testing.T, args ...string) invocation {
 	t.Helper()
-	cmd, rest := dispatch(append([]string{"reconcile"}, args...))
-	var stdout, stderr syncBuffer
-	code := cmd(context.Background(), rest, strings.NewReader(""), &stdout, &stderr, func(k string) string { return f.env[k] })
-	t.Logf("publish reconcile %s → exit %d\nstderr:\n%s", strings.Join(args, " "), code, stderr.String())
-	return invocation{code, stdout.String(), stderr.String()}
+	return offboard(t, context.Background(), f.env, append([]string{"reconcile"}, args...)...)
 }
 
 // TestReconcilePublishesMissedEvents: every suspension, archive and deletion
@@ -141,7 +138,7 @@ func TestReconcilePublishesMissedEvents(t *testing.T) {
 	}
 	// Progress: one line per event name asked for.
 	for _, name := range []string{"SUSPEND_USER", "ARCHIVE_USER", "DELETE_USER", "SUSPEND_AUTO_PROVISIONED_USER", "DELETE_AUTO_PROVISIONED_USER"} {
-		if !strings.Contains(r.stderr, "publish reconcile: "+name+" since ") {
+		if !strings.Contains(r.stderr, "offboard reconcile: "+name+" since ") {
 			t.Errorf("no progress for %s:\n%s", name, r.stderr)
 		}
 	}
@@ -225,7 +222,7 @@ func TestReconcileRefusals(t *testing.T) {
 		"output xml":                {"--organization", testOrg, "--output", "xml"},
 		"an argument":               {"--organization", testOrg, "now"},
 	} {
-		if r := f.reconcile(t, args...); r.code != exitUsage || !strings.Contains(r.stderr, "publish reconcile: ") {
+		if r := f.reconcile(t, args...); r.code != exitUsage || !strings.Contains(r.stderr, "offboard reconcile: ") {
 			t.Errorf("%s: exit %d, want %d with a reason\n%s", name, r.code, exitUsage, r.stderr)
 		}
 	}
@@ -253,7 +250,7 @@ func TestReconcileRefusals(t *testing.T) {
 	// order): named, the others reconciled, exit 1.
 	f.reports.InjectFault(emulator.Fault{Method: "activities.list", Status: 400, Times: 1})
 	r = f.reconcile(t, "--organization", testOrg)
-	if r.code != exitFailed || !strings.Contains(r.stderr, "eventName ARCHIVE_USER: the Reports API refused it") {
+	if r.code != exitAttention || !strings.Contains(r.stderr, "eventName ARCHIVE_USER: the Reports API refused it") {
 		t.Errorf("a refused event name: exit %d\n%s", r.code, r.stderr)
 	}
 	if msgs := f.published(); len(msgs) != 1 {
@@ -263,7 +260,7 @@ func TestReconcileRefusals(t *testing.T) {
 	two.Events = append(two.Events, emulator.AdminUserEvent("SUSPEND_USER", "carol@example.com", "", time.Time{}).Events...)
 	f.reports.Add(two)
 	r = f.reconcile(t, "--organization", testOrg)
-	if r.code != exitFailed || !strings.Contains(r.stderr, "names more than one person (bob@example.com, carol@example.com)") {
+	if r.code != exitAttention || !strings.Contains(r.stderr, "names more than one person (bob@example.com, carol@example.com)") {
 		t.Errorf("two people in one activity: exit %d\n%s", r.code, r.stderr)
 	}
 	msgs := f.published()
@@ -277,26 +274,27 @@ func TestReconcileRefusals(t *testing.T) {
 	}
 }
 
-// TestDispatch: publish NAME runs the subcommand NAME with the remaining
-// arguments; anything else is a publish.
+// TestDispatch: offboard NAME runs the command NAME with the remaining
+// arguments; help lists every command; an unknown one or none is a usage
+// error.
 func TestDispatch(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		args []string
-		want string // in the --help output
+		code int
+		want string // in the output
 	}{
-		{[]string{"reconcile", "--help"}, "Usage: publish reconcile"},
-		{[]string{"report", "--help"}, "Usage: publish report"},
-		{[]string{"--help"}, "Usage: publish [flags]"},
+		{[]string{"reconcile", "--help"}, exitOK, "Usage: offboard reconcile"},
+		{[]string{"report", "--help"}, exitOK, "Usage: offboard report"},
+		{[]string{"help", "report"}, exitOK, "Usage: offboard report"},
+		{[]string{"help"}, exitOK, "  reconcile "},
+		{[]string{"--help"}, exitOK, "  report "},
+		{[]string{"publish"}, exitUsage, `unknown command "publish"`},
+		{nil, exitUsage, "Usage: offboard COMMAND"},
 	} {
-		cmd, rest := dispatch(tc.args)
-		if !slices.Equal(rest, []string{"--help"}) {
-			t.Errorf("%q: arguments %q", tc.args, rest)
-		}
-		var stdout, stderr syncBuffer
-		code := cmd(context.Background(), rest, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
-		if code != exitOK || !strings.Contains(stderr.String()+stdout.String(), tc.want) {
-			t.Errorf("%q: exit %d, output lacks %q:\n%s%s", tc.args, code, tc.want, stdout.String(), stderr.String())
+		inv := offboard(t, context.Background(), nil, tc.args...)
+		if inv.code != tc.code || !strings.Contains(inv.stderr+inv.stdout, tc.want) {
+			t.Errorf("%q: exit %d, want %d with %q:\n%s%s", tc.args, inv.code, tc.code, tc.want, inv.stdout, inv.stderr)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/engine"
+	"github.com/chat-offboard/chat-offboard/internal/clitest"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
 	"github.com/chat-offboard/chat-offboard/internal/pubsubtest"
 	"github.com/chat-offboard/chat-offboard/request"
@@ -56,14 +57,14 @@ func (l *resultLog) swept(root string, n int) bool {
 
 // collectResults reads the results topic of e through a pull subscription
 // of its own until ctx is done.
-func collectResults(ctx context.Context, t *testing.T, e *e2e) *resultLog {
+func collectResults(ctx context.Context, t *testing.T, e *clitest.E2E) *resultLog {
 	t.Helper()
 	sub := pubsubtest.UniqueID("results-log")
-	if err := pubsubtest.CreatePullSubscription(ctx, e.ps, e.project, sub, e.resTopic, ""); err != nil {
+	if err := pubsubtest.CreatePullSubscription(ctx, e.PS, e.Project, sub, e.ResTopic, ""); err != nil {
 		t.Fatal(err)
 	}
 	l := &resultLog{}
-	go e.ps.Subscriber(sub).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+	go e.PS.Subscriber(sub).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
 		var r contract.Result
 		if json.Unmarshal(m.Data, &r) == nil {
 			l.mu.Lock()
@@ -87,7 +88,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // TestReconcileEndToEnd: the function behind the Pub/Sub emulator with the
 // Workspace trigger on. Alice's suspension arrives from the sink and she is
-// swept; Bob's never arrives. publish reconcile then publishes both from
+// swept; Bob's never arrives. offboard reconcile then publishes both from
 // the Reports API: Bob is swept, and Alice's activity is the same request,
 // which the ledger does not act on again (no second delete, no Chat call for
 // her spaces).
@@ -95,14 +96,14 @@ func TestReconcileEndToEnd(t *testing.T) {
 	host := pubsubtest.Emulator(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	e := newE2E(ctx, t, host, "reconcile-e2e")
+	e := clitest.NewE2E(ctx, t, host, "reconcile-e2e")
 	ws := emulator.Default()
 	ws.Users[1].Suspended = true // alice
 	ws.Users[2].Suspended = true // bob
-	f, stack := newFunctionWith(t, e.ps, e.project, e.reqTopic, e.resTopic, ws,
+	f, stack := clitest.NewFunction(t, e.PS, e.Project, e.ReqTopic, e.ResTopic, ws,
 		func(c *engine.Config) { c.AutoOffboard = engine.AutoOffboard{Domains: []string{"example.com"}} })
 	results := collectResults(ctx, t, e)
-	serve(ctx, t, e.ps, e.project, e.reqTopic, e.reqSub, f)
+	clitest.Serve(ctx, t, e.PS, e.Project, e.ReqTopic, e.ReqSub, f)
 
 	reports := emulator.NewReports(ws, stack.OAuth)
 	t.Cleanup(reports.Close)
@@ -120,7 +121,7 @@ func TestReconcileEndToEnd(t *testing.T) {
 
 	// The sink delivers Alice's entry.
 	searches := stack.Chat.Stats().Calls["spaces.search"]
-	if _, err := e.ps.Publisher(e.reqTopic).Publish(ctx, &pubsub.Message{Data: alice.LogEntry()}).Get(ctx); err != nil {
+	if _, err := e.PS.Publisher(e.ReqTopic).Publish(ctx, &pubsub.Message{Data: alice.LogEntry()}).Get(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "alice's sweep", func() bool { return results.swept(alice.RequestID(), 1) })
@@ -132,7 +133,7 @@ func TestReconcileEndToEnd(t *testing.T) {
 	deletes := stack.Chat.Stats().Calls["members.delete"]
 	aliceSearches := stack.Chat.Stats().Calls["spaces.search"] - searches
 
-	env := e.env()
+	env := e.Env()
 	env["REPORTS_ENDPOINT"] = reports.URL()
 	env["SECRET_MANAGER_ENDPOINT"] = stack.Secrets.Addr()
 	env["TOKEN_SECRET"] = "projects/" + stack.Project + "/secrets/reports-token"
