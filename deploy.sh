@@ -85,6 +85,12 @@ Options (each also read from the environment variable in brackets; a flag wins):
                                [AUTO_OFFBOARD_SUCCESSOR]                   (none)
   --auto-offboard-add-successor  add that successor to such a space first
                                [AUTO_OFFBOARD_ADD_SUCCESSOR=true]
+  --alert-email ADDRESS        send the alerts to this address (an email
+                               notification channel, created once) [ALERT_EMAIL]
+  --notification-channel NAME  or to an existing channel,
+                               projects/P/notificationChannels/ID [NOTIFICATION_CHANNEL]
+                               (neither: the alerts open incidents in the console
+                               and notify nobody)
   --redeploy                   deploy the function even if it exists (new code or
                                settings) [REDEPLOY=1]; a function that is not
                                ACTIVE (FAILED, DEPLOYING, ...) is always deployed again
@@ -170,6 +176,8 @@ AUTO_OFFBOARD_DOMAINS="${AUTO_OFFBOARD_DOMAINS-}"
 AUTO_OFFBOARD_ORG_UNITS="${AUTO_OFFBOARD_ORG_UNITS-}"
 AUTO_OFFBOARD_SUCCESSOR="${AUTO_OFFBOARD_SUCCESSOR-}"
 AUTO_OFFBOARD_ADD_SUCCESSOR="${AUTO_OFFBOARD_ADD_SUCCESSOR-}"
+ALERT_EMAIL="${ALERT_EMAIL-}"
+NOTIFICATION_CHANNEL="${NOTIFICATION_CHANNEL-}"
 REDEPLOY="${REDEPLOY-0}"
 DRY_RUN="${DRY_RUN-0}"
 
@@ -208,7 +216,8 @@ while (($# > 0)); do
 		--max-delivery-attempts | --protected-members | --max-event-age | \
 		--log-level | --firestore-database | --ledger-retention | \
 		--workspace-trigger | --workspace-sink | --auto-offboard-domains | \
-		--auto-offboard-org-units | --auto-offboard-successor)
+		--auto-offboard-org-units | --auto-offboard-successor | \
+		--alert-email | --notification-channel)
 		need_value "$1" $# "${2-}"
 		case "$1" in
 		--project) PROJECT="$2" ;;
@@ -240,6 +249,8 @@ while (($# > 0)); do
 		--auto-offboard-domains) AUTO_OFFBOARD_DOMAINS="$2" ;;
 		--auto-offboard-org-units) AUTO_OFFBOARD_ORG_UNITS="$2" ;;
 		--auto-offboard-successor) AUTO_OFFBOARD_SUCCESSOR="$2" ;;
+		--alert-email) ALERT_EMAIL="$2" ;;
+		--notification-channel) NOTIFICATION_CHANNEL="$2" ;;
 		esac
 		shift
 		;;
@@ -326,6 +337,12 @@ bool SWEEPS "$SWEEPS"
 # digits, _ - and . (Cloud Logging's rule).
 [[ -z "$WORKSPACE_TRIGGER" || "$WORKSPACE_TRIGGER" =~ ^[1-9][0-9]{0,19}$ ]] ||
 	die_setting WORKSPACE_TRIGGER "\"$WORKSPACE_TRIGGER\" is not an organization id (its number, as in organizations/123456789012: gcloud organizations list)"
+[[ -z "$ALERT_EMAIL" || "$ALERT_EMAIL" =~ ^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$ ]] ||
+	die_setting ALERT_EMAIL "\"$ALERT_EMAIL\" is not an email address"
+[[ -z "$NOTIFICATION_CHANNEL" || "$NOTIFICATION_CHANNEL" =~ ^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$ ]] ||
+	die_setting NOTIFICATION_CHANNEL "\"$NOTIFICATION_CHANNEL\" is not a notification channel (projects/PROJECT/notificationChannels/ID: gcloud beta monitoring channels list)"
+[[ -z "$ALERT_EMAIL" || -z "$NOTIFICATION_CHANNEL" ]] ||
+	die_setting ALERT_EMAIL "give --alert-email or --notification-channel, not both"
 [[ "$WORKSPACE_SINK" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$ ]] ||
 	die_setting WORKSPACE_SINK "\"$WORKSPACE_SINK\" is not a sink name (up to 100 characters: letters, digits, _ - and .)"
 bool REDEPLOY "$REDEPLOY"
@@ -448,6 +465,8 @@ APIS=(
 	iam.googleapis.com
 	chat.googleapis.com
 	firestore.googleapis.com
+	logging.googleapis.com
+	monitoring.googleapis.com
 )
 ((SWEEPS == 0)) || APIS+=(admin.googleapis.com)
 
@@ -957,6 +976,127 @@ if [[ -n "$WORKSPACE_TRIGGER" ]]; then
 	fi
 	ensure_binding roles/pubsub.publisher "$SINK_WRITER" "pubsub topics" "$REQUEST_TOPIC" "--project=${PROJECT}"
 fi
+
+# 15. Alerts and the dashboard (monitoring/): log-based metrics read from the
+#     function's log lines, alert policies on them and on the dead letters, and
+#     a dashboard. Each definition is a JSON file of the repository; it is
+#     rendered (${FUNCTION}, ${PROJECT}, ${DEAD_LETTER_SUBSCRIPTION}) and
+#     stamped with a hash of its rendered text (${CONFIG_HASH}: in a metric's
+#     description, a policy's userLabels.config_hash, the dashboard's
+#     labels.config_hash), so that what exists with the same hash is left
+#     alone, and what differs is updated to the repository's definition.
+MON_DIR=monitoring # deploy.sh runs in its own directory (above)
+[[ -d "$MON_DIR" ]] || die "$MON_DIR is missing: run deploy.sh from a checkout of the repository"
+CHANNEL=""
+if [[ -n "$NOTIFICATION_CHANNEL" ]]; then
+	CHANNEL="$NOTIFICATION_CHANNEL"
+elif [[ -n "$ALERT_EMAIL" ]]; then
+	channel_filter="type=\"email\" AND labels.email_address=\"${ALERT_EMAIL}\""
+	if check beta monitoring channels list "--project=${PROJECT}" "--filter=${channel_filter}" '--format=value(name)' &&
+		[[ -n "$OUT" ]]; then
+		CHANNEL="${OUT%%$'\n'*}"
+		status "notification channel ${ALERT_EMAIL}" unchanged
+	else
+		run beta monitoring channels create "--project=${PROJECT}" --type=email \
+			"--display-name=chat-offboard alerts (${ALERT_EMAIL})" "--channel-labels=email_address=${ALERT_EMAIL}"
+		CHANNEL=NOTIFICATION_CHANNEL
+		if check beta monitoring channels list "--project=${PROJECT}" "--filter=${channel_filter}" '--format=value(name)'; then
+			CHANNEL="${OUT%%$'\n'*}"
+		elif ((DRY_RUN == 0)); then
+			die "the notification channel for ${ALERT_EMAIL} was not found after it was created"
+		fi
+		status "notification channel ${ALERT_EMAIL}" created
+	fi
+fi
+[[ -n "$CHANNEL" ]] ||
+	warn "no --alert-email or --notification-channel: the alert policies open incidents in the console and notify nobody"
+
+# render TEMPLATE: the file TEMPLATE with this deployment's names, and the
+# policies' notification channel, written to RENDERED (a temporary file; in a
+# dry run the template's own path is shown); its hash in HASH, its first
+# displayName in DISPLAY_NAME.
+RENDER_DIR=""
+render() {
+	local text
+	text="$(<"$1")"
+	# shellcheck disable=SC2016 # the patterns are the templates' literal ${NAME}s
+	text="${text//'${FUNCTION}'/$FUNCTION}"
+	# shellcheck disable=SC2016
+	text="${text//'${PROJECT}'/$PROJECT}"
+	# shellcheck disable=SC2016
+	text="${text//'${DEAD_LETTER_SUBSCRIPTION}'/$DEAD_LETTER_SUBSCRIPTION}"
+	if [[ -n "$CHANNEL" && "$1" == */policies/* ]]; then
+		text="{\"notificationChannels\": [\"${CHANNEL}\"],${text#\{}"
+	fi
+	HASH="$(printf '%s' "$text" | sha256sum)"
+	HASH="${HASH:0:16}"
+	# shellcheck disable=SC2016
+	text="${text//'${CONFIG_HASH}'/$HASH}"
+	DISPLAY_NAME=""
+	if [[ "$text" =~ \"displayName\":\ \"([^\"]*)\" ]]; then
+		DISPLAY_NAME="${BASH_REMATCH[1]}"
+	fi
+	RENDERED="$1"
+	if ((DRY_RUN == 0)); then
+		if [[ -z "$RENDER_DIR" ]]; then
+			RENDER_DIR="$(mktemp -d)"
+			trap 'rm -f "$ERR_FILE"; rm -rf "$RENDER_DIR"' EXIT
+		fi
+		RENDERED="${RENDER_DIR}/${1##*/}"
+		printf '%s\n' "$text" >"$RENDERED"
+	fi
+}
+
+# ensure_log_metric TEMPLATE: the log-based metric <function>-<file name>.
+ensure_log_metric() {
+	local name
+	name="${FUNCTION}-$(basename "$1" .json)"
+	render "$1"
+	if check logging metrics describe "$name" "--project=${PROJECT}" '--format=value(description)'; then
+		if [[ "$OUT" == *"[config ${HASH}]" ]]; then
+			status "log-based metric ${name}" unchanged
+			return 0
+		fi
+		run logging metrics update "$name" "--project=${PROJECT}" "--config-from-file=${RENDERED}"
+		status "log-based metric ${name}" updated
+	else
+		run logging metrics create "$name" "--project=${PROJECT}" "--config-from-file=${RENDERED}"
+		status "log-based metric ${name}" created
+	fi
+}
+
+# ensure_monitoring KIND TEMPLATE: an alert policy (KIND "policies") or a
+# dashboard (KIND "dashboards") found by its display name and its hash label.
+ensure_monitoring() {
+	local kind="$1" display labels=userLabels flag=--policy-from-file
+	render "$2"
+	display="$DISPLAY_NAME"
+	[[ -n "$display" ]] || die "$2 has no displayName"
+	if [[ "$kind" == dashboards ]]; then
+		labels=labels
+		flag=--config-from-file
+	fi
+	if check monitoring "$kind" list "--project=${PROJECT}" "--filter=displayName=\"${display}\"" \
+		"--format=value(name,${labels}.config_hash)" && [[ -n "$OUT" ]]; then
+		if [[ "${OUT#*$'\t'}" == "$HASH" ]]; then
+			status "${kind%s} \"${display}\"" unchanged
+			return 0
+		fi
+		run monitoring "$kind" update "${OUT%%$'\t'*}" "--project=${PROJECT}" "${flag}=${RENDERED}"
+		status "${kind%s} \"${display}\"" updated
+	else
+		run monitoring "$kind" create "--project=${PROJECT}" "${flag}=${RENDERED}"
+		status "${kind%s} \"${display}\"" created
+	fi
+}
+
+for f in "$MON_DIR"/metrics/*.json; do
+	ensure_log_metric "$f"
+done
+for f in "$MON_DIR"/policies/*.json; do
+	ensure_monitoring policies "$f"
+done
+ensure_monitoring dashboards "$MON_DIR/dashboard.json"
 
 # --- what next ------------------------------------------------------------------------
 if ((DRY_RUN)); then

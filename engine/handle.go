@@ -23,8 +23,18 @@ import (
 // outcomes included), and an error when Pub/Sub should deliver the event
 // again (docs/design.md, "Outcomes and retries"). The context's deadline
 // bounds all work, retries included. It may run concurrently for many
-// events.
+// events. Each event ends with one "event handled" log line saying where
+// its time went (spent.go).
 func (f *Engine) Handle(ctx context.Context, e event.Event) error {
+	start := time.Now()
+	s := &spent{}
+	err := f.handle(withSpent(ctx, s), e)
+	s.log(ctx, f.log.With("eventId", e.ID()), time.Since(start), err)
+	return err
+}
+
+// handle is Handle without the event's summary line.
+func (f *Engine) handle(ctx context.Context, e event.Event) error {
 	ctx, cancel := f.withDeadline(ctx)
 	defer cancel()
 	log := f.log.With("eventId", e.ID())

@@ -189,7 +189,10 @@ func (f *Engine) call(ctx context.Context, j *job, op string, kind callKind, fn 
 		if j.expiredBy(f.now()) {
 			return expired(attempt - 1)
 		}
-		if err := b.wait(ctx, j.deadline); err != nil {
+		waitStart := time.Now()
+		err := b.wait(ctx, j.deadline)
+		spentIn(ctx).waited(time.Since(waitStart))
+		if err != nil {
 			return &TransientError{Op: op, Err: err}
 		}
 		if j.expiredBy(f.now()) {
@@ -198,9 +201,10 @@ func (f *Engine) call(ctx context.Context, j *job, op string, kind callKind, fn 
 		*j.attempts++
 		start := time.Now()
 		cctx, cancel := context.WithDeadline(ctx, j.deadline)
-		err := fn(cctx)
+		err = fn(cctx)
 		cancel()
 		f.observeChat(time.Since(start))
+		spentIn(ctx).called(time.Since(start), statusCode(err))
 		if err == nil {
 			b.succeeded()
 			return nil

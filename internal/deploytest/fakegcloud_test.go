@@ -66,6 +66,9 @@ type fakeState struct {
 	// Sinks are the organizations' log sinks, by
 	// "organizations/ORG/sinks/NAME" (fakesinks_test.go).
 	Sinks map[string]*fakeSink `json:"sinks,omitempty"`
+	// Monitoring: log-based metrics, channels, alert policies and
+	// dashboards (fakemonitoring_test.go).
+	Monitoring fakeMonitoring `json:"monitoring"`
 }
 
 // fakeDatabase is a Firestore database.
@@ -322,6 +325,8 @@ func (f *fake) dispatch() int {
 			return f.fail("INVALID_ARGUMENT: a project binding needs --condition=None or --condition=expression=...,title=... in a script")
 		}
 		return f.iam("projects", p[2], p[1])
+	case len(p) >= 3 && (p[0] == "monitoring" || p[0] == "beta" || p[0] == "logging" && p[1] == "metrics"):
+		return f.monitoring(p)
 	case len(p) >= 4 && p[0] == "logging" && p[1] == "sinks":
 		return f.sinks(p[2], p[3], p[4:])
 	case len(p) == 3 && p[0] == "firestore" && p[1] == "databases":
