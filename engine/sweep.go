@@ -20,7 +20,9 @@ import (
 const (
 	// SweepQuery selects every named space of the customer; spaces.search
 	// with admin access cannot see direct messages or unnamed group chats.
-	SweepQuery = `customer = "customers/my_customer" AND spaceType = "SPACE"`
+	// The fields are spelled as the current reference's examples spell
+	// them (space_type; its earlier revisions wrote spaceType).
+	SweepQuery = `customer = "customers/my_customer" AND space_type = "SPACE"`
 	// sweepScopeNote goes into every sweep page's result.
 	sweepScopeNote = "direct messages and unnamed group chats are out of reach of admin search and are not swept"
 )
@@ -91,8 +93,9 @@ func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, erro
 		}
 		return f.claim(ctx, j, root, v.RequestID, 0, unknown, append(out, j.decided(r)))
 	}
-	children := pageChildren(v, root, page, people, successor, groups)
-	n = len(page.Spaces)
+	found := searchedSpaces(page)
+	children := pageChildren(v, root, found, page.NextPageToken, people, successor, groups)
+	n = len(found)
 	expected := unknown + n*len(people)
 	r.Continued = page.NextPageToken != ""
 	if err := f.publishChildren(ctx, children); err != nil {
@@ -103,25 +106,42 @@ func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, erro
 	return f.claim(ctx, j, root, v.RequestID, len(children), expected, append(out, j.decided(r)))
 }
 
-// pageChildren are the child requests of one page of spaces.search: one
-// space+members request per space and, when there is a next page, the
-// sweep's continuation. Each carries the people's groups.
-func pageChildren(v *request.Valid, root string, page *chat.SearchSpacesResponse, people []string, successor string, groups map[string][]string) []request.Request {
+// searchedSpaces are the spaces of one page of spaces.search: its results
+// (SearchSpaceResult{space}), or, when it has none, the deprecated spaces
+// field, which Google still fills beside results but may stop filling.
+func searchedSpaces(page *chat.SearchSpacesResponse) []*chat.Space {
+	if len(page.Results) == 0 {
+		return page.Spaces
+	}
+	out := make([]*chat.Space, 0, len(page.Results))
+	for _, r := range page.Results {
+		if r != nil && r.Space != nil {
+			out = append(out, r.Space)
+		}
+	}
+	return out
+}
+
+// pageChildren are the child requests of one page of spaces.search (its
+// spaces and its next page token): one space+members request per space and,
+// when there is a next page, the sweep's continuation. Each carries the
+// people's groups.
+func pageChildren(v *request.Valid, root string, spaces []*chat.Space, next string, people []string, successor string, groups map[string][]string) []request.Request {
 	child := func(c request.Request) request.Request {
 		c.ParentRequestID, c.Members, c.MemberGroups = root, people, groups
 		c.Successor, c.AddSuccessor = successor, v.AddSuccessor
 		c.AdminAccess, c.DryRun, c.Reason, c.RequestedBy = true, v.DryRun, v.Reason, v.RequestedBy
 		return c
 	}
-	children := make([]request.Request, 0, len(page.Spaces)+1)
-	for _, s := range page.Spaces {
+	children := make([]request.Request, 0, len(spaces)+1)
+	for _, s := range spaces {
 		children = append(children, child(request.Request{RequestID: root + "/" + s.Name, Space: s.Name, SpaceDisplayName: displayName(s.DisplayName)}))
 	}
-	if page.NextPageToken != "" {
-		h := sha256.Sum256([]byte(page.NextPageToken))
+	if next != "" {
+		h := sha256.Sum256([]byte(next))
 		children = append(children, child(request.Request{
 			RequestID: root + "/page-" + hex.EncodeToString(h[:6]),
-			AllSpaces: true, PageToken: page.NextPageToken,
+			AllSpaces: true, PageToken: next,
 		}))
 	}
 	return children

@@ -345,6 +345,46 @@ func TestSweepWithoutSuccessorFailsOnlyManager(t *testing.T) {
 	}
 }
 
+// TestSweepReadsSearchResults: a sweep finds its spaces in
+// SearchSpacesResponse.results, and in the deprecated spaces where results
+// is empty: the same decisions whichever field the emulation fills.
+func TestSweepReadsSearchResults(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		mode emulator.SearchFields
+	}{
+		{"results only", emulator.SearchResultsOnly},
+		{"deprecated spaces only", emulator.SearchSpacesOnly},
+		{"both", emulator.SearchBoth},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnvWith(t, emulator.Default(), emulator.ChatOptions{Search: c.mode})
+			if err := e.send(t, `{"requestId":"sw","allSpaces":true,"member":"alice@example.com","dryRun":true}`); err != nil {
+				t.Fatal(err)
+			}
+			e.drain(t, 2)
+			got := map[string]string{}
+			for _, r := range e.results(t) {
+				if r.Outcome == contract.Planned {
+					if *r.Children != 6 || *r.ExpectedResults != 6 {
+						t.Errorf("planned: %d children, %d expected results; want 6 and 6", *r.Children, *r.ExpectedResults)
+					}
+					continue
+				}
+				got[r.Membership] = string(r.Outcome) + " " + r.SpaceDisplayName
+			}
+			want := map[string]string{
+				"spaces/ENG/members/101": "dry_run Engineering", "spaces/SALES/members/101": "dry_run Sales",
+				"spaces/HR/members/101": "not_member People", "spaces/OPS/members/101": "not_member Operations",
+				"spaces/SOLO/members/101": "dry_run Alice's project", "spaces/SECRET/members/101": "not_member Board",
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("decisions (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestSweepDryRunWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	if err := e.send(t, `{"allSpaces":true,"member":"alice@example.com","dryRun":true}`); err != nil {

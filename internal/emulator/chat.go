@@ -46,7 +46,30 @@ type ChatOptions struct {
 	PerSpaceReadsPerSecond int
 	// Latency is added to every call before it is processed.
 	Latency time.Duration
+	// Search says which fields of SearchSpacesResponse spaces.search
+	// fills; the zero value, SearchBoth, answers as the current reference
+	// describes.
+	Search SearchFields
 }
+
+// SearchFields says which fields of SearchSpacesResponse spaces.search fills
+// with the spaces found.
+type SearchFields int
+
+const (
+	// SearchBoth fills results (SearchSpaceResult{space}) and the
+	// deprecated spaces, with the same spaces: the reference (Chat
+	// revision 20261107) calls spaces "Deprecated: Please use the new
+	// results field instead" and still documents it as populated with
+	// admin access.
+	SearchBoth SearchFields = iota
+	// SearchResultsOnly fills results only: Google once it stops filling
+	// the deprecated field.
+	SearchResultsOnly
+	// SearchSpacesOnly fills the deprecated spaces only, as Google did
+	// before results was added.
+	SearchSpacesOnly
+)
 
 // ChatStats are the counters of a Chat emulation.
 type ChatStats struct {
@@ -157,9 +180,12 @@ type CallInfo struct {
 //     listed only with showInvited=true, which requires user
 //     authentication (400 with useAdminAccess).
 //   - spaces.search needs a query with customer = "customers/my_customer"
-//     and spaceType = "SPACE" (optionally AND displayName:"text"); it
-//     returns SPACE spaces only, in seed order, paged like members.list;
-//     orderBy is accepted and ignored.
+//     and space_type = "SPACE" (optionally AND display_name:"text"); the
+//     fields may be spelled as the current reference spells them
+//     (space_type, display_name) or as its earlier revisions did
+//     (spaceType, displayName). It returns SPACE spaces only, in seed
+//     order, paged like members.list, in results and the deprecated
+//     spaces (ChatOptions.Search); orderBy is accepted and ignored.
 type Chat struct {
 	srv    *loopbackServer
 	auth   *OAuth

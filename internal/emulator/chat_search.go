@@ -17,10 +17,18 @@ type spaceJSON struct {
 	MembershipCount *membershipCountJSON `json:"membershipCount,omitempty"`
 }
 
+type searchSpaceResultJSON struct {
+	Space *spaceJSON `json:"space"`
+}
+
+// searchSpacesJSON is SearchSpacesResponse: results (SearchSpaceResult
+// {space}) and, unless ChatOptions.Search says otherwise, the deprecated
+// spaces beside them, holding the same spaces.
 type searchSpacesJSON struct {
-	Spaces        []*spaceJSON `json:"spaces,omitempty"`
-	NextPageToken string       `json:"nextPageToken,omitempty"`
-	TotalSize     int          `json:"totalSize"`
+	Results       []*searchSpaceResultJSON `json:"results,omitempty"`
+	Spaces        []*spaceJSON             `json:"spaces,omitempty"`
+	NextPageToken string                   `json:"nextPageToken,omitempty"`
+	TotalSize     int                      `json:"totalSize"`
 }
 
 func (c *Chat) searchSpaces(rq *request) (any, *apiError) {
@@ -51,6 +59,7 @@ func (c *Chat) searchSpaces(rq *request) (any, *apiError) {
 	}
 	out := &searchSpacesJSON{}
 	var last int64
+	n := 0
 	for _, s := range c.order {
 		if s.spaceType != SpaceTypeSpace {
 			continue
@@ -62,17 +71,24 @@ func (c *Chat) searchSpaces(rq *request) (any, *apiError) {
 		if s.seq <= after {
 			continue
 		}
-		if len(out.Spaces) == size {
+		if n == size {
 			if out.NextPageToken == "" {
 				want.After = last
 				out.NextPageToken = want.encode()
 			}
 			continue
 		}
-		out.Spaces = append(out.Spaces, &spaceJSON{
+		sp := &spaceJSON{
 			Name: s.name, Type: "ROOM", DisplayName: s.displayName, SpaceType: s.spaceType, Customer: c.customer,
 			MembershipCount: &membershipCountJSON{JoinedDirectHumanUserCount: s.humans},
-		})
+		}
+		if c.opts.Search != SearchSpacesOnly {
+			out.Results = append(out.Results, &searchSpaceResultJSON{Space: sp})
+		}
+		if c.opts.Search != SearchResultsOnly {
+			out.Spaces = append(out.Spaces, sp)
+		}
+		n++
 		last = s.seq
 	}
 	return out, nil

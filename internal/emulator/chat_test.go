@@ -399,6 +399,11 @@ func TestSearchSpaces(t *testing.T) {
 	if err != nil || len(r.Spaces) != 1 || r.Spaces[0].DisplayName != "Engineering" {
 		t.Fatalf("displayName search = %+v, %v", r, err)
 	}
+	// The current reference's spelling, as in its examples.
+	r, err = svc.Spaces.Search().UseAdminAccess(true).Query(`customer = "customers/my_customer" AND space_type = "SPACE" AND display_name:"eng"`).Do()
+	if err != nil || len(r.Results) != 1 || r.Results[0].Space.DisplayName != "Engineering" {
+		t.Fatalf("display_name search = %+v, %v", r, err)
+	}
 
 	for _, bad := range []string{
 		`spaceType = "SPACE"`,
@@ -407,6 +412,9 @@ func TestSearchSpaces(t *testing.T) {
 		`customer = "customers/other" AND spaceType = "SPACE"`,
 		`customer = "customers/my_customer" OR spaceType = "SPACE"`,
 		`customer = "customers/my_customer" AND spaceType = "SPACE" AND bogus = "1"`,
+		`customer = "customers/my_customer" AND space_type = "GROUP_CHAT"`,
+		`customer = "customers/my_customer" AND SpaceType = "SPACE"`,
+		`customer = "customers/my_customer" AND space_type = "SPACE" AND display_name = "Engineering"`,
 		``,
 	} {
 		_, err := svc.Spaces.Search().UseAdminAccess(true).Query(bad).Do()
@@ -421,6 +429,44 @@ func TestSearchSpaces(t *testing.T) {
 	noScope := chatAs(t, st, admin, emulator.ScopeChatAdminMemberships)
 	_, err = noScope.Spaces.Search().UseAdminAccess(true).Query(q).Do()
 	wantStatus(t, err, 403, "PERMISSION_DENIED")
+}
+
+// TestSearchSpacesFields: spaces.search answers in results
+// (SearchSpaceResult{space}) and in the deprecated spaces, as the current
+// reference describes; ChatOptions.Search fills only one of them.
+func TestSearchSpacesFields(t *testing.T) {
+	const q = `customer = "customers/my_customer" AND space_type = "SPACE"`
+	names := func(r *chat.SearchSpacesResponse) (results, spaces string) {
+		var a, b []string
+		for _, x := range r.Results {
+			a = append(a, x.Space.Name)
+		}
+		for _, s := range r.Spaces {
+			b = append(b, s.Name)
+		}
+		return strings.Join(a, ","), strings.Join(b, ",")
+	}
+	const all = "spaces/ENG,spaces/SALES,spaces/HR,spaces/OPS,spaces/SOLO,spaces/SECRET"
+	for _, c := range []struct {
+		name            string
+		mode            emulator.SearchFields
+		results, spaces string
+	}{
+		{"both", emulator.SearchBoth, all, all},
+		{"results only", emulator.SearchResultsOnly, all, ""},
+		{"spaces only", emulator.SearchSpacesOnly, "", all},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := startStack(t, emulator.ChatOptions{Search: c.mode})
+			r, err := adminChat(t, st).Spaces.Search().UseAdminAccess(true).Query(q).Do()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if results, spaces := names(r); results != c.results || spaces != c.spaces || r.TotalSize != 6 {
+				t.Errorf("results %q, spaces %q, totalSize %d; want %q, %q, 6", results, spaces, r.TotalSize, c.results, c.spaces)
+			}
+		})
+	}
 }
 
 func TestPatchAndCreate(t *testing.T) {

@@ -265,9 +265,19 @@ type spaceQuery struct {
 	displayName string // lower-cased substring, "" = any
 }
 
+// spaceQueryFields maps the spellings of the spaces.search query fields
+// that the emulation knows to one name: the current reference's
+// (space_type, display_name) and its earlier revisions' (spaceType,
+// displayName), which GAM still sends.
+var spaceQueryFields = map[string]string{
+	"customer":   "customer",
+	"space_type": "space_type", "spaceType": "space_type",
+	"display_name": "display_name", "displayName": "display_name",
+}
+
 // parseSpaceQuery parses a spaces.search query: a conjunction of
-// customer = "...", spaceType = "SPACE" (both required) and optionally
-// displayName:"text".
+// customer = "...", space_type = "SPACE" (both required) and optionally
+// display_name:"text", each field spelled as in spaceQueryFields.
 func parseSpaceQuery(s string) (spaceQuery, error) {
 	var q spaceQuery
 	n, err := parseFilter(s)
@@ -285,12 +295,12 @@ func parseSpaceQuery(s string) (spaceQuery, error) {
 		if t.op != "CMP" {
 			return q, errors.New("only AND of comparisons is supported by the emulator")
 		}
-		switch {
-		case t.field == "customer" && t.cmp == "=":
+		switch field := spaceQueryFields[t.field]; {
+		case field == "customer" && t.cmp == "=":
 			q.customer = t.value
-		case t.field == "spaceType" && t.cmp == "=":
+		case field == "space_type" && t.cmp == "=":
 			q.spaceType = t.value
-		case t.field == "displayName" && t.cmp == ":":
+		case field == "display_name" && t.cmp == ":":
 			q.displayName = strings.ToLower(t.value)
 		default:
 			return q, fmt.Errorf("unsupported query term %s %s %q", t.field, t.cmp, t.value)
@@ -300,7 +310,7 @@ func parseSpaceQuery(s string) (spaceQuery, error) {
 		return q, errors.New(`query must contain customer = "customers/my_customer"`)
 	}
 	if q.spaceType != SpaceTypeSpace {
-		return q, errors.New(`query must contain spaceType = "SPACE"`)
+		return q, errors.New(`query must contain space_type = "SPACE"`)
 	}
 	return q, nil
 }
