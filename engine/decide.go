@@ -53,6 +53,21 @@ func apiDecision(r contract.Result, err error, deleting bool) (contract.Result, 
 	return r, nil
 }
 
+// lostRemoval is the decision of a delete whose answer was lost and whose
+// retry found the membership gone: removed, as the intent in recorded it.
+func lostRemoval(r contract.Result, in intended) contract.Result {
+	r.Outcome, r.MembershipState, r.Role = contract.Removed, "NOT_A_MEMBER", in.role
+	if in.member != "" {
+		typ := "HUMAN"
+		if in.member == "users/app" {
+			typ = "BOT"
+		}
+		r.Member = &contract.Member{Name: in.member, Type: typ}
+	}
+	r.Detail = joinDetail(r.Detail, "removed: the answer to the delete was lost (no answer, or a 5xx) after Chat had made it, and the retry found the membership gone; the role is the one recorded before the delete")
+	return r
+}
+
 // handOffInfo extends errorInfo with hand-off errors.
 func handOffInfo(err error) *contract.ErrorInfo {
 	var he *handOffError

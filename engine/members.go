@@ -55,7 +55,8 @@ func (f *Engine) deleteMembership(ctx context.Context, j *job, name string, admi
 
 // addMember adds a person (a user id or email) to space and returns the
 // membership as the server named it. A 409 (added by an earlier delivery of
-// the request) reads the membership instead.
+// the request, or by this call's own attempt whose answer was lost) reads
+// the membership instead.
 func (f *Engine) addMember(ctx context.Context, j *job, space, who string, admin bool) (*chat.Membership, error) {
 	created, err := f.createMembership(ctx, j, space, who, admin)
 	if ge, ok := apiError(err); ok && ge.Code == http.StatusConflict {
@@ -93,7 +94,9 @@ func (f *Engine) promote(ctx context.Context, j *job, name string, admin bool) e
 }
 
 // setRole gives the membership name (as the server assigned it) role
-// (members.patch, updateMask=role) and returns it as the API answered.
+// (members.patch, updateMask=role) and returns it as the API answered. A
+// patch that failed after an attempt whose answer was lost is settled by
+// reading the membership: when it has the role, the patch was made.
 func (f *Engine) setRole(ctx context.Context, j *job, name, role string, admin bool) (*chat.Membership, error) {
 	var m *chat.Membership
 	err := f.call(ctx, j, "members.patch", write, func(ctx context.Context) error {
@@ -102,6 +105,12 @@ func (f *Engine) setRole(ctx context.Context, j *job, name, role string, admin b
 			UpdateMask("role").UseAdminAccess(admin).Context(ctx).Do()
 		return err
 	})
+	if err != nil && answerLost(err) {
+		if cur, gerr := f.getMembership(ctx, j, name, admin); gerr == nil && cur != nil && cur.Role == role {
+			j.log.InfoContext(ctx, "a patch's answer was lost; the membership has the role: settled", "role", role)
+			return cur, nil
+		}
+	}
 	return m, err
 }
 

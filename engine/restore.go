@@ -306,13 +306,19 @@ type restoreTarget struct {
 }
 
 // restoreCreate adds the person back (members.create), then sets the role.
-// A 409 (someone added them since the read) is already_member.
+// A 409 (someone added them since the read) is already_member; but a 409
+// met by a retry after an attempt whose answer was lost is that attempt's
+// membership: read, and given the recorded role.
 func (f *Engine) restoreCreate(ctx context.Context, j *job, r contract.Result, t restoreTarget) (contract.Result, error) {
 	created, err := f.createMembership(ctx, j, t.space, t.who, t.admin)
 	if ge, ok := apiError(err); ok && ge.Code == http.StatusConflict {
 		m, gerr := f.getMembership(ctx, j, request.MembershipName(strings.TrimPrefix(t.space, "spaces/"), t.who), t.admin)
 		if gerr != nil {
 			return apiDecision(r, gerr, false)
+		}
+		if m != nil && answerLost(err) {
+			r.Detail = joinDetail(r.Detail, "the answer to the create was lost (no answer, or a 5xx) after Chat had made it; its retry met ALREADY_EXISTS")
+			return f.restoreRole(ctx, j, r, t, m)
 		}
 		if m != nil {
 			return alreadyMember(r, t, m), nil

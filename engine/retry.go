@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/chat-offboard/chat-offboard/contract"
@@ -171,8 +173,74 @@ var errEventExpired = errors.New("the event is older than MAX_EVENT_AGE: no furt
 // attempt is counted in the job. A permanent error (400, 403, 404, 409) is
 // returned as is; a transient one wrapped in *TransientError, which wraps
 // errEventExpired (and the last error met) when the event expired. Each
-// retry is logged at DEBUG.
+// retry is logged at DEBUG. When a write's attempt got no answer or a 5xx
+// (the write may have applied) and the call then fails, the error wraps a
+// *lostAnswerError: the caller settles the write by Google's state (see
+// answerLost).
 func (f *Engine) call(ctx context.Context, j *job, op string, kind callKind, fn func(context.Context) error) error {
+	var lost error
+	err := f.attempts(ctx, j, op, kind, func(ctx context.Context) error {
+		if kind != write {
+			return fn(ctx)
+		}
+		// Only a request written in full can have been applied: a
+		// token, dial or write failure never reached Google.
+		var sent atomic.Bool
+		err := fn(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(w httptrace.WroteRequestInfo) {
+			if w.Err == nil {
+				sent.Store(true)
+			}
+		}}))
+		if lost == nil && sent.Load() && mayHaveApplied(err) {
+			lost = err
+		}
+		return err
+	})
+	if err == nil || lost == nil {
+		return err
+	}
+	var te *TransientError
+	if errors.As(err, &te) {
+		return &TransientError{Op: te.Op, Err: &lostAnswerError{first: lost, err: te.Err}}
+	}
+	return &lostAnswerError{first: lost, err: err}
+}
+
+// mayHaveApplied reports whether a write that was sent and failed with err
+// may still have been applied: it got no answer (the connection dropped, a
+// timeout), or a 5xx, after which Google does not say whether the write
+// happened. A 429 or another 4xx answers a write that was not made.
+func mayHaveApplied(err error) bool {
+	if err == nil {
+		return false
+	}
+	if ge, ok := apiError(err); ok {
+		return ge.Code >= 500
+	}
+	return true
+}
+
+// lostAnswerError is how a write's call failed after an earlier attempt's
+// answer was lost (first: no answer, or a 5xx): that attempt may have made
+// the write, so the final error (a 404 on a delete, a 409 on a create, or
+// a transient error) is not the truth about the write. Test with
+// answerLost; errors.As still finds the final error's *googleapi.Error.
+type lostAnswerError struct{ first, err error }
+
+func (e *lostAnswerError) Error() string {
+	return e.err.Error() + " (after an attempt whose answer was lost, which may have made the write: " + e.first.Error() + ")"
+}
+func (e *lostAnswerError) Unwrap() error { return e.err }
+
+// answerLost reports whether err is a write's failure after an attempt
+// whose answer was lost (see lostAnswerError).
+func answerLost(err error) bool {
+	var le *lostAnswerError
+	return errors.As(err, &le)
+}
+
+// attempts is call's loop, without the lost-answer bookkeeping.
+func (f *Engine) attempts(ctx context.Context, j *job, op string, kind callKind, fn func(context.Context) error) error {
 	b := f.reads
 	if kind == write {
 		b = f.writes

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"net/http"
 	"strings"
 
 	"google.golang.org/api/chat/v1"
@@ -82,7 +83,7 @@ func (f *Engine) writeOne(ctx context.Context, j *job, r contract.Result, t targ
 		}
 		return r, err
 	}
-	return f.deleteWithHandOff(ctx, j, r, t.name, space)
+	return f.deleteWithHandOff(ctx, j, r, t.name, space, intended{member: memberName(got), role: got.Role})
 }
 
 // recoverOne continues from an intent that an earlier delivery recorded
@@ -106,15 +107,15 @@ func (f *Engine) recoverOne(ctx context.Context, j *job, r contract.Result, rec 
 		return r, nil
 	}
 	space, _, _ := request.SplitMembership(j.req.Name)
-	return f.deleteWithHandOff(ctx, j, r, t.name, space)
+	return f.deleteWithHandOff(ctx, j, r, t.name, space, intended{member: rec.Member, role: rec.Role})
 }
 
-// deleteWithHandOff deletes the membership name; when it is the only owner
-// and the request names a successor, it hands ownership over and tries
-// again.
-func (f *Engine) deleteWithHandOff(ctx context.Context, j *job, r contract.Result, name, space string) (contract.Result, error) {
+// deleteWithHandOff deletes the membership name, whose intent recorded in;
+// when it is the only owner and the request names a successor, it hands
+// ownership over and tries again.
+func (f *Engine) deleteWithHandOff(ctx context.Context, j *job, r contract.Result, name, space string, in intended) (contract.Result, error) {
 	v := j.req
-	r, err := f.deleteOne(ctx, j, r, name)
+	r, err := f.deleteOne(ctx, j, r, name, in)
 	if err != nil || r.Outcome != contract.Failed || v.Successor == "" || r.Error == nil || r.Error.Status != "FAILED_PRECONDITION" {
 		return r, err
 	}
@@ -130,16 +131,28 @@ func (f *Engine) deleteWithHandOff(ctx context.Context, j *job, r contract.Resul
 		return r, nil
 	}
 	r.Error, r.Detail = nil, ""
-	r, err = f.deleteOne(ctx, j, r, name)
+	r, err = f.deleteOne(ctx, j, r, name, in)
 	if err == nil && r.Outcome == contract.Failed && r.Error == nil {
 		r.Error = &failure
 	}
 	return r, err
 }
 
-// deleteOne deletes a membership and decides removed, not_member or failed.
-func (f *Engine) deleteOne(ctx context.Context, j *job, r contract.Result, name string) (contract.Result, error) {
+// intended is what a removal's intent recorded before its delete: the
+// member ("users/ID") and the role, which the removal is reported with
+// when the delete's answer is lost.
+type intended struct{ member, role string }
+
+// deleteOne deletes a membership, whose intent recorded in, and decides
+// removed, not_member or failed. A 404 met by a retry after an attempt
+// whose answer was lost (no answer, or a 5xx) is that attempt's removal:
+// removed, with the intent's role.
+func (f *Engine) deleteOne(ctx context.Context, j *job, r contract.Result, name string, in intended) (contract.Result, error) {
 	m, err := f.deleteMembership(ctx, j, name, j.req.AdminAccess)
+	if ge, ok := apiError(err); ok && ge.Code == http.StatusNotFound && answerLost(err) {
+		j.log.InfoContext(ctx, "a delete's answer was lost and its retry found the membership gone: removed", "role", in.role)
+		return lostRemoval(r, in), nil
+	}
 	if err != nil {
 		return apiDecision(r, err, true)
 	}

@@ -384,7 +384,7 @@ func (f *Engine) sweepRemove(ctx context.Context, j *job, r contract.Result, p s
 		}
 		h.owners++
 	}
-	r, err := f.deleteOne(ctx, j, r, mem.name)
+	r, err := f.deleteOne(ctx, j, r, mem.name, intended{member: p.id, role: mem.role})
 	if err != nil {
 		return r, err
 	}

@@ -83,6 +83,9 @@ type ChatStats struct {
 	Throttled int64
 	// Faulted counts calls answered or dropped by a Fault.
 	Faulted int64
+	// AnswersLost counts the calls of Faulted that a Fault with AfterApply
+	// served (a write applied) before it dropped or replaced the answer.
+	AnswersLost int64
 	// AdminAccessCalls counts calls with useAdminAccess=true.
 	AdminAccessCalls int64
 	// Unauthorized counts calls answered 401.
@@ -99,6 +102,14 @@ type CallInfo struct {
 	Name string
 	// Status is the HTTP status answered (0 = connection dropped).
 	Status int
+	// Served is the status the call was served with: the same as Status,
+	// except when a Fault with AfterApply lost the answer (AnswerLost):
+	// then the call's effects are Served's (200: the write applied) and
+	// Status is what the client got (0, or the fault's status).
+	Served int
+	// AnswerLost reports that a Fault with AfterApply served the call and
+	// then dropped or replaced its answer.
+	AnswerLost bool
 	// Duration is the server-side duration of the call.
 	Duration time.Duration
 	// AdminAccess reports useAdminAccess=true.
@@ -116,7 +127,8 @@ type CallInfo struct {
 // GET /v1/spaces:search. Anything else is 404.
 //
 // Each call is checked in this order: ChatOptions.Latency; routing (404);
-// injected faults; the Bearer token through OAuth.Verify (401
+// injected faults (one with AfterApply only after the method has been
+// served: see Fault); the Bearer token through OAuth.Verify (401
 // UNAUTHENTICATED); query parameters (unknown parameters, bad
 // useAdminAccess: 400); the resource name (400 INVALID_ARGUMENT unless
 // exactly spaces/{space}/members/{member} with each segment of
@@ -216,6 +228,7 @@ type Chat struct {
 	calls                                        [nMethods]atomic.Int64
 	byStatus                                     [600]atomic.Int64
 	throttled, faulted, adminCalls, unauthorized atomic.Int64
+	answersLost                                  atomic.Int64
 }
 
 // NewChat starts a Chat emulation seeded with a deep copy of ws, checking
@@ -270,6 +283,7 @@ func (c *Chat) Stats() ChatStats {
 		ByStatus:         map[int]int64{},
 		Throttled:        c.throttled.Load(),
 		Faulted:          c.faulted.Load(),
+		AnswersLost:      c.answersLost.Load(),
 		AdminAccessCalls: c.adminCalls.Load(),
 		Unauthorized:     c.unauthorized.Load(),
 	}
@@ -296,6 +310,7 @@ func (c *Chat) ResetStats() {
 	}
 	c.throttled.Store(0)
 	c.faulted.Store(0)
+	c.answersLost.Store(0)
 	c.adminCalls.Store(0)
 	c.unauthorized.Store(0)
 }

@@ -54,6 +54,10 @@ type request struct {
 	q       url.Values
 	caller  string // user id
 	scopes  []string
+	// lost: a Fault with AfterApply served the call (with status served)
+	// and then dropped or replaced its answer.
+	lost   bool
+	served int
 }
 
 func route(r *http.Request) request {
@@ -127,27 +131,52 @@ func (c *Chat) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if status >= 0 && status < len(c.byStatus) {
 		c.byStatus[status].Add(1)
 	}
+	served := status
+	if rq.lost {
+		served = rq.served
+	}
 	if h := c.hook.Load(); h != nil {
-		(*h)(CallInfo{Method: methodNames[rq.m], Name: rq.name, Status: status, Duration: time.Since(start), AdminAccess: rq.admin})
+		(*h)(CallInfo{Method: methodNames[rq.m], Name: rq.name, Status: status, Served: served, AnswerLost: rq.lost, Duration: time.Since(start), AdminAccess: rq.admin})
 	}
 }
 
 // serve answers one call and returns the HTTP status it answered.
 func (c *Chat) serve(w http.ResponseWriter, r *http.Request, rq *request) int {
-	fail := func(e *apiError) int {
-		e.write(w)
-		return e.code
-	}
 	if !sleepCtx(r.Context(), c.opts.Latency) {
 		return 499
 	}
 	if rq.m == mUnknown {
-		return fail(errf(404, "", "The requested URL %s was not found on this server.", r.URL.Path))
+		e := errf(404, "", "The requested URL %s was not found on this server.", r.URL.Path)
+		e.write(w)
+		return e.code
 	}
-	if f, ok := c.faults.match(methodNames[rq.m]); ok {
+	f, ok := c.faults.match(methodNames[rq.m])
+	switch {
+	case ok && f.AfterApply && (f.Drop || f.Status != 0):
+		// Served (a write applies), then the answer is lost.
+		if !sleepCtx(r.Context(), f.Latency) {
+			return 499
+		}
+		rq.served, rq.lost = c.serveCall(discardResponse{h: http.Header{}}, r, rq), true
+		c.answersLost.Add(1)
+		f.Latency = 0
+		st, _ := applyHTTPFault(w, r, f, &c.faulted)
+		return st
+	case ok:
 		if st, answered := applyHTTPFault(w, r, f, &c.faulted); answered {
 			return st
 		}
+	}
+	return c.serveCall(w, r, rq)
+}
+
+// serveCall answers one routed call past its faults: the bearer token,
+// parameters, name, quota and the method itself; it returns the HTTP status
+// it answered.
+func (c *Chat) serveCall(w http.ResponseWriter, r *http.Request, rq *request) int {
+	fail := func(e *apiError) int {
+		e.write(w)
+		return e.code
 	}
 	g, ok := c.auth.verifyBearer(r)
 	if !ok {
@@ -207,3 +236,11 @@ func (c *Chat) serve(w http.ResponseWriter, r *http.Request, rq *request) int {
 	}
 	return writeJSON(w, resp)
 }
+
+// discardResponse is where a call is served when a Fault with AfterApply
+// will lose its answer: the call's effects apply, its answer goes nowhere.
+type discardResponse struct{ h http.Header }
+
+func (d discardResponse) Header() http.Header         { return d.h }
+func (d discardResponse) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardResponse) WriteHeader(int)             {}

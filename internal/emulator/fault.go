@@ -19,7 +19,17 @@ import (
 // answered with that status in the service's error format, with a
 // Retry-After header when RetryAfter is set. A Fault with only Latency set
 // delays the call, which then proceeds normally. Calls answered by a fault
-// (Drop or Status) do not change any state.
+// (Drop or Status) do not change any state, unless AfterApply is set.
+//
+// With AfterApply the call is served first, as it would be without the
+// fault, so that a write applies (a membership is deleted, created or
+// patched; a secret version is added; a token is issued), and only then is
+// its answer lost: the connection is dropped (Drop) or the answer is
+// replaced with Status (e.g. 500 or 503). This is the failure that leaves a
+// client unsure whether its write happened. The Chat emulation, Secret
+// Manager's writes and the token endpoint serve AfterApply faults that way;
+// the Directory and Reports emulations serve reads only, for which an
+// AfterApply fault is the same as a plain one (nothing to apply).
 //
 // Note that Go's HTTP transport transparently retries a GET (but not a
 // DELETE, PATCH or POST) once when a reused connection is closed before any
@@ -47,6 +57,10 @@ type Fault struct {
 	// Rate is the probability (0..1) that a matching call is affected; 0
 	// means always. Calls left unaffected by Rate do not consume Times.
 	Rate float64
+	// AfterApply serves the call before the fault: the write applies, and
+	// then its answer is dropped (Drop) or replaced with Status. It needs
+	// Drop or Status.
+	AfterApply bool
 }
 
 type faultEntry struct {

@@ -280,39 +280,58 @@ type tokenResponse struct {
 }
 
 func (o *OAuth) serveToken(w http.ResponseWriter, r *http.Request) {
-	if f, ok := o.faults.match("token"); ok {
-		if !sleepCtx(r.Context(), f.Latency) {
-			return
-		}
-		if f.Drop {
-			// Counted before the client can see the drop.
-			o.faulted.Add(1)
-			o.errs.Add(1)
-			if dropConn(w) {
-				return
-			}
-			o.faulted.Add(-1)
-			o.errs.Add(-1)
-		}
-		if f.Drop && f.Status == 0 {
-			f.Status = http.StatusServiceUnavailable
-		}
-		if f.Status != 0 {
-			o.faulted.Add(1)
-			setRetryAfter(w, f.RetryAfter)
-			code := "server_error"
-			switch f.Status {
-			case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-				code = "temporarily_unavailable"
-			case http.StatusBadRequest:
-				code = "invalid_request"
-			case http.StatusUnauthorized:
-				code = "invalid_client"
-			}
-			o.oauthError(w, f.Status, code, "injected fault")
-			return
-		}
+	f, ok := o.faults.match("token")
+	if ok && !sleepCtx(r.Context(), f.Latency) {
+		return
 	}
+	if ok && f.AfterApply && (f.Drop || f.Status != 0) {
+		// Served (a token issued, a code used up), then the answer is
+		// lost.
+		o.serveTokenCall(discardResponse{h: http.Header{}}, r)
+	}
+	if ok && o.tokenFault(w, f) {
+		return
+	}
+	o.serveTokenCall(w, r)
+}
+
+// tokenFault answers the token endpoint call with the fault f (a dropped
+// connection, or an RFC 6749 error with f.Status) and reports whether it
+// did.
+func (o *OAuth) tokenFault(w http.ResponseWriter, f Fault) bool {
+	if f.Drop {
+		// Counted before the client can see the drop.
+		o.faulted.Add(1)
+		o.errs.Add(1)
+		if dropConn(w) {
+			return true
+		}
+		o.faulted.Add(-1)
+		o.errs.Add(-1)
+	}
+	if f.Drop && f.Status == 0 {
+		f.Status = http.StatusServiceUnavailable
+	}
+	if f.Status == 0 {
+		return false
+	}
+	o.faulted.Add(1)
+	setRetryAfter(w, f.RetryAfter)
+	code := "server_error"
+	switch f.Status {
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		code = "temporarily_unavailable"
+	case http.StatusBadRequest:
+		code = "invalid_request"
+	case http.StatusUnauthorized:
+		code = "invalid_client"
+	}
+	o.oauthError(w, f.Status, code, "injected fault")
+	return true
+}
+
+// serveTokenCall answers a token endpoint call past its faults.
+func (o *OAuth) serveTokenCall(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		o.oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "the token endpoint accepts POST only")

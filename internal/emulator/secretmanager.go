@@ -126,7 +126,8 @@ func (sm *SecretManager) SetSecretOmitChecksum(secret string, on bool) bool {
 // InvalidArgument, 401 Unauthenticated, 504 DeadlineExceeded, others
 // Unknown. Drop answers Unavailable. Method names are "secrets.access",
 // "secrets.add", "secrets.create", "secrets.get", "secrets.getVersion",
-// "secrets.disable", "secrets.enable", or "" for any.
+// "secrets.disable", "secrets.enable", or "" for any. With AfterApply the
+// call is served first (a write applies) and then answered with the fault.
 func (sm *SecretManager) InjectFault(f Fault) { sm.faults.add(f) }
 
 // ClearFaults removes all injected faults.
@@ -194,6 +195,11 @@ func (sm *SecretManager) intercept(ctx context.Context, req any, info *grpc.Unar
 			return nil, status.FromContextError(ctx.Err()).Err()
 		}
 		if f.Drop || f.Status != 0 {
+			if f.AfterApply {
+				// Served (a version added, a secret created), then the
+				// answer is lost.
+				_, _ = handler(ctx, req)
+			}
 			sm.faulted.Add(1)
 			return nil, faultStatus(f)
 		}

@@ -104,17 +104,20 @@ func (r *run) checkDecisions() tally {
 }
 
 // checkWrites: each requested membership was deleted exactly once (one
-// delete answered 200), no delete met a membership already gone, and each
-// delete had its intent recorded in the ledger before it (with the role as
-// read). It returns the repeated writes and the deletes without an intent.
-func (r *run) checkWrites(removed []result, requested map[string]bool) (repeated, noIntent int) {
+// delete served 200, its answer delivered or lost), no delete met a
+// membership already gone except the retry of a delete whose answer was
+// lost (one each at most), and each delete had its intent recorded in the
+// ledger before it (with the role as read). It returns the repeated writes,
+// the deletes without an intent, and the retries that met 404 after a lost
+// answer.
+func (r *run) checkWrites(removed []result, requested map[string]bool) (repeated, noIntent, lostRetries int) {
 	t := r.t
 	d := r.deletes
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for m := range requested {
 		if d.ok[m] != 1 {
-			t.Errorf("membership %s: %d deletes answered 200, want 1", m, d.ok[m])
+			t.Errorf("membership %s: %d deletes served 200, want 1", m, d.ok[m])
 		}
 	}
 	for m, k := range d.ok {
@@ -124,8 +127,12 @@ func (r *run) checkWrites(removed []result, requested map[string]bool) (repeated
 		}
 	}
 	for m, k := range d.notFound {
+		if k <= d.lost[m] {
+			lostRetries += k
+			continue
+		}
 		repeated += k
-		t.Errorf("membership %s: %d deletes answered 404 (deleted before: %d)", m, k, d.ok[m])
+		t.Errorf("membership %s: %d deletes answered 404 (deleted before: %d, of them with the answer lost: %d)", m, k, d.ok[m], d.lost[m])
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -133,7 +140,7 @@ func (r *run) checkWrites(removed []result, requested map[string]bool) (repeated
 	store, err := ledger.NewFirestore(ctx, project, "", firestoretest.ClientOptions(r.fsHost)...)
 	if err != nil {
 		t.Errorf("opening the ledger: %v", err)
-		return repeated, len(removed)
+		return repeated, len(removed), lostRetries
 	}
 	defer store.Close()
 	var mu sync.Mutex
@@ -174,15 +181,24 @@ func (r *run) checkWrites(removed []result, requested map[string]bool) (repeated
 	}
 	close(work)
 	wg.Wait()
-	return repeated, noIntent
+	return repeated, noIntent, lostRetries
 }
 
 // checkState compares Chat before and after: every requested membership is
-// gone, nothing else changed; it returns the violations and the protected
-// members removed.
+// gone, every hand-off's successor is there as an owner, nothing else
+// changed; it returns the violations and the protected members removed.
 func (r *run) checkState(requested map[string]bool) (touched, protRemoved int) {
 	t := r.t
 	after := snapshotRoles(r.stack.Chat.Snapshot())
+	added := map[string]string{}
+	for _, s := range r.reqs {
+		for m, role := range s.adds {
+			added[m] = role
+			if after[m] != role {
+				t.Errorf("request %s: the successor's membership %s has role %q, want %q", s.id, m, after[m], role)
+			}
+		}
+	}
 	for name, role := range r.before {
 		got, ok := after[name]
 		switch {
@@ -204,7 +220,7 @@ func (r *run) checkState(requested map[string]bool) (touched, protRemoved int) {
 		}
 	}
 	for name := range after {
-		if _, ok := r.before[name]; !ok {
+		if _, ok := r.before[name]; !ok && added[name] == "" {
 			touched++
 			t.Errorf("membership %s appeared", name)
 		}
@@ -233,7 +249,7 @@ func (r *run) check(elapsed time.Duration, kills int) {
 			requested[m] = true
 		}
 	}
-	repeated, noIntent := r.checkWrites(c.removed, requested)
+	repeated, noIntent, lostRetries := r.checkWrites(c.removed, requested)
 	touched, protRemoved := r.checkState(requested)
 	for i, m := range r.fired {
 		if !requested[m] {
@@ -252,13 +268,13 @@ func (r *run) check(elapsed time.Duration, kills int) {
 		t.Errorf("the second subscription delivered nothing")
 	}
 	r.figures(c, figures{requested: len(requested), decisions: decisions, perKind: perKind, repeated: repeated,
-		noIntent: noIntent, touched: touched, protRemoved: protRemoved, kills: kills, elapsed: elapsed})
+		noIntent: noIntent, lostRetries: lostRetries, touched: touched, protRemoved: protRemoved, kills: kills, elapsed: elapsed})
 }
 
 type figures struct {
-	requested, decisions, repeated, noIntent, touched, protRemoved, kills int
-	perKind                                                               map[kind]int
-	elapsed                                                               time.Duration
+	requested, decisions, repeated, noIntent, lostRetries, touched, protRemoved, kills int
+	perKind                                                                            map[kind]int
+	elapsed                                                                            time.Duration
 }
 
 func (r *run) figures(c tally, f figures) {
@@ -295,6 +311,14 @@ func (r *run) figures(c tally, f figures) {
 		len(r.reqs), strings.Join(kinds, " "), r.nCopies, f.decisions, f.requested, len(r.before), len(r.ws.Spaces))
 	t.Logf("  deliveries %d (acked %d, failed %d); of them through the second subscription %d (acked %d)", del, acked, failed, ch.Delivered, ch.Acked)
 	t.Logf("  chat calls %d (%s): faulted %d, throttled %d, 401 %d, by status %v", chatCalls, strings.Join(calls, " "), cs.Faulted, cs.Throttled, cs.Unauthorized, statuses)
+	lostDeletes := 0
+	r.deletes.mu.Lock()
+	for _, k := range r.deletes.lost {
+		lostDeletes += k
+	}
+	r.deletes.mu.Unlock()
+	t.Logf("  writes applied and their answer lost (dropped, 500 or 503) %d, of them deletes %d; delete retries that met 404 after a lost answer %d",
+		cs.AnswersLost, lostDeletes, f.lostRetries)
 	t.Logf("  secret manager faulted %d; token endpoint faulted %d; Firestore connections refused during its cut %d, deletes answered during it %d; Pub/Sub connections refused during its cut %d",
 		r.stack.Secrets.Stats().Faulted, r.stack.OAuth.Stats().Faulted, r.fsProxy.refused.Load(), r.deletes.duringFS, r.psProxy.refused.Load())
 	t.Logf("  SIGKILLs %d (armed: between intent and delete and between delete and decision, at %v)", f.kills, r.fired)

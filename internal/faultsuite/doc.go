@@ -21,9 +21,11 @@
 // members, people not in the space, hostile names, space + members requests
 // and bulk requests; a share of them published two or three times.
 //
-// Faults, all at once or in phases: Chat answers 10% 5xx, 5% 429 with
-// Retry-After, drops 2% of connections and delays 20% of calls, and enforces
-// a per-second write quota; the function process is killed with SIGKILL and
+// Faults, all at once or in phases: Chat makes 6% of its writes (deletes,
+// creates, patches) and then loses the answer (2% each dropped, 500, 503:
+// emulator.Fault AfterApply), answers 10% 5xx, 5% 429 with Retry-After,
+// drops 2% of connections and delays 20% of calls, and enforces a
+// per-second write quota; the function process is killed with SIGKILL and
 // restarted four times (at random, and armed by the Chat front between an
 // intent and its delete and between a delete and its decision); Secret
 // Manager is down while a fresh process needs the secret; the token endpoint
@@ -39,6 +41,6 @@
 //
 // (with PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST set, or the
 // emulators installed). The test logs its figures: requests, copies, faults
-// injected, results, lost, duplicated decisions, repeated writes, roleLost,
-// time. docs/guarantees.md lists them.
+// injected, writes whose answer was lost, results, lost, duplicated
+// decisions, repeated writes, roleLost, time. docs/guarantees.md lists them.
 package faultsuite

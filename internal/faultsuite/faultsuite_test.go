@@ -197,13 +197,22 @@ func TestFaults(t *testing.T) {
 		}
 	}()
 
-	// Chat faults for the whole run.
-	for _, f := range []emulator.Fault{
+	// Chat faults for the whole run: first the writes that apply and
+	// then lose their answer (issue 20), then faults that answer instead
+	// of the call.
+	var faults []emulator.Fault
+	for _, m := range []string{"members.delete", "members.create", "members.patch"} {
+		faults = append(faults,
+			emulator.Fault{Method: m, AfterApply: true, Drop: true, Rate: 0.02},
+			emulator.Fault{Method: m, AfterApply: true, Status: 500, Rate: 0.02},
+			emulator.Fault{Method: m, AfterApply: true, Status: 503, Rate: 0.02})
+	}
+	for _, f := range append(faults, []emulator.Fault{
 		{Status: 503, Rate: 0.05}, {Status: 500, Rate: 0.05},
 		{Status: 429, RetryAfter: time.Second, Rate: 0.05},
 		{Drop: true, Rate: 0.02},
 		{Latency: 50 * time.Millisecond, Rate: 0.2},
-	} {
+	}...) {
 		stack.Chat.InjectFault(f)
 	}
 

@@ -217,32 +217,38 @@ func membershipOfPath(p string) string {
 	return norm(strings.TrimPrefix(p, "v1/"))
 }
 
-// deletes counts the Chat emulation's members.delete answers per membership
-// (normalised by norm), through its OnCall hook.
+// deletes counts the Chat emulation's members.delete calls per membership
+// (normalised by norm), through its OnCall hook, by what each did (its
+// served status: a delete whose answer a Fault with AfterApply lost still
+// removed the membership).
 type deletes struct {
 	mu       sync.Mutex
-	ok       map[string]int       // answered 200: removed
-	notFound map[string]int       // answered 404
-	first    map[string]time.Time // when the first 200 was answered
+	ok       map[string]int       // served 200: removed
+	lost     map[string]int       // of ok, the answer lost (dropped, or 500/503 in its place)
+	notFound map[string]int       // served 404
+	first    map[string]time.Time // when the first delete served 200 ended
 	fsCut    atomic.Bool          // the function's Firestore connection is cut
-	duringFS int                  // deletes answered 200 while it was cut
+	duringFS int                  // deletes served 200 while it was cut
 }
 
 func newDeletes(c *emulator.Chat) *deletes {
-	d := &deletes{ok: map[string]int{}, notFound: map[string]int{}, first: map[string]time.Time{}}
+	d := &deletes{ok: map[string]int{}, lost: map[string]int{}, notFound: map[string]int{}, first: map[string]time.Time{}}
 	c.OnCall(func(ci emulator.CallInfo) {
-		if ci.Method != "members.delete" || (ci.Status != http.StatusOK && ci.Status != http.StatusNotFound) {
+		if ci.Method != "members.delete" || (ci.Served != http.StatusOK && ci.Served != http.StatusNotFound) {
 			return
 		}
 		now := time.Now()
 		m := norm(ci.Name)
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		if ci.Status == http.StatusNotFound {
+		if ci.Served == http.StatusNotFound {
 			d.notFound[m]++
 			return
 		}
 		d.ok[m]++
+		if ci.AnswerLost {
+			d.lost[m]++
+		}
 		if _, ok := d.first[m]; !ok {
 			d.first[m] = now
 		}

@@ -22,11 +22,12 @@ const (
 	kindInvalid               // a hostile name: invalid
 	kindMembers               // space + members (admin access): removed, refused, not_member per person
 	kindBulk                  // spaces + member: planned, then one child per space
+	kindHandOff               // the only owner, with a successor to add: removed after the hand-off
 	nKinds
 )
 
 func (k kind) String() string {
-	return [...]string{"remove", "protected", "dry-run", "not-member", "invalid", "space+members", "bulk"}[k]
+	return [...]string{"remove", "protected", "dry-run", "not-member", "invalid", "space+members", "bulk", "hand-off"}[k]
 }
 
 // key names one decision: a request (or child) id and the membership it is
@@ -45,6 +46,9 @@ type spec struct {
 	want map[key][]contract.Outcome
 	// removes lists the memberships the request must remove.
 	removes []string
+	// adds are the memberships the request must add (a hand-off's
+	// successor), with the role they must end with.
+	adds map[string]string
 }
 
 // norm turns a membership named by the fault suite's emails (u<ID>@example.com)
@@ -101,11 +105,37 @@ func (g *gen) single(k kind, space, user string, body map[string]any) {
 // newMember creates a user of the fault suite's own and makes them a member
 // of space number si.
 func (g *gen) newMember(si int, role string) string {
+	id := g.newUser()
+	g.join(si, id, role)
+	return id
+}
+
+// newUser creates a user of the fault suite's own.
+func (g *gen) newUser() string {
 	id := strconv.Itoa(900000 + g.extra)
 	g.extra++
 	g.ws.Users = append(g.ws.Users, emulator.User{ID: id, Email: "u" + id + "@example.com"})
-	g.join(si, id, role)
 	return id
+}
+
+// handOff adds a space of its own, whose only owner leaves: a single
+// removal with admin access naming a successor who is not a member
+// (addSuccessor), so that the successor is added (members.create) and
+// promoted (members.patch) before the owner is removed.
+func (g *gen) handOff(k int) {
+	name := fmt.Sprintf("spaces/FSH%05d", k)
+	g.ws.Spaces = append(g.ws.Spaces, emulator.Space{Name: name, SpaceType: emulator.SpaceTypeSpace})
+	g.members[name] = map[string]bool{}
+	si := len(g.ws.Spaces) - 1
+	owner := g.newMember(si, emulator.RoleManager)
+	g.newMember(si, emulator.RoleMember)
+	succ := g.newUser()
+	s := g.add(kindHandOff, name, owner, map[string]any{"space": name, "member": "users/" + owner, "adminAccess": true,
+		"successor": "users/" + succ, "addSuccessor": true})
+	m := name + "/members/" + owner
+	s.want[key{s.id, m}] = []contract.Outcome{contract.Removed}
+	s.removes = []string{m}
+	s.adds = map[string]string{name + "/members/" + succ: emulator.RoleManager}
 }
 
 func (g *gen) join(si int, id, role string) {
@@ -186,16 +216,19 @@ func (g *gen) bulk(k int) {
 // plus the admin (manager everywhere, so no removal meets the only-manager
 // rule) and the protected people, and returns the workspace, the protected
 // user ids and the requests: single removals, dry runs, protected,
-// not-member and hostile requests, and a few space + members and bulk ones.
+// not-member and hostile requests, a few space + members and bulk ones, and
+// hand-offs in spaces of their own (three people, the leaver the only
+// owner).
 func workspace(n int, rng *rand.Rand) (emulator.Workspace, []string, []spec) {
 	const perSpace = 25
 	nMembers := max(2, n/100)
 	nBulk := max(1, n/300)
-	nRemove := n*92/100 - nMembers - nBulk
+	nHand := max(2, n/50)
+	nRemove := n*92/100 - nMembers - nBulk - nHand
 	nProt := max(1, n*2/100)
 	nDry := max(1, n*2/100)
 	nNot := max(1, n*2/100)
-	nInv := n - nRemove - nMembers - nBulk - nProt - nDry - nNot
+	nInv := n - nRemove - nMembers - nBulk - nHand - nProt - nDry - nNot
 	g := &gen{rng: rng, users: max(300, n/4), members: map[string]map[string]bool{},
 		protected: []string{"1000", "1001", "1002"}}
 	spaces := (nRemove+nDry)*3/(2*perSpace) + 2
@@ -281,6 +314,9 @@ func workspace(n int, rng *rand.Rand) (emulator.Workspace, []string, []spec) {
 	}
 	for k := 0; k < nBulk; k++ {
 		g.bulk(k)
+	}
+	for k := 0; k < nHand; k++ {
+		g.handOff(k)
 	}
 	rng.Shuffle(len(g.reqs), func(i, j int) { g.reqs[i], g.reqs[j] = g.reqs[j], g.reqs[i] })
 	return g.ws, g.protected, g.reqs
