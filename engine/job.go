@@ -34,6 +34,12 @@ type job struct {
 	// replays marks the decisions published again from the ledger, by
 	// request id and membership, so that they are not recorded again.
 	replays map[string]bool
+	// prior is the state an earlier delivery left the request's record in
+	// ("" when this delivery created it).
+	prior string
+	// waiting: the request waits for another to finish (a restore for its
+	// removal); its record is left in ledger.StateWaiting.
+	waiting bool
 }
 
 // newJob starts the job of one event.

@@ -40,7 +40,7 @@ func (f *Engine) recordRequest(ctx context.Context, j *job) error {
 	v := j.req
 	rec, created, err := f.ledger.CreateRequest(ctx, ledger.Request{
 		ID: v.RequestID, ParentID: v.ParentRequestID, Kind: v.Kind.String(), Target: summary(v),
-		Reason: v.Reason, RequestedBy: v.RequestedBy, DryRun: v.DryRun,
+		Reason: v.Reason, RequestedBy: v.RequestedBy, DryRun: v.DryRun, Expected: decisionCount(v),
 	})
 	switch {
 	case err != nil:
@@ -48,6 +48,9 @@ func (f *Engine) recordRequest(ctx context.Context, j *job) error {
 	case created:
 		j.fresh = true
 		return nil
+	}
+	j.prior = rec.State
+	switch {
 	case rec.State == ledger.StateDone:
 		return nil
 	}
@@ -95,6 +98,20 @@ func decisionKeys(v *request.Valid) []string {
 	return nil
 }
 
+// decisionCount is the number of membership decisions a request that
+// does not fan out will record (nil for one that fans out): a restore
+// reads it to tell a finished removal from one still at work.
+func decisionCount(v *request.Valid) *int {
+	n := 1
+	switch v.Kind {
+	case request.KindSpaceMembers, request.KindRestoreSpace:
+		n = len(v.People)
+	case request.KindBulk, request.KindSweep, request.KindRestore:
+		return nil
+	}
+	return &n
+}
+
 // decidedAll reports whether the ledger holds a decision for every key of
 // decisionKeys(v) (false when there are none): the request is finished, and
 // the flow publishes its decisions again.
@@ -120,7 +137,10 @@ func (f *Engine) settleRequest(ctx context.Context, j *job, failed bool) {
 		return
 	}
 	state := ledger.StateDone
-	if failed {
+	switch {
+	case failed && j.waiting:
+		state = ledger.StateWaiting
+	case failed:
 		state = ledger.StateReleased
 	}
 	if err := f.ledger.SetRequestState(ctx, j.req.RequestID, state, nil); err != nil {

@@ -58,6 +58,18 @@ func (f *Engine) restorePage(ctx context.Context, j *job) ([]contract.Result, er
 	if err != nil {
 		return nil, err
 	}
+	if p.found && v.PageToken == "" {
+		// The first page waits for the removal to finish; its
+		// continuations come after it.
+		running, err := f.removalRunning(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if running != "" {
+			j.waiting = true
+			return nil, &TransientError{Op: "restore", Err: &removalRunningError{target: v.Restore, why: running}}
+		}
+	}
 	if why != "" {
 		r := rejected(j.result(v.RequestID), &request.Error{Field: "restore", Reason: why})
 		r.Detail = "nothing to restore: nothing was published and nothing was written"
@@ -67,18 +79,7 @@ func (f *Engine) restorePage(ctx context.Context, j *job) ([]contract.Result, er
 	children, expected := restoreChildren(v, root, groups, continued)
 	var apps []contract.Result
 	if v.PageToken == "" {
-		for _, m := range p.apps {
-			// Named as the space's child would be, so that counting
-			// consumers find it below the restore (as a sweep's unknown
-			// person is).
-			space, _, _ := request.SplitMembership(m.Name)
-			a := j.result(root + "/spaces/" + space)
-			a.ParentRequestID = root
-			a.Membership, a.Outcome, a.Role = m.Name, contract.Failed, m.Role
-			a.Member = &contract.Member{Name: "users/app", Type: "BOT"}
-			a.Error = &contract.ErrorInfo{Code: http.StatusBadRequest, Status: "FAILED_PRECONDITION", Message: "the calling app's membership is not restored: add the app back in Chat"}
-			apps = append(apps, j.decided(a))
-		}
+		apps = p.firstPageFailures(ctx, j, root)
 		expected += len(apps)
 	}
 	if err := f.publishChildren(ctx, children); err != nil {
@@ -91,6 +92,9 @@ func (f *Engine) restorePage(ctx context.Context, j *job) ([]contract.Result, er
 		v.Restore, p.removed, len(p.groups), len(groups), continued)
 	if p.handOffs > 0 {
 		r.Detail += fmt.Sprintf("; %d hand-offs are not reverted: each successor keeps the role it was given", p.handOffs)
+	}
+	if j.prior == ledger.StateWaiting {
+		r.Detail += fmt.Sprintf("; it waited for request %s to finish first", v.Restore)
 	}
 	return f.claim(ctx, j, root, v.RequestID, n, expected, append([]contract.Result{j.decided(r)}, apps...))
 }
@@ -109,10 +113,42 @@ type restoreGroup struct {
 
 // restorePlan is what a restore finds in the ledger.
 type restorePlan struct {
+	found    bool                // the ledger holds the removal's request
+	src      ledger.Request      // the removal's request record
 	groups   []restoreGroup      // by space name
 	apps     []ledger.Membership // app memberships removed: not restored
-	removed  int                 // memberships removed, apps included
+	bad      []ledger.Membership // removal records that fail their check: not restored
+	removed  int                 // memberships removed, apps and bad records included
 	handOffs int                 // hand-offs the removal made
+	pending  int                 // intended writes without a decision
+	decided  int                 // decisions recorded
+}
+
+// firstPageFailures are the failed decisions the first page of a restore
+// publishes: one per app membership the removal took (a restore does not
+// add the app back) and one per removal record that fails its check. Each
+// is named as the space's child would be, so that counting consumers find
+// it below the restore (as a sweep's unknown person is).
+func (p restorePlan) firstPageFailures(ctx context.Context, j *job, root string) []contract.Result {
+	var out []contract.Result
+	child := func(m ledger.Membership) contract.Result {
+		a := j.result(root)
+		if space, _, err := request.SplitMembership(m.Name); err == nil {
+			a.RequestID, a.ParentRequestID, a.Membership = root+"/spaces/"+space, root, m.Name
+		}
+		return a
+	}
+	for _, m := range p.apps {
+		a := child(m)
+		a.Outcome, a.Role = contract.Failed, m.Role
+		a.Member = &contract.Member{Name: "users/app", Type: "BOT"}
+		a.Error = &contract.ErrorInfo{Code: http.StatusBadRequest, Status: "FAILED_PRECONDITION", Message: "the calling app's membership is not restored: add the app back in Chat"}
+		out = append(out, j.decided(a))
+	}
+	for _, m := range p.bad {
+		out = append(out, j.decided(badRecord(ctx, j, child(m), m, recordProblem(m))))
+	}
+	return out
 }
 
 // restorePlan reads the removed memberships of request target and of its
@@ -125,6 +161,7 @@ func (f *Engine) restorePlan(ctx context.Context, target string) (p restorePlan,
 	case err != nil:
 		return p, "", ledgerError("request", err)
 	}
+	p.found, p.src = true, src
 	root := src.Root
 	if root == "" {
 		root = ledger.RootOf(src.ID, src.ParentID)
@@ -137,23 +174,32 @@ func (f *Engine) restorePlan(ctx context.Context, target string) (p restorePlan,
 		if src.ParentID != "" && m.RequestID != src.ID {
 			continue // a child was named: only its own records
 		}
-		if m.Outcome == ledger.ActionHandOff {
+		switch {
+		case m.Outcome == ledger.ActionHandOff:
 			p.handOffs++
+		case m.Decided():
+			p.decided++
+		case m.Action != "":
+			p.pending++
 		}
-		space, seg, serr := request.SplitMembership(m.Name)
-		if m.Outcome != string(contract.Removed) || serr != nil {
+		if m.Outcome != string(contract.Removed) {
 			continue
 		}
 		p.removed++
+		space, seg, _ := request.SplitMembership(m.Name)
 		if seg == "app" || m.Member == "users/app" {
 			p.apps = append(p.apps, m)
+			continue
+		}
+		if recordProblem(m) != "" {
+			p.bad = append(p.bad, m)
 			continue
 		}
 		// A removal request acts on each space through one request (itself,
 		// or its child for that space), so a space has one source.
 		g := bySpace["spaces/"+space]
 		if g == nil {
-			g = &restoreGroup{space: "spaces/" + space, source: m.RequestID, displayName: recordedDisplayName(m)}
+			g = &restoreGroup{space: "spaces/" + space, source: m.RequestID, displayName: displayName(recordedDisplayName(m))}
 			bySpace[g.space] = g
 		}
 		g.members = append(g.members, seg)
@@ -200,7 +246,7 @@ func (p restorePlan) page(after string) ([]restoreGroup, bool) {
 // memberships they restore.
 func restoreChildren(v *request.Valid, root string, groups []restoreGroup, continued bool) (children []request.Request, expected int) {
 	child := func(c request.Request) request.Request {
-		c.ParentRequestID, c.DryRun, c.Reason, c.RequestedBy = root, v.DryRun, v.Reason, v.RequestedBy
+		c.ParentRequestID, c.DryRun, c.Reason, c.RequestedBy, c.Force = root, v.DryRun, v.Reason, v.RequestedBy, v.Force
 		return c
 	}
 	for _, g := range groups {
@@ -222,9 +268,10 @@ func (f *Engine) restoreSpace(ctx context.Context, j *job) ([]contract.Result, e
 	v := j.req
 	spaceID := strings.TrimPrefix(v.SpaceNames[0], "spaces/")
 	out := make([]contract.Result, 0, len(v.People))
+	later := &spaceRemovals{}
 	for i, seg := range v.People {
 		name := request.MembershipName(spaceID, seg)
-		r, err := f.restoreOne(ctx, j.with("membership", name), spaceID, name)
+		r, err := f.restoreOne(ctx, j.with("membership", name), spaceID, name, later)
 		if err != nil {
 			return f.spaceStopped(j, out, v.People[i:], err)
 		}
@@ -234,10 +281,12 @@ func (f *Engine) restoreSpace(ctx context.Context, j *job) ([]contract.Result, e
 }
 
 // restoreOne restores the membership name that request j.req.Restore
-// removed: a decision already recorded is published again; the person found
-// a member already is already_member (no write); otherwise the intent, then
-// members.create and members.patch to the recorded role.
-func (f *Engine) restoreOne(ctx context.Context, j *job, spaceID, name string) (contract.Result, error) {
+// removed: a decision already recorded is published again; a removal
+// record that fails its check is failed; the person found a member already
+// is already_member (no write); one the restore must not add back is
+// refused (refusal); otherwise the intent, then members.create and
+// members.patch to the recorded role.
+func (f *Engine) restoreOne(ctx context.Context, j *job, spaceID, name string, later *spaceRemovals) (contract.Result, error) {
 	v := j.req
 	r := j.result(v.RequestID)
 	r.Membership = name
@@ -256,6 +305,9 @@ func (f *Engine) restoreOne(ctx context.Context, j *job, spaceID, name string) (
 		r.Outcome = contract.Failed
 		r.Error = &contract.ErrorInfo{Code: http.StatusNotFound, Status: "NOT_FOUND", Message: fmt.Sprintf("the ledger holds no removal of %s by request %s", name, v.Restore)}
 		return r, nil
+	}
+	if why := recordProblem(src); why != "" {
+		return badRecord(ctx, j, r, src, why), nil
 	}
 	var removal contract.Result
 	if err := json.Unmarshal(src.Result, &removal); err != nil {
@@ -283,11 +335,20 @@ func (f *Engine) restoreOne(ctx context.Context, j *job, spaceID, name string) (
 		if cur != nil {
 			return f.restoreRole(ctx, j, r, t, cur)
 		}
-	case v.DryRun:
+	case cur != nil && v.DryRun:
 		return restoreDryRun(r, t, cur), nil
 	case cur != nil:
 		return alreadyMember(r, t, cur), nil
 	default:
+		if why, err := f.refusal(ctx, j, t, src, later); err != nil || why != "" {
+			if err != nil {
+				return r, err
+			}
+			return refusedRestore(ctx, j, r, why), nil
+		}
+		if v.DryRun {
+			return restoreDryRun(r, t, cur), nil
+		}
 		if decided, err := f.intend(ctx, j, name, src.Member, t.role, ledger.ActionCreate); err != nil || decided != nil {
 			if decided != nil {
 				return j.replay(*decided)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chat-offboard/chat-offboard/contract"
 	"github.com/chat-offboard/chat-offboard/internal/emulator"
+	"github.com/chat-offboard/chat-offboard/ledger"
 )
 
 // writes counts the membership writes the Chat emulation answered.
@@ -184,7 +185,9 @@ func TestRestoreInvitedOutsiderAndDryRun(t *testing.T) {
 	ws := emulator.Default()
 	for i := range ws.Users {
 		if ws.Users[i].ID == "106" {
-			ws.Users[i].AutoAcceptOff = true
+			// Active again (a suspended person is not restored:
+			// TestRestoreRefusals).
+			ws.Users[i].AutoAcceptOff, ws.Users[i].Suspended = true, false
 		}
 	}
 	for i := range ws.Spaces {
@@ -479,5 +482,204 @@ func TestRestoreRecoversAnInterruptedDelivery(t *testing.T) {
 	}
 	if n := e.stack.Chat.Stats().Calls["members.create"]; n != 1 {
 		t.Errorf("%d creates, want 1", n)
+	}
+}
+
+// TestRestoreWaitsForRunningRemoval: a restore of a sweep whose children
+// have not all run (and of a removal with an intended write not yet
+// decided) writes nothing, publishes nothing and is delivered again; once
+// the sweep is complete the same message restores, and its planned result
+// says that it waited.
+func TestRestoreWaitsForRunningRemoval(t *testing.T) {
+	e := newEnv(t)
+	if err := e.send(t, `{"requestId":"hr-7","allSpaces":true,"member":"alice@example.com"}`); err != nil {
+		t.Fatal(err)
+	}
+	var children []event.Event
+	for _, m := range e.psrv.Messages() {
+		if m.Topic == e.cfg.RequestTopic && strings.HasPrefix(m.Attributes["requestId"], "hr-7/") {
+			children = append(children, e.delivery(m))
+		}
+	}
+	if len(children) < 2 {
+		t.Fatalf("the sweep published %d children, want several", len(children))
+	}
+	undo := pubsubEvent(`{"requestId":"hr-7-undo","restore":"hr-7"}`, time.Now())
+	wait := func(stage string) {
+		t.Helper()
+		e.stack.Chat.ResetStats()
+		err := e.f.Handle(t.Context(), undo)
+		if err == nil || !strings.Contains(err.Error(), "still running") {
+			t.Fatalf("%s: Handle = %v, want an error saying the removal is still running (redelivery)", stage, err)
+		}
+		if rs := e.of(t, "hr-7-undo"); len(rs) != 0 {
+			t.Errorf("%s: the waiting restore published %+v", stage, rs)
+		}
+		if c := e.stack.Chat.Stats().Calls; len(c) != 0 {
+			t.Errorf("%s: the waiting restore called Chat: %v", stage, c)
+		}
+	}
+	wait("no child has run")
+	if err := e.f.Handle(t.Context(), children[0]); err != nil {
+		t.Fatal(err)
+	}
+	wait("one child has run")
+	for _, c := range children[1:] {
+		if err := e.f.Handle(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.f.Handle(t.Context(), undo); err != nil {
+		t.Fatalf("the restore of a complete sweep: %v", err)
+	}
+	e.drain(t, 2)
+	rs := e.of(t, "hr-7-undo")
+	if len(rs) == 0 || rs[0].Outcome != contract.Planned || !strings.Contains(rs[0].Detail, "it waited for request hr-7 to finish first") {
+		t.Fatalf("first result %+v, want planned saying it waited", rs)
+	}
+	for _, s := range []string{"spaces/ENG", "spaces/SALES", "spaces/SOLO"} {
+		if _, ok := e.stack.Chat.IsMember(s, "101"); !ok {
+			t.Errorf("alice is not back in %s", s)
+		}
+	}
+
+	// A removal with an intended write and no decision (a delivery at
+	// work) is waited for too.
+	if err := e.send(t, `{"requestId":"r1","space":"spaces/HR","member":"users/105"}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.store.Intend(t.Context(), ledger.Intent{RequestID: "r1", Membership: "spaces/HR/members/other", Member: "users/104", Role: "ROLE_MEMBER", Action: ledger.ActionDelete}); err != nil {
+		t.Fatal(err)
+	}
+	err := e.send(t, `{"requestId":"u1","restore":"r1"}`)
+	if err == nil || !strings.Contains(err.Error(), "1 intended writes have no decision yet") {
+		t.Errorf("restore of a removal with a pending intent: %v, want a wait", err)
+	}
+}
+
+// TestRestoreRefusals: a restore does not add back, per membership,
+// someone the Directory shows suspended, archived or deleted, nor someone a
+// later request removed from the space again: refused with the reason, no
+// write; with "force": true it does; the later removal itself restores.
+func TestRestoreRefusals(t *testing.T) {
+	ws := emulator.Default()
+	ws.Users = append(ws.Users, emulator.User{ID: "150", Email: "gone@example.com", Deleted: true},
+		emulator.User{ID: "151", Email: "arch@example.com", Archived: true})
+	for i := range ws.Spaces {
+		if ws.Spaces[i].Name == "spaces/HR" {
+			for _, id := range []string{"150", "151"} {
+				ws.Spaces[i].Members = append(ws.Spaces[i].Members, emulator.Member{User: "users/" + id, Type: emulator.MemberTypeHuman, Role: emulator.RoleMember})
+			}
+		}
+	}
+	e := newEnvWith(t, ws, emulator.ChatOptions{})
+	for _, req := range []string{
+		`{"requestId":"r-hr","space":"spaces/HR","members":["users/106","users/150","users/151","users/105"]}`,
+		`{"requestId":"r1","space":"spaces/ENG","member":"users/101"}`,
+	} {
+		if err := e.send(t, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// alice comes back to ENG (u1), and a later request removes her again.
+	for _, req := range []string{`{"requestId":"u1","restore":"r1"}`, `{"requestId":"r2","space":"spaces/ENG","member":"alice@example.com"}`} {
+		if err := e.send(t, req); err != nil {
+			t.Fatal(err)
+		}
+		e.drain(t, 2)
+	}
+	if _, ok := e.stack.Chat.IsMember("spaces/ENG", "101"); ok {
+		t.Fatal("r2 did not remove alice again")
+	}
+	e.stack.Chat.ResetStats()
+	for _, req := range []string{`{"requestId":"u-hr","restore":"r-hr"}`, `{"requestId":"u1-again","restore":"r1"}`} {
+		if err := e.send(t, req); err != nil {
+			t.Fatal(err)
+		}
+		e.drain(t, 2)
+	}
+	got := byMembership(append(e.of(t, "u-hr"), e.of(t, "u1-again")...))
+	for name, why := range map[string]string{
+		"spaces/HR/members/106":  "the Directory shows users/106 suspended",
+		"spaces/HR/members/151":  "the Directory shows users/151 archived",
+		"spaces/HR/members/150":  "the Directory shows users/150 deleted",
+		"spaces/ENG/members/101": "users/101 was removed from spaces/ENG again, by request r2",
+	} {
+		r := got[name]
+		if r.Outcome != contract.Refused || r.Error == nil || r.Error.Status != "FAILED_PRECONDITION" || !strings.HasPrefix(r.Error.Message, why) || !strings.Contains(r.Detail, `"force": true`) {
+			t.Errorf("%s: %+v %+v, want refused saying %q", name, r.Result, r.Error, why)
+		}
+	}
+	if r := got["spaces/HR/members/105"]; r.Outcome != contract.Restored {
+		t.Errorf("erin, active and removed by no later request: %+v, want restored", r.Result)
+	}
+	if w := e.writes(); w["members.create"] != 1 {
+		t.Errorf("writes %v, want the one create of erin", w)
+	}
+	// The later removal restores; a forced restore adds back the
+	// suspended person (and the deleted one fails at Chat, which knows
+	// them no more).
+	for _, req := range []string{`{"requestId":"u2","restore":"r2"}`, `{"requestId":"u-hr-force","restore":"r-hr","force":true}`} {
+		if err := e.send(t, req); err != nil {
+			t.Fatal(err)
+		}
+		e.drain(t, 2)
+	}
+	got = byMembership(append(e.of(t, "u2"), e.of(t, "u-hr-force")...))
+	for name, want := range map[string]contract.Outcome{
+		"spaces/ENG/members/alice@example.com": contract.Restored, "spaces/HR/members/106": contract.Restored,
+		"spaces/HR/members/151": contract.Restored, "spaces/HR/members/150": contract.Failed, "spaces/HR/members/105": contract.AlreadyMember,
+	} {
+		if r := got[name]; r.Outcome != want {
+			t.Errorf("%s: %+v %+v, want %s", name, r.Result, r.Error, want)
+		}
+	}
+	if _, ok := e.stack.Chat.IsMember("spaces/HR", "106"); !ok {
+		t.Error("the forced restore did not add frank back")
+	}
+}
+
+// TestRestoreChecksWhatItReadsBack: removal records whose names or role a
+// request could not carry (an unknown role, a member that is not the
+// membership's, a name with a path in it) make no call: failed, with an
+// ERROR log naming the record.
+func TestRestoreChecksWhatItReadsBack(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	if _, _, err := e.store.CreateRequest(ctx, ledger.Request{ID: "forged", Kind: "space+members", State: ledger.StateDone}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range []struct{ name, member, role string }{
+		{"spaces/ENG/members/104", "users/104", "ROLE_OWNER"},
+		{"spaces/SALES/members/102", "users/999", "ROLE_MANAGER"},
+		{"spaces/HR/members/x", "users/x/../../spaces/ENG/members/104", "ROLE_MANAGER"},
+	} {
+		res := fmt.Sprintf(`{"requestId":"forged","membership":%q,"outcome":"removed","role":%q,"member":{"name":%q,"type":"HUMAN"}}`, rec.name, rec.role, rec.member)
+		if err := e.store.Decide(ctx, "forged", rec.name, ledger.Decision{Member: rec.member, Outcome: "removed", Role: rec.role, Result: []byte(res)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.stack.Chat.ResetStats()
+	if err := e.send(t, `{"requestId":"undo-forged","restore":"forged"}`); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	failed := 0
+	for _, r := range e.of(t, "undo-forged") {
+		switch {
+		case r.Outcome == contract.Failed && r.Error != nil && strings.Contains(r.Error.Message, "fails its check"):
+			failed++
+		case r.Outcome != contract.Planned:
+			t.Errorf("unexpected result %+v", r.Result)
+		}
+	}
+	if failed != 3 {
+		t.Errorf("%d failed results, want 3", failed)
+	}
+	if c := e.stack.Chat.Stats().Calls; len(c) != 0 {
+		t.Errorf("records that fail their check led to Chat calls: %v", c)
+	}
+	if n := strings.Count(e.logs.String(), `"severity":"ERROR"`); n != 3 {
+		t.Errorf("%d ERROR log lines, want one per record:\n%s", n, e.logs.String())
 	}
 }

@@ -287,6 +287,17 @@ func (f *Engine) directoryUser(ctx context.Context, j *job, key string) (*admin.
 // readDeleted looks for email among the deleted users (Google keeps them
 // for 20 days).
 func (f *Engine) readDeleted(ctx context.Context, j *job, email string) (directoryPerson, error) {
+	u, err := f.deletedUser(ctx, j, func(u *admin.User) bool { return strings.EqualFold(u.PrimaryEmail, email) })
+	if err != nil || u == nil {
+		return directoryPerson{}, err
+	}
+	return directoryPerson{id: "users/" + u.Id, orgUnit: u.OrgUnitPath,
+		manager: managerOf(u.Relations), verbatim: "deleted"}, nil
+}
+
+// deletedUser returns the first deleted user that match accepts (users.list
+// with showDeleted=true, 500 a page), or nil.
+func (f *Engine) deletedUser(ctx context.Context, j *job, match func(*admin.User) bool) (*admin.User, error) {
 	token := ""
 	for {
 		var page *admin.Users
@@ -297,16 +308,15 @@ func (f *Engine) readDeleted(ctx context.Context, j *job, email string) (directo
 			return err
 		})
 		if err != nil {
-			return directoryPerson{}, directoryError("users.list", err)
+			return nil, directoryError("users.list", err)
 		}
 		for _, u := range page.Users {
-			if strings.EqualFold(u.PrimaryEmail, email) {
-				return directoryPerson{id: "users/" + u.Id, orgUnit: u.OrgUnitPath,
-					manager: managerOf(u.Relations), verbatim: "deleted"}, nil
+			if match(u) {
+				return u, nil
 			}
 		}
 		if token = page.NextPageToken; token == "" {
-			return directoryPerson{}, nil
+			return nil, nil
 		}
 	}
 }

@@ -384,6 +384,51 @@ func conformance(t *testing.T, mk newStore) {
 				t.Fatalf("Memberships(nobody) = %+v", got)
 			}
 		}},
+		{"MembershipsInOneSpace", func(t *testing.T, s ledger.Store, _ *clock) {
+			ctx := ctxT(t)
+			const n = 520 // more than one query page
+			want := map[string]bool{}
+			for i := range n {
+				req := fmt.Sprintf("r%d", i%3)
+				name := fmt.Sprintf("spaces/A/members/%d", i)
+				must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: req, Membership: name, Member: "users/1"}))
+				want[req+" "+name] = true
+			}
+			if err := s.Decide(ctx, "x/spaces/A", "spaces/A/members/a@example.com", ledger.Decision{Root: "x", Outcome: "removed", Member: "users/7"}); err != nil {
+				t.Fatal(err)
+			}
+			want["x/spaces/A spaces/A/members/a@example.com"] = true
+			// Other spaces, one of them a prefix trap (spaces/AB).
+			for _, name := range []string{"spaces/AB/members/1", "spaces/B/members/1", "spaces/A0/members/1"} {
+				must2[ledger.Membership](t)(s.Intend(ctx, ledger.Intent{RequestID: "r0", Membership: name}))
+			}
+			got := map[string]bool{}
+			for m, err := range s.InSpace(ctx, "spaces/A") {
+				if err != nil {
+					t.Fatal(err)
+				}
+				k := m.RequestID + " " + m.Name
+				if got[k] {
+					t.Fatalf("InSpace yielded %s twice", k)
+				}
+				got[k] = true
+			}
+			if len(got) != len(want) {
+				t.Fatalf("InSpace(spaces/A) = %d records, want %d", len(got), len(want))
+			}
+			for k := range want {
+				if !got[k] {
+					t.Fatalf("InSpace(spaces/A) lacks %s", k)
+				}
+			}
+			for _, bad := range []string{"", "spaces/", "spaces/A/members/1", "A"} {
+				for _, err := range s.InSpace(ctx, bad) {
+					if !errors.Is(err, ledger.ErrInvalid) {
+						t.Fatalf("InSpace(%q): %v, want ErrInvalid", bad, err)
+					}
+				}
+			}
+		}},
 		{"PagesOfOneSweep", func(t *testing.T, s ledger.Store, _ *clock) {
 			ctx := ctxT(t)
 			const n = 1100 // more than two query pages

@@ -407,6 +407,18 @@ func (s *Firestore) Memberships(ctx context.Context, rootID string) iter.Seq2[Me
 	return queryAll(ctx, s.memberships.Where("root", "==", rootID), "memberships of "+rootID, membershipDoc.membership)
 }
 
+// InSpace implements [Store.InSpace]: one query per page of pageSize
+// records, a range of membership names (a single-field index serves it),
+// ordered by membership name and document id.
+func (s *Firestore) InSpace(ctx context.Context, spaceName string) iter.Seq2[Membership, error] {
+	prefix, end, ok := spacePrefix(spaceName)
+	if !ok {
+		return failed[Membership](fmt.Errorf("ledger: memberships in space: %w: %q is not spaces/S", ErrInvalid, spaceName))
+	}
+	q := s.memberships.Where("membership", ">=", prefix).Where("membership", "<", end).OrderBy("membership", firestore.Asc)
+	return queryAll(ctx, q, "memberships in "+spaceName, membershipDoc.membership)
+}
+
 // Pages implements [Store.Pages]: one query per page of pageSize claims,
 // where sweepId == sweepID, ordered by document id.
 func (s *Firestore) Pages(ctx context.Context, sweepID string) iter.Seq2[PageClaim, error] {
@@ -425,15 +437,16 @@ func failed[T any](err error) iter.Seq2[T, error] {
 }
 
 // queryAll yields every document of q, decoded as D and converted by conv,
-// in document id order, reading pageSize documents per query. On an error it
+// in q's order and then document id order, reading pageSize documents per
+// query. On an error it
 // yields it once, wrapped as unavailable, and stops.
 func queryAll[D, T any](ctx context.Context, q firestore.Query, op string, conv func(D) T) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
-		after := ""
+		var after *firestore.DocumentSnapshot
 		for {
 			pq := q.OrderBy(firestore.DocumentID, firestore.Asc).Limit(pageSize)
-			if after != "" {
+			if after != nil {
 				pq = pq.StartAfter(after)
 			}
 			docs, err := pq.Documents(ctx).GetAll()
@@ -454,7 +467,7 @@ func queryAll[D, T any](ctx context.Context, q firestore.Query, op string, conv 
 			if len(docs) < pageSize {
 				return
 			}
-			after = docs[len(docs)-1].Ref.ID
+			after = docs[len(docs)-1]
 		}
 	}
 }

@@ -118,6 +118,11 @@ const (
 	// StateReleased is a request whose delivery stopped at a transient
 	// failure: the next delivery may take it over at once.
 	StateReleased = "released"
+	// StateWaiting is a request whose delivery found that it must wait
+	// for another request to finish (a restore, for the removal it
+	// undoes): the next delivery may take it over at once, as a released
+	// one.
+	StateWaiting = "waiting"
 )
 
 // Actions of an [Intent]: the Chat write about to be made.
@@ -247,6 +252,13 @@ type Store interface {
 	// by breaking out of the loop.
 	Memberships(ctx context.Context, rootID string) iter.Seq2[Membership, error]
 
+	// InSpace yields every membership record of the space spaceName
+	// ("spaces/S"), of any request: those whose membership name is
+	// spaces/S/members/..., in no set order, read in pages, as
+	// Memberships does. A restore reads it to find later removals of the
+	// people it would add back.
+	InSpace(ctx context.Context, spaceName string) iter.Seq2[Membership, error]
+
 	// Pages yields every page claim of sweepID (the claims of a sweep's
 	// pages, or a bulk request's fan-out claim), in document id order,
 	// read in pages, as Memberships does. The leaver report reads them to
@@ -366,3 +378,14 @@ func cloneInt(p *int) *int {
 
 // pageSize is how many records Memberships reads per query.
 const pageSize = 500
+
+// spacePrefix is the prefix of the membership names of spaceName, and the
+// first string after all of them ('0' follows '/'); ok is false for a name
+// that is not spaces/S.
+func spacePrefix(spaceName string) (prefix, end string, ok bool) {
+	id, found := strings.CutPrefix(spaceName, "spaces/")
+	if !found || id == "" || strings.Contains(id, "/") {
+		return "", "", false
+	}
+	return spaceName + "/members/", spaceName + "/members0", true
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -272,6 +273,16 @@ func (s *Memory) Memberships(ctx context.Context, rootID string) iter.Seq2[Membe
 	}
 	return scanAll(ctx, s, "memberships of "+rootID, func() map[string]Membership { return s.memberships },
 		func(m Membership) bool { return m.Root == rootID }, copyMembership)
+}
+
+// InSpace implements [Store.InSpace], as Memberships reads.
+func (s *Memory) InSpace(ctx context.Context, spaceName string) iter.Seq2[Membership, error] {
+	prefix, _, ok := spacePrefix(spaceName)
+	if !ok {
+		return failed[Membership](fmt.Errorf("ledger: memberships in space: %w: %q is not spaces/S", ErrInvalid, spaceName))
+	}
+	return scanAll(ctx, s, "memberships in "+spaceName, func() map[string]Membership { return s.memberships },
+		func(m Membership) bool { return strings.HasPrefix(m.Name, prefix) }, copyMembership)
 }
 
 // Pages implements [Store.Pages], as Memberships reads.

@@ -73,6 +73,10 @@ type Request struct {
 	// Restore names an earlier request whose removals are undone (issue
 	// 14): a target form of its own (restore.go).
 	Restore string `json:"restore,omitempty"`
+	// Force makes a restore add back people it would otherwise refuse:
+	// someone a later request removed from the space again, or whom the
+	// Directory shows suspended, archived or deleted. Only with restore.
+	Force bool `json:"force,omitempty"`
 }
 
 // MaxSpaceDisplayName is the longest spaceDisplayName accepted, in

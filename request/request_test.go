@@ -184,8 +184,11 @@ func TestParseRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Kind != KindRestore || v.Restore != "hr-7" || !v.DryRun || v.Reason != "rehired" || v.AdminAccess {
+	if v.Kind != KindRestore || v.Restore != "hr-7" || !v.DryRun || v.Reason != "rehired" || v.AdminAccess || v.Force {
 		t.Errorf("restore: %+v", v)
+	}
+	if v, err := Parse([]byte(`{"requestId":"hr-7-undo","restore":"hr-7","force":true}`), "m"); err != nil || !v.Force {
+		t.Errorf("a forced restore: %+v, %v", v, err)
 	}
 	// A child, as the function publishes it: one space, the members as the
 	// removal's membership names had them.
@@ -212,6 +215,8 @@ func TestParseRestore(t *testing.T) {
 		{`{"restore":"hr-7","pageToken":"spaces/A"}`, "pageToken"},
 		{`{"requestId":"hr-7","restore":"hr-7"}`, "restore"},
 		{`{"restore":"hr\u0001"}`, "restore"},
+		{`{"space":"spaces/A","member":"users/1","force":true}`, "force"},
+		{`{"allSpaces":true,"member":"users/1","force":true}`, "force"},
 	} {
 		_, err := Parse([]byte(c.data), "m")
 		var e *Error

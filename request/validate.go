@@ -72,6 +72,9 @@ func checkEnvelope(r Request) error {
 	case forms > 1:
 		return invalid("", "more than one target form: give exactly one of membership, space, spaces, allSpaces")
 	}
+	if r.Force {
+		return invalid("force", "only with restore: it makes a restore add back people it would otherwise refuse")
+	}
 	if r.Successor == "" && r.AddSuccessor {
 		return invalid("addSuccessor", "needs successor")
 	}

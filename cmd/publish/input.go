@@ -84,6 +84,7 @@ func fromFlags(c *config, b batch) ([]*item, error) {
 		Successor:    c.successor,
 		AddSuccessor: c.addSuccessor,
 		Restore:      c.restore,
+		Force:        c.force,
 	}
 	if c.set["spaces"] && len(r.Spaces) == 0 {
 		return nil, errors.New("--spaces is empty")
@@ -276,7 +277,7 @@ func readJSONLines(c *config, data []byte, b batch) ([]*item, error) {
 // csvColumns are the request fields a CSV header may name.
 var csvColumns = []string{
 	"requestId", "membership", "space", "spaces", "allSpaces", "member", "members",
-	"successor", "addSuccessor", "adminAccess", "dryRun", "reason", "requestedBy", "restore",
+	"successor", "addSuccessor", "adminAccess", "dryRun", "reason", "requestedBy", "restore", "force",
 }
 
 // readCSV reads a CSV file whose header names request fields (any case,
@@ -404,6 +405,8 @@ func csvRequest(cols, rec []string) (request.Request, error) {
 			r.RequestedBy = v
 		case "restore":
 			r.Restore = v
+		case "force":
+			r.Force, err = parseBool(v)
 		}
 		if err != nil {
 			return r, fmt.Errorf("column %s: %w", col, err)

@@ -14,11 +14,13 @@ import (
 // as it follows a sweep.
 type restoreFlags struct {
 	restore string
+	force   bool
 }
 
-// addRestoreFlags registers --restore.
+// addRestoreFlags registers --restore and --force.
 func (r *restoreFlags) addRestoreFlags(fs *flag.FlagSet) {
 	fs.StringVar(&r.restore, "restore", "", "target: undo what the request `REQUEST_ID` removed (every membership back with its role; hand-offs stay)")
+	fs.BoolVar(&r.force, "force", false, "with --restore: also add back people a later request removed again, or whom the Directory shows suspended, archived or deleted")
 }
 
 // describeRestore is the target of a restore, for tables.

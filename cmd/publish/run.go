@@ -121,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer, env func(string) string) (*conf
 		return nil, errors.New("--timeout must be positive")
 	}
 	if c.from != "" {
-		for _, f := range []string{"membership", "space", "spaces", "all-spaces", "member", "members", "request-id", "restore"} {
+		for _, f := range []string{"membership", "space", "spaces", "all-spaces", "member", "members", "request-id", "restore", "force"} {
 			if c.set[f] {
 				return nil, fmt.Errorf("--%s cannot be combined with --from: put it in a column of the file", f)
 			}
