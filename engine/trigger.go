@@ -113,8 +113,10 @@ func (a *AutoOffboard) inOrgUnit(path string) bool {
 
 // auditRequest turns an Admin audit LogEntry into the sweep it asks for
 // and marks j as started by it. It returns (nil, nil) for an entry that is
-// acknowledged without acting (the trigger is off, or the person is not in
-// AUTO_OFFBOARD_DOMAINS): a log line and no result. The error is a
+// acknowledged without acting (the trigger is off, or the entry's address
+// is not in AUTO_OFFBOARD_DOMAINS, which spares a Directory read; the
+// sweep checks the primary address the Directory returns too): a log line
+// and no result. The error is a
 // *request.Error for a malformed entry.
 func (f *Engine) auditRequest(ctx context.Context, j *job) (*request.Valid, error) {
 	ev, err := request.ParseAuditEntry(j.msg.Data)
@@ -149,17 +151,25 @@ func (f *Engine) auditRequest(ctx context.Context, j *job) (*request.Valid, erro
 // directoryPerson is what the Directory says of the person of an audit
 // entry.
 type directoryPerson struct {
-	id       string // "users/ID"; "" when the Directory does not know them
-	active   bool   // neither suspended, archived nor deleted
-	orgUnit  string
-	manager  string // the email of their manager relation, if any
-	verbatim string // how the Directory describes their state, for results
+	id      string // "users/ID"; "" when the Directory does not know them
+	primary string // the primary address the Directory returns
+	// addresses are the primary address and the aliases (editable or
+	// not) the Directory returns; a deleted user's listed primary address
+	// alone.
+	addresses []string
+	active    bool // neither suspended, archived nor deleted
+	orgUnit   string
+	manager   string // the email of their manager relation, if any
+	verbatim  string // how the Directory describes their state, for results
 }
 
 // auditSweep is the flow of a sweep started by an audit entry: it reads
-// the person from the Directory and sweeps only while they are suspended,
-// archived or deleted, in AUTO_OFFBOARD_ORG_UNITS; active again, it decides
-// refused without a Chat call. Its decision is recorded as the first page's
+// the person from the Directory and decides on the Directory's answer, not
+// the entry's: it sweeps only when the entry's address is one of the
+// person's, their primary address is in AUTO_OFFBOARD_DOMAINS, their org
+// unit in AUTO_OFFBOARD_ORG_UNITS, and they are suspended, archived or
+// deleted (a deleted person: the primary address users.list shows); active
+// again, it decides refused without a Chat call. Its decision is recorded as the first page's
 // claim, so that every delivery of the entry decides the same, even after
 // the Directory changes.
 func (f *Engine) auditSweep(ctx context.Context, j *job) ([]contract.Result, error) {
@@ -179,6 +189,12 @@ func (f *Engine) auditSweep(ctx context.Context, j *job) ([]contract.Result, err
 		r.Error = &contract.ErrorInfo{Code: http.StatusNotFound, Status: "NOT_FOUND", Message: "the directory does not know " + j.audit.Email + ", not even among deleted users (deleted more than 20 days ago?)"}
 		r.Detail = "nothing was swept: publish a sweep naming the person's user id"
 		return f.claim(ctx, j, id, id, 0, 1, []contract.Result{j.decided(r)})
+	case !p.hasAddress(j.audit.Email):
+		j.log.WarnContext(ctx, "a Workspace audit entry names an address that is not one of the person's the Directory returns; acknowledged without acting", "member", p.id, "primaryEmail", p.primary)
+		return f.claim(ctx, j, id, id, 0, 0, nil)
+	case !f.cfg.AutoOffboard.inDomain(p.primary):
+		j.log.InfoContext(ctx, "a Workspace audit entry names a person whose primary address is outside AUTO_OFFBOARD_DOMAINS; acknowledged without acting", "member", p.id, "primaryEmail", p.primary)
+		return f.claim(ctx, j, id, id, 0, 0, nil)
 	case !f.cfg.AutoOffboard.inOrgUnit(p.orgUnit):
 		j.log.InfoContext(ctx, "a Workspace audit entry names a person outside AUTO_OFFBOARD_ORG_UNITS; acknowledged without acting", "member", p.id, "orgUnitPath", p.orgUnit)
 		return f.claim(ctx, j, id, id, 0, 0, nil)
@@ -255,7 +271,8 @@ func (f *Engine) readPerson(ctx context.Context, j *job, email string) (director
 	case !found:
 		return f.readDeleted(ctx, j, email)
 	}
-	p := directoryPerson{id: "users/" + u.Id, orgUnit: u.OrgUnitPath, manager: managerOf(u.Relations)}
+	p := directoryPerson{id: "users/" + u.Id, primary: u.PrimaryEmail, orgUnit: u.OrgUnitPath, manager: managerOf(u.Relations),
+		addresses: append(append([]string{u.PrimaryEmail}, u.Aliases...), u.NonEditableAliases...)}
 	switch {
 	case u.Archived:
 		p.verbatim = "archived"
@@ -291,8 +308,8 @@ func (f *Engine) readDeleted(ctx context.Context, j *job, email string) (directo
 	if err != nil || u == nil {
 		return directoryPerson{}, err
 	}
-	return directoryPerson{id: "users/" + u.Id, orgUnit: u.OrgUnitPath,
-		manager: managerOf(u.Relations), verbatim: "deleted"}, nil
+	return directoryPerson{id: "users/" + u.Id, primary: u.PrimaryEmail, addresses: []string{u.PrimaryEmail},
+		orgUnit: u.OrgUnitPath, manager: managerOf(u.Relations), verbatim: "deleted"}, nil
 }
 
 // deletedUser returns the first deleted user that match accepts (users.list
@@ -319,6 +336,17 @@ func (f *Engine) deletedUser(ctx context.Context, j *job, match func(*admin.User
 			return nil, nil
 		}
 	}
+}
+
+// hasAddress reports whether email is one of the person's addresses
+// (addresses are not case-sensitive).
+func (p directoryPerson) hasAddress(email string) bool {
+	for _, a := range p.addresses {
+		if a != "" && strings.EqualFold(a, email) {
+			return true
+		}
+	}
+	return false
 }
 
 // directoryError makes a Directory refusal transient (an operator must

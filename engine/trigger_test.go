@@ -396,3 +396,50 @@ func TestLoadAutoOffboardConfig(t *testing.T) {
 		t.Errorf("a successor without domains: %v", err)
 	}
 }
+
+// TestAuditEntryDecidesOnTheDirectory: the trigger checks
+// AUTO_OFFBOARD_DOMAINS on the primary address the Directory returns, not on
+// the address the entry names. A suspended person whose primary address is
+// outside the domains is not swept through an alias inside them (before,
+// they were); a person inside the domains is swept through their alias;
+// the Directory's addresses must include the entry's.
+func TestAuditEntryDecidesOnTheDirectory(t *testing.T) {
+	ws := triggerWorkspace()
+	ws.Users[1].Email = "alice@outside.example"      // alice (suspended) keeps her alias ali@example.com
+	ws.Users[3].Aliases = []string{"cc@example.com"} // carol (archived)
+	e := newEnvWith(t, ws, emulator.ChatOptions{}, withAuto(AutoOffboard{Domains: []string{"example.com"}}))
+
+	_, data := auditEntry("suspendUser", "ali@example.com", 20)
+	if err := e.send(t, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	if rs := e.results(t); len(rs) != 0 || e.chatCalls() != 0 || !strings.Contains(e.logs.String(), "primary address is outside AUTO_OFFBOARD_DOMAINS") {
+		t.Fatalf("an alias inside the domains, the primary address outside: %d results, %d Chat calls\n%s", len(rs), e.chatCalls(), e.logs)
+	}
+
+	carol, data := auditEntry("archiveUser", "cc@example.com", 21)
+	if err := e.send(t, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	e.drain(t, 2)
+	if !sweepDone(resultsOf(e.results(t)), carol.RequestID()) {
+		t.Fatalf("carol through her alias inside the domains: not swept: %+v", e.results(t))
+	}
+	if _, ok := e.stack.Chat.IsMember("spaces/ENG", "103"); ok {
+		t.Error("carol is still in spaces/ENG")
+	}
+
+	p := directoryPerson{addresses: []string{"Alice@Example.com", "ali@example.com"}}
+	if !p.hasAddress("alice@example.com") || !p.hasAddress("ALI@example.com") || p.hasAddress("bob@example.com") || (directoryPerson{}).hasAddress("") {
+		t.Error("hasAddress matches more or less than the person's addresses")
+	}
+}
+
+// resultsOf drops the attributes of published results.
+func resultsOf(ps []published) []contract.Result {
+	out := make([]contract.Result, len(ps))
+	for i, p := range ps {
+		out[i] = p.Result
+	}
+	return out
+}

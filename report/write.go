@@ -30,15 +30,35 @@ func csvRecord(r Row) []string {
 	if !r.DecidedAt.IsZero() {
 		at = r.DecidedAt.UTC().Format(time.RFC3339)
 	}
-	return []string{
+	rec := []string{
 		r.Request, r.Person, r.Email, r.Space, r.SpaceDisplayName, r.Outcome, r.Role, r.HandOff, strings.Join(r.ViaGroups, " "),
 		code, status, msg, r.Fix, r.Detail, r.Membership, r.ChildRequest, at,
 	}
+	for i, c := range rec {
+		rec[i] = csvSafe(c)
+	}
+	return rec
+}
+
+// csvSafe neutralises a cell that a spreadsheet would read as a formula, as
+// OWASP's advice on CSV injection says: a cell that begins with =, +, -, @,
+// tab or carriage return gets a single quote in front, which spreadsheets
+// show as text. Every cell goes through it, because any Workspace user can
+// name a space "=HYPERLINK(...)", and the ledger's records are data, not
+// code. Quotes, commas and newlines inside a cell are encoding/csv's to
+// quote.
+func csvSafe(s string) string {
+	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
 }
 
 // WriteCSV writes the report as CSV (RFC 4180, encoding/csv): the header
 // row CSVHeader, then one row per (person, space) and one per result about
-// a whole request (person empty). Completeness is not in the CSV: the
+// a whole request (person empty). A cell that begins with =, +, -, @, tab
+// or carriage return starts with a single quote (csvSafe), so that no cell
+// opens as a formula in a spreadsheet. Completeness is not in the CSV: the
 // caller says it elsewhere (offboard report prints it on standard error).
 func (rep *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
@@ -94,9 +114,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintln(tw)
 		for _, r := range p.Rows {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s", dash(r.Space), dash(clean(r.SpaceDisplayName)), r.Outcome, dash(r.Role), dash(r.HandOff))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s", dash(clean(r.Space)), dash(clean(r.SpaceDisplayName)), clean(r.Outcome), dash(clean(r.Role)), dash(clean(r.HandOff)))
 			if many {
-				fmt.Fprintf(tw, "\t%s", r.Request)
+				fmt.Fprintf(tw, "\t%s", clean(r.Request))
 			}
 			fmt.Fprintln(tw)
 		}
@@ -108,18 +128,18 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if len(rep.RequestResults) > 0 {
 		fmt.Fprintf(b, "\nAbout whole requests:\n")
 		for _, r := range rep.RequestResults {
-			fmt.Fprintf(b, "  %s: %s\n", r.ChildRequest, r.Outcome)
+			fmt.Fprintf(b, "  %s: %s\n", clean(r.ChildRequest), clean(r.Outcome))
 			writeAttention(b, r)
 		}
 	}
 	counts := make([]string, len(rep.Counts))
 	for i, c := range rep.Counts {
-		counts[i] = fmt.Sprintf("%s %d", c.Outcome, c.N)
+		counts[i] = fmt.Sprintf("%s %d", clean(c.Outcome), c.N)
 	}
 	fmt.Fprintf(b, "\nOutcomes: %s\n", dash(strings.Join(counts, ", ")))
 	fmt.Fprintf(b, "Complete: %s; %d need attention.\n", yesNo(rep.Complete), rep.NeedAttention)
 	fmt.Fprintf(b, "Not reachable: %s\n", rep.Note)
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, strip(b.String()))
 	if err != nil {
 		return fmt.Errorf("report: writing: %w", err)
 	}
@@ -130,7 +150,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 // complete.
 func writeRequest(b *strings.Builder, r Request) {
 	if !r.Found {
-		fmt.Fprintf(b, "Request %s: not found: %s.\n", r.ID, r.Why)
+		fmt.Fprintf(b, "Request %s: not found: %s.\n", clean(r.ID), clean(r.Why))
 		return
 	}
 	var about []string
@@ -153,9 +173,9 @@ func writeRequest(b *strings.Builder, r Request) {
 		recorded = fmt.Sprintf("%d of %d expected results", r.Recorded, *r.Expected)
 	}
 	if r.Complete {
-		fmt.Fprintf(b, "Request %s (%s): complete, %s.\n", r.ID, strings.Join(about, "; "), recorded)
+		fmt.Fprintf(b, "Request %s (%s): complete, %s.\n", clean(r.ID), strings.Join(about, "; "), recorded)
 	} else {
-		fmt.Fprintf(b, "Request %s (%s): NOT complete, %s: %s.\n", r.ID, strings.Join(about, "; "), recorded, r.Why)
+		fmt.Fprintf(b, "Request %s (%s): NOT complete, %s: %s.\n", clean(r.ID), strings.Join(about, "; "), recorded, clean(r.Why))
 	}
 }
 
@@ -168,13 +188,13 @@ func writeAttention(b *strings.Builder, r Row) {
 	if where == "" {
 		where = r.ChildRequest
 	}
-	fmt.Fprintf(b, "  ! %s: %s\n", where, r.Outcome)
+	fmt.Fprintf(b, "  ! %s: %s\n", clean(where), clean(r.Outcome))
 	if e := r.Error; e != nil {
 		var parts []string
 		if e.Code != 0 {
 			parts = append(parts, strconv.Itoa(e.Code))
 		}
-		for _, s := range []string{e.Status, clean(e.Message)} {
+		for _, s := range []string{clean(e.Status), clean(e.Message)} {
 			if s != "" {
 				parts = append(parts, s)
 			}
@@ -182,21 +202,21 @@ func writeAttention(b *strings.Builder, r Row) {
 		fmt.Fprintf(b, "      error: %s\n", strings.Join(parts, " "))
 	}
 	if len(r.ViaGroups) > 0 {
-		fmt.Fprintf(b, "      via groups: %s\n", strings.Join(r.ViaGroups, ", "))
+		fmt.Fprintf(b, "      via groups: %s\n", clean(strings.Join(r.ViaGroups, ", ")))
 	}
 	if r.Detail != "" {
 		fmt.Fprintf(b, "      detail: %s\n", clean(r.Detail))
 	}
 	if r.Fix != "" {
-		fmt.Fprintf(b, "      fix: %s\n", r.Fix)
+		fmt.Fprintf(b, "      fix: %s\n", clean(r.Fix))
 	}
 }
 
 func personTitle(p Person) string {
 	if p.Email != "" && !strings.Contains(p.ID, p.Email) {
-		return p.Email + " (" + p.ID + ")"
+		return clean(p.Email) + " (" + clean(p.ID) + ")"
 	}
-	return p.ID
+	return clean(p.ID)
 }
 
 // plural is "1 result", "2 results".
@@ -221,12 +241,46 @@ func yesNo(b bool) string {
 	return "NO"
 }
 
-// clean keeps a text cell on one line (and free of terminal controls).
+// clean keeps a text cell on one line and free of controls: a C0 control
+// (newline and tab included) becomes a space; DEL, the C1 controls and
+// Unicode's bidirectional controls are dropped (isControl). Bytes that are
+// not UTF-8 become U+FFFD, so no raw 8-bit control reaches a terminal.
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if r < 0x20 {
 			return ' '
+		}
+		if isControl(r) {
+			return -1
 		}
 		return r
 	}, s)
+}
+
+// strip drops from the whole text report every control but the newlines
+// it writes itself: the C0 controls, DEL, the C1 controls and the
+// bidirectional controls, whichever field they came from. clean has
+// already made each field's own line breaks spaces; this is the net under
+// it.
+func strip(s string) string {
+	return strings.Map(func(r rune) rune {
+		if (r < 0x20 && r != '\n') || isControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// isControl reports DEL, a C1 control (U+0080-U+009F) or a bidirectional
+// formatting control (U+061C, U+200E, U+200F, U+202A-U+202E,
+// U+2066-U+2069), which could recolour a terminal or reorder what a reader
+// sees (Trojan Source).
+func isControl(r rune) bool {
+	switch {
+	case r == 0x7f, r >= 0x80 && r <= 0x9f:
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }
