@@ -94,13 +94,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
-// loadCredentials reads the project, the token secret and the OAuth
-// endpoint override.
+// loadCredentials reads the project, the token secret and the endpoint
+// overrides (checkEndpoints).
 func (c *Config) loadCredentials(getenv func(string) string) error {
-	if c.OAuthTokenURL != "" {
-		if err := tokens.CheckOAuthURL("OAUTH_TOKEN_URL", c.OAuthTokenURL); err != nil {
-			return &ConfigError{"OAUTH_TOKEN_URL", err.Error()}
-		}
+	if err := c.checkEndpoints(); err != nil {
+		return err
 	}
 	if c.Project == "" {
 		return &ConfigError{"GOOGLE_CLOUD_PROJECT", "required: the project of the topics and the secret"}
@@ -117,6 +115,31 @@ func (c *Config) loadCredentials(getenv func(string) string) error {
 		return &ConfigError{"TOKEN_SECRET", err.Error()}
 	}
 	c.TokenSecret = name
+	return nil
+}
+
+// checkEndpoints refuses an endpoint override that could send the admin's
+// credentials anywhere but Google or this machine: CHAT_ENDPOINT and
+// DIRECTORY_ENDPOINT (tokens.CheckAPIEndpoint), OAUTH_TOKEN_URL
+// (tokens.CheckOAuthURL) and SECRET_MANAGER_ENDPOINT (plaintext gRPC:
+// loopback host:port only). Unset, each is Google's default.
+func (c *Config) checkEndpoints() error {
+	for _, e := range []struct {
+		name, value string
+		check       func(field, raw string) error
+	}{
+		{"CHAT_ENDPOINT", c.ChatEndpoint, tokens.CheckAPIEndpoint},
+		{"DIRECTORY_ENDPOINT", c.DirectoryEndpoint, tokens.CheckAPIEndpoint},
+		{"OAUTH_TOKEN_URL", c.OAuthTokenURL, tokens.CheckOAuthURL},
+		{"SECRET_MANAGER_ENDPOINT", c.SecretManagerEndpoint, func(_, raw string) error { return tokens.CheckLoopback(raw) }},
+	} {
+		if e.value == "" {
+			continue
+		}
+		if err := e.check(e.name, e.value); err != nil {
+			return &ConfigError{e.name, err.Error()}
+		}
+	}
 	return nil
 }
 

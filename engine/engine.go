@@ -114,8 +114,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 	}
 	f.tokens = src
 	// One HTTP client for both Google APIs: the same token source, the same
-	// connection pool.
-	hc := &http.Client{Transport: &tokens.Transport{Source: src, Base: baseTransport(o.transport)}, Timeout: 60 * time.Second}
+	// connection pool; no redirect to another host (it would carry the token).
+	hc := tokens.NewHTTPClient(src, baseTransport(o.transport), 60*time.Second)
 	if f.chat, err = chat.NewService(ctx, serviceOptions(hc, cfg.ChatEndpoint)...); err != nil {
 		return nil, fmt.Errorf("chat client: %w", err)
 	}

@@ -212,7 +212,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+		hc = &http.Client{Timeout: 30 * time.Second, CheckRedirect: CheckRedirect}
 	}
 	lg := cfg.Logger
 	if lg == nil {
@@ -513,17 +513,17 @@ func NewSecretManagerClient(ctx context.Context, endpoint string, opts ...option
 	return sm, nil
 }
 
-// CheckLoopback refuses a plaintext endpoint (host:port) that is not on this
-// machine.
+// CheckLoopback refuses a plaintext endpoint (host:port, the port a
+// number) that is not on this machine.
 func CheckLoopback(hostport string) error {
-	host, _, err := net.SplitHostPort(hostport)
+	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return fmt.Errorf("tokens: Secret Manager endpoint %q is not host:port: %w", hostport, err)
 	}
-	if host == "localhost" {
-		return nil
+	if !validPort(port) {
+		return fmt.Errorf("tokens: Secret Manager endpoint %q is not host:port: the port is not a number from 1 to 65535", hostport)
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if isLoopbackHost(strings.ToLower(host)) {
 		return nil
 	}
 	return fmt.Errorf("tokens: Secret Manager endpoint %q is not a loopback address; refusing to send credentials in plaintext", hostport)

@@ -3,7 +3,6 @@ package tokens
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 )
@@ -41,31 +40,16 @@ func CheckOAuthURL(field, raw string) error {
 	if f := strings.ToLower(field); strings.Contains(f, "auth") && !strings.Contains(f, "token") {
 		want = GoogleAuthURL
 	}
+	what := fmt.Sprintf("Google's OAuth endpoint (%s) or a loopback emulator", want)
 	reject := func(why string) error {
-		return fmt.Errorf("%s %q is not Google's OAuth endpoint (%s) or a loopback emulator: %s", field, raw, want, why)
+		return fmt.Errorf("%s %q is not %s: %s", field, raw, what, why)
 	}
-	u, err := url.Parse(raw)
+	u, err := parseAbsolute(field, raw, what)
 	if err != nil {
-		// *url.Error quotes raw already; keep only the reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("%s %q is not Google's OAuth endpoint (%s) or a loopback emulator: unparsable URL: %w", field, raw, want, err)
-	}
-	switch {
-	case u.Opaque != "" || u.Host == "":
-		return reject("not an absolute URL with a host")
-	case u.User != nil:
-		return reject("user info is not allowed")
-	case u.Scheme != "https" && u.Scheme != "http":
-		return reject("the scheme must be https")
+		return err
 	}
 	host := strings.ToLower(u.Hostname())
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if isLoopbackHost(host) {
 		return nil
 	}
 	switch {
@@ -77,4 +61,32 @@ func CheckOAuthURL(field, raw string) error {
 		return reject("a non-default port is not allowed")
 	}
 	return nil
+}
+
+// parseAbsolute parses raw, the value of field, as an absolute http or
+// https URL with a host and no user info; what says what it should be, for
+// the error.
+func parseAbsolute(field, raw, what string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// *url.Error quotes raw already; keep only the reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%s %q is not %s: unparsable URL: %w", field, raw, what, err)
+	}
+	why := ""
+	switch {
+	case u.Opaque != "" || u.Host == "":
+		why = "not an absolute URL with a host"
+	case u.User != nil:
+		why = "user info is not allowed"
+	case u.Scheme != "https" && u.Scheme != "http":
+		why = "the scheme must be https"
+	}
+	if why != "" {
+		return nil, fmt.Errorf("%s %q is not %s: %s", field, raw, what, why)
+	}
+	return u, nil
 }

@@ -52,7 +52,7 @@ type reconcileConfig struct {
 	output                 string
 	timeout                time.Duration
 	// Emulators, from the environment as the function reads them
-	// (REPORTS_ENDPOINT and SECRET_MANAGER_ENDPOINT loopback only;
+	// (REPORTS_ENDPOINT a Google API host or loopback, SECRET_MANAGER_ENDPOINT loopback only;
 	// OAUTH_TOKEN_URL Google's or loopback), and PUBSUB_EMULATOR_HOST.
 	reportsEndpoint, smHost, tokenURL string
 	env                               func(string) string
@@ -126,8 +126,8 @@ func (c *reconcileConfig) check() error {
 		return errors.New("--timeout must be positive")
 	}
 	if c.reportsEndpoint != "" {
-		if err := tokens.CheckLoopback(strings.TrimSuffix(strings.TrimPrefix(c.reportsEndpoint, "http://"), "/")); err != nil {
-			return fmt.Errorf("REPORTS_ENDPOINT: %w", err)
+		if err := tokens.CheckAPIEndpoint("REPORTS_ENDPOINT", c.reportsEndpoint); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -367,7 +367,8 @@ func (c *reconcileConfig) reportsService(ctx context.Context) (*reports.Service,
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := []option.ClientOption{option.WithTokenSource(src)}
+	// No redirect to another host: it would carry the token.
+	opts := []option.ClientOption{option.WithHTTPClient(tokens.NewHTTPClient(src, nil, 0))}
 	if c.reportsEndpoint != "" {
 		opts = append(opts, option.WithEndpoint(c.reportsEndpoint))
 	}

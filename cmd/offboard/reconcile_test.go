@@ -226,9 +226,13 @@ func TestReconcileRefusals(t *testing.T) {
 			t.Errorf("%s: exit %d, want %d with a reason\n%s", name, r.code, exitUsage, r.stderr)
 		}
 	}
-	f.env["REPORTS_ENDPOINT"] = "https://reports.example.com/"
-	if r := f.reconcile(t, "--organization", testOrg); r.code != exitUsage || !strings.Contains(r.stderr, "REPORTS_ENDPOINT") {
-		t.Errorf("a non-loopback REPORTS_ENDPOINT: exit %d\n%s", r.code, r.stderr)
+	// Not Google's, and user info: the host of the second is evil.example,
+	// which passed as loopback before and got the token in plaintext.
+	for _, ep := range []string{"https://reports.example.com/", "http://127.0.0.1:1@evil.example/"} {
+		f.env["REPORTS_ENDPOINT"] = ep
+		if r := f.reconcile(t, "--organization", testOrg); r.code != exitUsage || !strings.Contains(r.stderr, "REPORTS_ENDPOINT") {
+			t.Errorf("REPORTS_ENDPOINT=%s: exit %d\n%s", ep, r.code, r.stderr)
+		}
 	}
 	f.env["REPORTS_ENDPOINT"] = f.reports.URL()
 	if s := f.reports.Stats(); s.Calls != 0 {
