@@ -43,7 +43,7 @@ func (f *Engine) handle(ctx context.Context, e event.Event) error {
 		log.WarnContext(ctx, "a result event was delivered as a request; acknowledged without an answer (is a subscription of RESULT_TOPIC pushing to this function?)")
 		return nil
 	}
-	msg, err := DecodeEvent(e)
+	msg, err := decodeWithin(ctx, e)
 	if err != nil {
 		j := newJob(log, Message{ID: e.ID()})
 		return f.publish(ctx, j, rejected(j.result(e.ID()), &request.Error{Reason: err.Error()}))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,7 +31,14 @@ import (
 // context, and when a request ends while its goroutine is still waiting that
 // goroutine leaves and every later request is served by the next request's
 // goroutine: the last one waits for traffic that may never come
-// (cloudevents/sdk-go#1224). It is safe for concurrent use.
+// (cloudevents/sdk-go#1224).
+//
+// It reads at most MaxBodyBytes of a request body. A longer body is not read
+// further: fn gets an event with the message id (the ce-id header, else
+// x-goog-pubsub-message-id, else "unknown") and no data, under a context
+// that says so, and Handle decides it invalid; so memory stays bounded
+// whatever Pub/Sub delivers (its messages reach 10 MB). It is safe for
+// concurrent use.
 func EventHandler(fn func(context.Context, event.Event) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -38,18 +46,60 @@ func EventHandler(fn func(context.Context, event.Event) error) http.Handler {
 			http.Error(w, "POST a CloudEvent or a Pub/Sub push body", http.StatusMethodNotAllowed)
 			return
 		}
+		ctx := r.Context()
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		e, err := requestEvent(r)
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			e, err = oversizeEvent(r), nil
+			ctx = context.WithValue(ctx, oversizeKey{}, mbe.Limit)
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := fn(r.Context(), *e); err != nil {
+		if err := fn(ctx, *e); err != nil {
 			fmt.Fprintf(os.Stderr, "Engine error: %v\n", err)
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 	})
+}
+
+// MaxBodyBytes is the most EventHandler reads of a request body: 1 MiB. A
+// request's message data is at most request.MaxSize (64 KiB), 86 KiB in
+// base64 inside a push body, and an Admin audit LogEntry a few KiB.
+const MaxBodyBytes = 1 << 20
+
+// oversizeKey marks the context of an event whose body was longer than
+// MaxBodyBytes; its value is the limit (int64).
+type oversizeKey struct{}
+
+// oversizeLimit reports whether ctx is that of an event whose body was
+// not read past limit bytes.
+func oversizeLimit(ctx context.Context) (limit int64, ok bool) {
+	limit, ok = ctx.Value(oversizeKey{}).(int64)
+	return limit, ok
+}
+
+// decodeWithin is DecodeEvent, refusing the event of a body that
+// EventHandler did not read past MaxBodyBytes.
+func decodeWithin(ctx context.Context, e event.Event) (Message, error) {
+	if limit, ok := oversizeLimit(ctx); ok {
+		return Message{}, fmt.Errorf("the request body is larger than %d bytes (1 MiB); it was not read further", limit)
+	}
+	return DecodeEvent(e)
+}
+
+// oversizeEvent is the event of a request whose body was too long: the
+// message id from the headers (Eventarc's binary mode sets ce-id; a push
+// without a wrapper sets x-goog-pubsub-message-id), else "unknown"; no data.
+func oversizeEvent(r *http.Request) *event.Event {
+	e := event.New()
+	e.SetType(contract.PublishedEventType)
+	e.SetID(first(r.Header.Get("ce-id"), r.Header.Get("x-goog-pubsub-message-id"), "unknown"))
+	e.SetSource("//pubsub.googleapis.com/" + strings.TrimPrefix(r.URL.Path, "/"))
+	return &e
 }
 
 // requestEvent reads the CloudEvent of r: binary or structured mode when r

@@ -200,6 +200,9 @@ func decodeLogEntry(data []byte) (*logEntry, error) {
 	case !utf8.Valid(data):
 		return nil, invalid("", "message data is not valid UTF-8")
 	}
+	if err := checkEntryKeys(data); err != nil {
+		return nil, err
+	}
 	var e logEntry
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&e); err != nil {

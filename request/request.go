@@ -38,6 +38,13 @@ const MaxGroups = 1000
 // maxField bounds every free-text field (reason, requestedBy, requestId).
 const maxField = 512
 
+// MaxFanOutID is the longest requestId of a sweep or a restore (of its
+// root, the request published): each child's requestId is
+// ROOT/spaces/{space}, a space id may be 254 bytes, and the child's must
+// fit maxField, so 512 - 8 - 254 = 250. Checked up front, it makes a too
+// long id invalid before any Directory, search or ledger read.
+const MaxFanOutID = maxField - len("/spaces/") - 254
+
 // Request is a removal request, schema version 1. The JSON field names are
 // the wire contract (docs/design.md, schema/request.schema.json).
 type Request struct {

@@ -40,6 +40,9 @@ func checkRestore(r Request) error {
 // the removal's membership name had it).
 func validateRestore(r Request) (*Valid, error) {
 	if r.Space == "" {
+		if err := checkFanOutID(r, true); err != nil {
+			return nil, err
+		}
 		return &Valid{Request: r, Kind: KindRestore}, nil
 	}
 	return spaceAndPeople(r, KindRestoreSpace)

@@ -273,6 +273,9 @@ func validateSweep(r Request) (*Valid, error) {
 	if len(r.Members) > 0 {
 		field = "members"
 	}
+	if err := checkFanOutID(r, r.PageToken != ""); err != nil {
+		return nil, err
+	}
 	v := &Valid{Request: r, Kind: KindSweep}
 	var err error
 	if v.People, err = peopleOf(field, people); err != nil {
@@ -282,6 +285,20 @@ func validateSweep(r Request) (*Valid, error) {
 	// can do that, so a sweep always uses it.
 	v.AdminAccess = true
 	return v, nil
+}
+
+// checkFanOutID checks that the root of a request that fans out (a sweep,
+// a restore) leaves room for its children's requestIds: the root is
+// parentRequestId on a continuation page (page), else requestId.
+func checkFanOutID(r Request, page bool) error {
+	field, root := "requestId", r.RequestID
+	if page && r.ParentRequestID != "" {
+		field, root = "parentRequestId", r.ParentRequestID
+	}
+	if len(root) > MaxFanOutID {
+		return invalid(field, "%d bytes is too long for a request that fans out: its children's requestIds (%s/spaces/{space}) must fit %d bytes, so at most %d", len(root), "ROOT", maxField, MaxFanOutID)
+	}
+	return nil
 }
 
 // checkSuccessor checks the successor, if any: a person, not the app.

@@ -1,7 +1,8 @@
 // Command function runs chat-offboard's RemoveMembership locally behind the
 // functions framework, as Cloud Run would: it listens on PORT (default 8080)
-// and serves FUNCTION_TARGET (default RemoveMembership). With
-// LOCAL_ONLY=true it binds 127.0.0.1 only.
+// and serves FUNCTION_TARGET (default RemoveMembership). It binds 127.0.0.1
+// only, unless LOCAL_ONLY=false: the function acts on whatever request
+// reaches it, so listening on every interface is an explicit choice.
 //
 // Point a Pub/Sub push subscription at http://127.0.0.1:PORT/projects/P/topics/T
 // (the functions framework turns the push body into a CloudEvent), or POST a
@@ -48,9 +49,10 @@ func main() {
 	if os.Getenv("FUNCTION_TARGET") == "" {
 		os.Setenv("FUNCTION_TARGET", offboard.FunctionName)
 	}
-	host := ""
-	if os.Getenv("LOCAL_ONLY") == "true" {
-		host = "127.0.0.1"
+	host, err := listenHost(os.Getenv("LOCAL_ONLY"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "function: %v\n", err)
+		os.Exit(2)
 	}
 	log := logging.New(os.Stderr, slog.LevelInfo)
 	log.Info("serving", "function", os.Getenv("FUNCTION_TARGET"), "address", fmt.Sprintf("%s:%s", host, port))
@@ -58,6 +60,19 @@ func main() {
 		log.Error("functions framework stopped", "error", err.Error())
 		os.Exit(1)
 	}
+}
+
+// listenHost is the host to bind for LOCAL_ONLY: 127.0.0.1 unless it is
+// "false" (every interface, ""); anything but "", "true" and "false" is an
+// error.
+func listenHost(localOnly string) (string, error) {
+	switch localOnly {
+	case "", "true":
+		return "127.0.0.1", nil
+	case "false":
+		return "", nil
+	}
+	return "", fmt.Errorf("LOCAL_ONLY=%q: want true (the default: 127.0.0.1 only) or false (every interface)", localOnly)
 }
 
 // check loads the configuration through getenv as the function does at its

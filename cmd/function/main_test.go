@@ -113,3 +113,17 @@ func TestCheckConfigFlag(t *testing.T) {
 		t.Errorf("users/app: exit %d, stdout %q, stderr %q; want 2 naming PROTECTED_MEMBERS", code, stdout, stderr)
 	}
 }
+
+// TestListensOnLoopbackByDefault: without LOCAL_ONLY the local runner binds
+// 127.0.0.1 only (it bound every interface before); LOCAL_ONLY=false is the
+// explicit way to every interface, and a typo is refused.
+func TestListensOnLoopbackByDefault(t *testing.T) {
+	for v, want := range map[string]string{"": "127.0.0.1", "true": "127.0.0.1", "false": ""} {
+		if got, err := listenHost(v); err != nil || got != want {
+			t.Errorf("LOCAL_ONLY=%q: host %q, %v; want %q", v, got, err, want)
+		}
+	}
+	if _, err := listenHost("yes"); err == nil || !strings.Contains(err.Error(), "LOCAL_ONLY") {
+		t.Errorf("LOCAL_ONLY=yes: %v, want an error naming LOCAL_ONLY", err)
+	}
+}
