@@ -597,6 +597,43 @@ func TestInvalidGrantThenRotatedSecret(t *testing.T) {
 
 func secretID(name string) string { return name[strings.LastIndex(name, "/")+1:] }
 
+// A rollback by disabling the newest secret version breaks the function:
+// versions/latest names the newest version, disabled or not. The event is
+// redelivered, nothing is removed, and the function logs CRITICAL with the
+// fix; adding a version (the documented rollback) mends it.
+func TestDisabledNewestSecretVersionIsCritical(t *testing.T) {
+	e := newEnv(t)
+	s := e.stack
+	cred := emulator.AuthorizedUserJSON(s.ClientID, s.ClientSecret, s.RefreshToken, s.OAuth.TokenURL())
+	v2 := s.Secrets.AddVersion(s.Project, secretID(s.SecretName), cred)
+	if err := s.Secrets.SetVersionEnabled(v2, false); err != nil {
+		t.Fatal(err)
+	}
+	err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`)
+	if !errors.Is(err, tokens.ErrSecretVersionDisabled) {
+		t.Fatalf("Handle = %v, want ErrSecretVersionDisabled", err)
+	}
+	var critical string
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, `"severity":"CRITICAL"`) && strings.Contains(line, "add a new version") {
+			critical = line
+		}
+	}
+	if critical == "" || !strings.Contains(critical, "gcloud secrets versions enable") {
+		t.Errorf("no CRITICAL line with the fix (enable it, or add a new version):\n%s", e.logs.String())
+	}
+	if len(e.results(t)) != 0 || s.Chat.Stats().Calls["members.delete"] != 0 {
+		t.Error("something was decided or removed without a credential")
+	}
+	s.Secrets.AddVersion(s.Project, secretID(s.SecretName), cred)
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/101"}`); err != nil {
+		t.Fatalf("after adding a version: %v", err)
+	}
+	if r := e.only(t); r.Outcome != contract.Removed {
+		t.Errorf("after adding a version: %+v", r.Result)
+	}
+}
+
 func TestSecretReadOncePerInstance(t *testing.T) {
 	e := newEnv(t)
 	for i := 0; i < 5; i++ {

@@ -34,7 +34,9 @@ import (
 	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // GoogleTokenURL is the token endpoint used when the credentials name none.
@@ -52,6 +54,13 @@ var ErrInvalidGrant = errors.New("tokens: refresh token rejected (invalid_grant)
 // ErrBadSecret reports a secret whose payload is not usable authorized_user
 // JSON or whose checksum does not match. Test with errors.Is.
 var ErrBadSecret = errors.New("tokens: unusable secret")
+
+// ErrSecretVersionDisabled reports that Secret Manager refused to read the
+// secret version with FAILED_PRECONDITION: the version is disabled (or
+// destroyed). For versions/latest it is the most recently created version,
+// whatever older versions are enabled: an operator must enable it again or
+// add a new version. It is returned wrapped; test with errors.Is.
+var ErrSecretVersionDisabled = errors.New("tokens: the secret version is not enabled (FAILED_PRECONDITION)")
 
 // Credentials is the authorized_user JSON document stored in the secret, as
 // written by `gcloud auth application-default login` and cmd/authorize.
@@ -340,6 +349,11 @@ func (s *Source) readSecret(ctx context.Context) (*Credentials, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	resp, err := s.sm.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: s.secret})
+	if status.Code(err) == codes.FailedPrecondition {
+		fix := disabledFix(s.secret)
+		s.log.Log(ctx, logging.LevelCritical, "the secret version is not enabled; "+fix, "secret", s.secret, "error", err.Error())
+		return nil, fmt.Errorf("%w: reading %s: %w; %s", ErrSecretVersionDisabled, s.secret, err, fix)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tokens: reading secret %s: %w", s.secret, err)
 	}
@@ -364,6 +378,19 @@ func (s *Source) readSecret(ctx context.Context) (*Credentials, error) {
 	s.mu.Unlock()
 	s.log.Info("read delegated credentials", "secretVersion", resp.GetName(), "clientId", c.ClientID)
 	return &c, nil
+}
+
+// disabledFix says what an operator does about a secret version that is
+// not enabled (version names a version of projects/P/secrets/S).
+func disabledFix(version string) string {
+	p := strings.Split(version, "/")
+	secret, project, v := p[3], p[1], p[5]
+	if v != "latest" {
+		return fmt.Sprintf("enable it (gcloud secrets versions enable %s --secret=%s --project=%s) or point TOKEN_SECRET at an enabled version", v, secret, project)
+	}
+	return fmt.Sprintf("versions/latest is the most recently created version, and it is disabled: enable it "+
+		"(gcloud secrets versions list %s --project=%s; gcloud secrets versions enable N --secret=%s --project=%s) "+
+		"or add a new version (go run ./cmd/authorize); never roll back by disabling the newest version", secret, project, secret, project)
 }
 
 // tokenURLField names Config.TokenURL in errors.
@@ -448,9 +475,10 @@ func isInvalidGrant(err error) bool {
 }
 
 // IsPermanent reports whether err means that retrying cannot help until an
-// operator acts: a rejected refresh token, a bad client or an unusable secret.
+// operator acts: a rejected refresh token, a bad client, an unusable secret
+// or a secret version that is not enabled.
 func IsPermanent(err error) bool {
-	if errors.Is(err, ErrInvalidGrant) || errors.Is(err, ErrBadSecret) {
+	if errors.Is(err, ErrInvalidGrant) || errors.Is(err, ErrBadSecret) || errors.Is(err, ErrSecretVersionDisabled) {
 		return true
 	}
 	var re *RefreshError

@@ -211,3 +211,57 @@ func TestWaitingHonoursContext(t *testing.T) {
 		t.Errorf("%d refreshes, want 1", n)
 	}
 }
+
+// A disabled newest version is what versions/latest names (Google's alias),
+// even with an older version enabled: the read fails permanently, a CRITICAL
+// line says to enable it or add a version, and either fix works.
+func TestDisabledNewestVersionIsCriticalWithTheFix(t *testing.T) {
+	st := stack(t)
+	var logs bytes.Buffer
+	project, secret := st.Project, st.SecretName[strings.LastIndex(st.SecretName, "/")+1:]
+	v2 := st.Secrets.AddVersion(project, secret, emulator.AuthorizedUserJSON(st.ClientID, st.ClientSecret, st.RefreshToken, st.OAuth.TokenURL()))
+	if err := st.Secrets.SetVersionEnabled(v2, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err := newSource(t, st, &logs).Token()
+	if !errors.Is(err, tokens.ErrSecretVersionDisabled) || !tokens.IsPermanent(err) {
+		t.Fatalf("Token = %v, want a permanent ErrSecretVersionDisabled", err)
+	}
+	line := logs.String()
+	for _, want := range []string{`"level":"ERROR+4"`, "gcloud secrets versions enable N --secret=" + secret, "add a new version", "never roll back by disabling the newest version"} {
+		if !strings.Contains(line, want) || !strings.Contains(err.Error(), strings.TrimPrefix(want, `"level":"ERROR+4"`)) {
+			t.Errorf("log and error should say %q:\nlog: %s\nerror: %v", want, line, err)
+		}
+	}
+	for _, s := range []string{st.RefreshToken, st.ClientSecret} {
+		if strings.Contains(line, s) || strings.Contains(err.Error(), s) {
+			t.Error("a secret leaked into the logs or the error")
+		}
+	}
+
+	// Enabling the newest version again is one fix.
+	if err := st.Secrets.SetVersionEnabled(v2, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newSource(t, st, nil).Token(); err != nil {
+		t.Fatalf("after enabling %s: %v", v2, err)
+	}
+	// Adding a newer version is the other.
+	if err := st.Secrets.SetVersionEnabled(v2, false); err != nil {
+		t.Fatal(err)
+	}
+	st.Secrets.AddVersion(project, secret, emulator.AuthorizedUserJSON(st.ClientID, st.ClientSecret, st.RefreshToken, st.OAuth.TokenURL()))
+	if _, err := newSource(t, st, nil).Token(); err != nil {
+		t.Fatalf("after adding version 3: %v", err)
+	}
+
+	// A pinned version that is disabled names that version in the fix.
+	src, err := tokens.New(context.Background(), tokens.Config{Secret: v2, SecretManagerEndpoint: st.Secrets.Addr(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, err := src.Token(); !errors.Is(err, tokens.ErrSecretVersionDisabled) || !strings.Contains(err.Error(), "gcloud secrets versions enable 2 --secret="+secret) {
+		t.Fatalf("pinned disabled version: %v", err)
+	}
+}

@@ -58,7 +58,9 @@ type secretState struct {
 //
 // Names are strict: projects/{project}/secrets/{secret}[/versions/{n|latest}]
 // with project and secret of [A-Za-z0-9_-]; anything else is
-// INVALID_ARGUMENT. "latest" is the highest-numbered enabled version.
+// INVALID_ARGUMENT. "latest" is the most recently created version, as
+// Google documents the alias, whatever its state: AccessSecretVersion of a
+// disabled one is FAILED_PRECONDITION even when an older version is enabled.
 //
 // Connect with:
 //
@@ -156,6 +158,21 @@ func (sm *SecretManager) AddVersion(project, secret string, data []byte) string 
 	}
 	sm.adds.Add(1)
 	return sm.addLocked(s, data, false)
+}
+
+// SetVersionEnabled enables or disables version
+// "projects/P/secrets/S/versions/N" (not "latest", as the real service
+// refuses the alias for state changes), as EnableSecretVersion and
+// DisableSecretVersion do; it fails if the version does not exist.
+func (sm *SecretManager) SetVersionEnabled(version string, enabled bool) error {
+	st := secretmanagerpb.SecretVersion_DISABLED
+	if enabled {
+		st = secretmanagerpb.SecretVersion_ENABLED
+	}
+	if _, err := sm.setState(version, st); err != nil {
+		return fmt.Errorf("emulator: %s: %w", version, err)
+	}
+	return nil
 }
 
 func (sm *SecretManager) addLocked(s *secretState, data []byte, client bool) string {
@@ -294,15 +311,14 @@ func (sm *SecretManager) versionLocked(name string, allowLatest bool) (*secretSt
 		return nil, nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", secret)
 	}
 	if num == 0 {
-		for i := len(s.versions) - 1; i >= 0; i-- {
-			if s.versions[i].state == secretmanagerpb.SecretVersion_ENABLED {
-				return s, s.versions[i], nil
-			}
-		}
+		// "latest is an alias to the most recently created SecretVersion"
+		// (AccessSecretVersionRequest.name): the newest whatever its
+		// state, so that a disabled newest version is FAILED_PRECONDITION
+		// to AccessSecretVersion, not an older enabled one.
 		if len(s.versions) == 0 {
 			return nil, nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", secret)
 		}
-		return nil, nil, status.Errorf(codes.FailedPrecondition, "Secret [%s] has no enabled versions.", secret)
+		return s, s.versions[len(s.versions)-1], nil
 	}
 	if num > len(s.versions) {
 		return nil, nil, status.Errorf(codes.NotFound, "Secret Version [%s] not found.", name)

@@ -80,17 +80,32 @@ func TestSecretManager(t *testing.T) {
 		t.Fatalf("latest = %v, %v", r, err)
 	}
 
-	// Disabled versions: FAILED_PRECONDITION; latest = highest enabled.
+	// Disabled versions: FAILED_PRECONDITION. latest is the most recently
+	// created version whatever its state (Google's alias): disabling the
+	// newest does not fall back to version 1.
 	if _, err := c.DisableSecretVersion(ctx, &secretmanagerpb.DisableSecretVersionRequest{Name: st.SecretName + "/versions/2"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = access(st.SecretName + "/versions/2")
 	wantCode(t, err, codes.FailedPrecondition)
-	if r, err := access(st.SecretName + "/versions/latest"); err != nil || r.Name != st.SecretName+"/versions/1" {
-		t.Fatalf("latest after disable = %v, %v", r, err)
+	_, err = access(st.SecretName + "/versions/latest")
+	wantCode(t, err, codes.FailedPrecondition)
+	if v, err := c.GetSecretVersion(ctx, &secretmanagerpb.GetSecretVersionRequest{Name: st.SecretName + "/versions/latest"}); err != nil ||
+		v.Name != st.SecretName+"/versions/2" || v.State != secretmanagerpb.SecretVersion_DISABLED {
+		t.Fatalf("GetSecretVersion(latest) after disable = %v, %v; want version 2, DISABLED", v, err)
+	}
+	if r, err := access(st.SecretName + "/versions/1"); err != nil || string(r.Payload.Data) == "v2 data" {
+		t.Fatalf("version 1 after disabling 2 = %v, %v", r, err)
 	}
 	_, err = c.DisableSecretVersion(ctx, &secretmanagerpb.DisableSecretVersionRequest{Name: st.SecretName + "/versions/latest"})
 	wantCode(t, err, codes.InvalidArgument)
+	// The fixes: enable the newest again, or add a newer version.
+	if _, err := c.EnableSecretVersion(ctx, &secretmanagerpb.EnableSecretVersionRequest{Name: st.SecretName + "/versions/2"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := access(st.SecretName + "/versions/latest"); err != nil || r.Name != st.SecretName+"/versions/2" {
+		t.Fatalf("latest after enabling 2 again = %v, %v", r, err)
+	}
 
 	// Unknown and malformed names.
 	_, err = access(st.SecretName + "/versions/9")
