@@ -432,17 +432,19 @@ LEDGER_CONDITION_TITLE=chat-offboard-ledger
 # (serviceName admin.googleapis.com) in Google's catalog of audit log methods,
 # github.com/googleapis/google-cloudevents, AUDIT_CATALOG.md: suspendUser,
 # archiveUser and deleteUser, and the variants Google logs for users that
-# auto-provisioning suspends or deletes. They are exactly the methods the
+# auto-provisioning suspends or deletes (hardDeletedAutoProvisionedUser
+# included: after a deleteAutoProvisionedUser it sweeps a person already
+# swept, which removes nothing twice). They are exactly the methods the
 # function acts on (request.AuditMethods; internal/deploytest checks the two
 # lists agree). No other method is routed: not unsuspendUser, unarchiveUser
-# or undeleteUser, nor hardDeletedAutoProvisionedUser (the catalog's record
-# of a later, final deletion, which the function does not take).
+# or undeleteUser.
 WORKSPACE_METHODS=(
 	suspendUser
 	suspendAutoProvisionedUser
 	archiveUser
 	deleteUser
 	deleteAutoProvisionedUser
+	hardDeletedAutoProvisionedUser
 )
 WORKSPACE_DESTINATION="pubsub.googleapis.com/${REQUEST_TOPIC_NAME}"
 WORKSPACE_FILTER=""

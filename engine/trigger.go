@@ -123,7 +123,7 @@ func (f *Engine) auditRequest(ctx context.Context, j *job) (*request.Valid, erro
 	if err != nil {
 		return nil, err
 	}
-	log := j.log.With("requestId", ev.RequestID(), "auditEvent", ev.EventName, "insertId", ev.InsertID)
+	log := j.log.With("requestId", ev.RequestID(), "auditEvent", ev.What(), "auditMethod", ev.Method, "insertId", ev.InsertID)
 	a := &f.cfg.AutoOffboard
 	switch {
 	case len(a.Domains) == 0:
@@ -139,7 +139,7 @@ func (f *Engine) auditRequest(ctx context.Context, j *job) (*request.Valid, erro
 	}
 	v, err := request.Validate(request.Request{
 		RequestID: ev.RequestID(), AllSpaces: true, Member: ev.Email,
-		Reason: fmt.Sprintf("Google Workspace %s (%s, log entry %s)", ev.EventName, ev.Time.Format("2006-01-02T15:04:05.000Z07:00"), ev.InsertID), RequestedBy: request.Clip(by),
+		Reason: fmt.Sprintf("Google Workspace %s (%s, log entry %s)", ev.What(), ev.Time.Format("2006-01-02T15:04:05.000Z07:00"), ev.InsertID), RequestedBy: request.Clip(by),
 	})
 	if err != nil {
 		return nil, err
@@ -202,7 +202,7 @@ func (f *Engine) auditSweep(ctx context.Context, j *job) ([]contract.Result, err
 		r.Outcome = contract.Refused
 		r.Member = &contract.Member{Name: p.id, Type: "HUMAN"}
 		r.Error = &contract.ErrorInfo{Code: http.StatusBadRequest, Status: "FAILED_PRECONDITION", Message: "the person is active again in the Directory"}
-		r.Detail = fmt.Sprintf("the person is active again in the Directory (%s after %s): nothing was swept", p.verbatim, j.audit.EventName)
+		r.Detail = fmt.Sprintf("the person is active again in the Directory (%s after %s): nothing was swept", p.verbatim, j.audit.What())
 		j.log.WarnContext(ctx, "a Workspace audit entry names a person who is active again; refused", "member", p.id)
 		// The decision counts as the one result expected of the request.
 		return f.claim(ctx, j, id, id, 0, 1, []contract.Result{j.decided(r)})

@@ -34,18 +34,42 @@ const (
 )
 
 // AuditMethods maps each protoPayload.methodName that offboards a person to
-// the metadata.event[].eventName the entry must carry for it. Only these
-// entries start a sweep; an entry of any other method is invalid. The
-// auto-provisioned variants' event names follow Google's naming of the
-// others (the method is the event name in lower camel case). Read-only:
-// it is read concurrently and must not be modified.
+// the Reports API event name of the same activity. The keys are the six user
+// suspensions and removals of Google's audit catalogue (the "Google
+// Workspace Admin" methodName list of AUDIT_CATALOG.md in
+// googleapis/google-cloudevents): an entry is recognised by its method
+// alone, and its person is the USER_EMAIL parameter of its events whatever
+// their names. The event names are what publish reconcile asks the Reports
+// API for and what AuditEvent.LogEntry writes; AuditEventSources says which
+// of them a Google reference names. Read-only: it is read concurrently and
+// must not be modified.
 var AuditMethods = map[string]string{
-	auditMethodPrefix + "suspendUser":                "SUSPEND_USER",
-	auditMethodPrefix + "archiveUser":                "ARCHIVE_USER",
-	auditMethodPrefix + "deleteUser":                 "DELETE_USER",
-	auditMethodPrefix + "suspendAutoProvisionedUser": "SUSPEND_AUTO_PROVISIONED_USER",
-	auditMethodPrefix + "deleteAutoProvisionedUser":  "DELETE_AUTO_PROVISIONED_USER",
+	auditMethodPrefix + "suspendUser":                    "SUSPEND_USER",
+	auditMethodPrefix + "archiveUser":                    "ARCHIVE_USER",
+	auditMethodPrefix + "deleteUser":                     "DELETE_USER",
+	auditMethodPrefix + "suspendAutoProvisionedUser":     "SUSPEND_AUTO_PROVISIONED_USER",
+	auditMethodPrefix + "deleteAutoProvisionedUser":      "DELETE_AUTO_PROVISIONED_USER",
+	auditMethodPrefix + "hardDeletedAutoProvisionedUser": "HARD_DELETED_AUTO_PROVISIONED_USER",
 }
+
+// AuditEventSources maps each event name of AuditMethods to the Google
+// reference that names it as a Reports API (applicationName=admin) event,
+// or "" where none was found: such a name follows the naming of the others
+// (the method in upper snake case) and is unconfirmed. publish reconcile
+// queries only the names with a source and lists the others; the trigger
+// does not depend on any of them. Read-only, like AuditMethods.
+var AuditEventSources = map[string]string{
+	"SUSPEND_USER":                       reportsUserSettings,
+	"DELETE_USER":                        reportsUserSettings,
+	"ARCHIVE_USER":                       "",
+	"SUSPEND_AUTO_PROVISIONED_USER":      "",
+	"DELETE_AUTO_PROVISIONED_USER":       "",
+	"HARD_DELETED_AUTO_PROVISIONED_USER": "",
+}
+
+// reportsUserSettings is Google's list of the Admin audit "User Settings"
+// events of the Reports API.
+const reportsUserSettings = "https://developers.google.com/workspace/admin/reports/v1/appendix/activity/admin-user-settings"
 
 // AuditEvent is one Admin audit event that offboards a person: what the
 // function needs of its LogEntry. A plain value; its methods only read it.
@@ -53,7 +77,7 @@ type AuditEvent struct {
 	InsertID     string // the LogEntry's insertId
 	Organization string // the organization id of the logName
 	Method       string // protoPayload.methodName, a key of AuditMethods
-	EventName    string // the matching metadata.event[].eventName
+	EventName    string // the eventName of the event that names the person, whatever it is ("" if not [A-Za-z0-9_]{1,80})
 	Email        string // the person: the event's USER_EMAIL parameter
 	Actor        string // protoPayload.authenticationInfo.principalEmail; may be empty
 	// Time and UniqueQualifier are the activity's id
@@ -75,6 +99,15 @@ type AuditEvent struct {
 // arrives. Safe for concurrent use, as everything in this package.
 func AuditRequestID(at time.Time, uniqueQualifier int64) string {
 	return fmt.Sprintf("%s%d-%d", AuditRequestPrefix, at.UnixMilli(), uniqueQualifier)
+}
+
+// What names the event for people: its event name, or its method when the
+// entry gave no usable event name.
+func (e *AuditEvent) What() string {
+	if e.EventName != "" {
+		return e.EventName
+	}
+	return strings.TrimPrefix(e.Method, auditMethodPrefix)
 }
 
 // RequestID is the request id of the event: AuditRequestID of its activity
@@ -121,7 +154,9 @@ type auditEventJSON struct {
 
 var (
 	insertIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-	orgLogRE   = regexp.MustCompile(`^organizations/([0-9]{1,32})/logs/cloudaudit\.googleapis\.com%2Factivity$`)
+	// eventNameRE is what an event name must look like to be shown.
+	eventNameRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,80}$`)
+	orgLogRE    = regexp.MustCompile(`^organizations/([0-9]{1,32})/logs/cloudaudit\.googleapis\.com%2Factivity$`)
 )
 
 // LooksLikeLogEntry reports whether data is a JSON object with the
@@ -143,9 +178,10 @@ func LooksLikeLogEntry(data []byte) bool {
 // ParseAuditEntry reads the LogEntry of an Admin audit event that offboards
 // a person. It is strict: the Admin Activity audit log of an organization,
 // serviceName admin.googleapis.com, a method of AuditMethods, exactly one
-// person named (the USER_EMAIL parameter, looked up by name, of the events
-// with the method's event name), and a well-formed activity id or insertId.
-// The error is always an *Error naming the LogEntry field.
+// person named (the USER_EMAIL parameter, looked up by name, of its events,
+// whatever their event names: Google does not publish which name each method
+// logs), and a well-formed activity id or insertId. The error is always an
+// *Error naming the LogEntry field.
 func ParseAuditEntry(data []byte) (*AuditEvent, error) {
 	e, err := decodeLogEntry(data)
 	if err != nil {
@@ -173,11 +209,11 @@ func ParseAuditEntry(data []byte) (*AuditEvent, error) {
 	case p.Metadata.Type != auditActivityType:
 		return nil, invalid("protoPayload.metadata.@type", "must be %s, got %s", auditActivityType, quote(p.Metadata.Type))
 	}
-	ev.Method, ev.EventName = p.MethodName, AuditMethods[p.MethodName]
+	ev.Method = p.MethodName
 	if p.AuthenticationInfo != nil {
 		ev.Actor = Clip(p.AuthenticationInfo.PrincipalEmail)
 	}
-	if ev.Email, err = auditPerson(ev.EventName, p.Metadata.Event); err != nil {
+	if ev.Email, ev.EventName, err = auditPerson(p.Metadata.Event); err != nil {
 		return nil, err
 	}
 	if a := p.Metadata.ActivityID; a != nil {
@@ -224,16 +260,12 @@ func decodeLogEntry(data []byte) (*logEntry, error) {
 	return &e, nil
 }
 
-// auditPerson is the one person the events with eventName name in their
-// USER_EMAIL parameter. Parameters are looked up by name: their order
+// auditPerson is the one person the events name in their USER_EMAIL
+// parameter, and the name of the (first) event that names them. Events are
+// not told apart by name, and parameters are looked up by name: their order
 // varies.
-func auditPerson(eventName string, events []auditEventJSON) (string, error) {
-	person, matched := "", 0
+func auditPerson(events []auditEventJSON) (person, eventName string, err error) {
 	for i, ev := range events {
-		if ev.EventName != eventName {
-			continue
-		}
-		matched++
 		field := fmt.Sprintf("protoPayload.metadata.event[%d].parameter", i)
 		email, n := "", 0
 		for _, p := range ev.Parameter {
@@ -243,26 +275,31 @@ func auditPerson(eventName string, events []auditEventJSON) (string, error) {
 		}
 		switch {
 		case n == 0:
-			return "", invalid(field, "no USER_EMAIL parameter: the event names nobody")
+			continue
 		case n > 1:
-			return "", invalid(field, "USER_EMAIL given %d times", n)
+			return "", "", invalid(field, "USER_EMAIL given %d times", n)
 		}
 		seg, err := MemberSegment(field+"[USER_EMAIL]", email)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		if !IsEmail(seg) {
-			return "", invalid(field+"[USER_EMAIL]", "not an email address: %s", quote(email))
+			return "", "", invalid(field+"[USER_EMAIL]", "not an email address: %s", quote(email))
 		}
 		if person != "" && !strings.EqualFold(person, seg) {
-			return "", invalid("protoPayload.metadata.event", "the entry names more than one person (%s and %s); publish a request for each", quote(person), quote(seg))
+			return "", "", invalid("protoPayload.metadata.event", "the entry names more than one person (%s and %s); publish a request for each", quote(person), quote(seg))
 		}
-		person = seg
+		if person == "" {
+			person = seg
+			if eventNameRE.MatchString(ev.EventName) {
+				eventName = ev.EventName
+			}
+		}
 	}
-	if matched == 0 {
-		return "", invalid("protoPayload.metadata.event", "no event named %s (the method's event)", eventName)
+	if person == "" {
+		return "", "", invalid("protoPayload.metadata.event", "no event has a USER_EMAIL parameter: the entry names nobody")
 	}
-	return person, nil
+	return person, eventName, nil
 }
 
 // activityID parses metadata.activityId: decimal timeUsec (positive) and

@@ -255,7 +255,11 @@ func (c *reconcileConfig) collect(ctx context.Context, stderr io.Writer) (events
 	defer closeSvc()
 	start := c.start()
 	seen := map[string]bool{}
-	for _, name := range auditEventNames() {
+	confirmed, unconfirmed := auditEventNames()
+	if len(unconfirmed) > 0 {
+		fmt.Fprintf(stderr, "offboard reconcile: not asked for (no Google reference names them; their activities are not reconciled): %s\n", strings.Join(unconfirmed, ", "))
+	}
+	for _, name := range confirmed {
 		var n, pages int
 		err := svc.Activities.List("all", "admin").EventName(name).StartTime(start.Format(time.RFC3339)).
 			Pages(ctx, func(p *reports.Activities) error {
@@ -276,9 +280,8 @@ func (c *reconcileConfig) collect(ctx context.Context, stderr io.Writer) (events
 		var ge *googleapi.Error
 		switch {
 		case errors.As(err, &ge) && ge.Code == http.StatusBadRequest:
-			// An event name the Reports API does not take (the two
-			// auto-provisioned ones follow Google's naming, unconfirmed):
-			// the others are still reconciled; the run exits 1.
+			// An event name the Reports API does not take: the others
+			// are still reconciled; the run exits 1.
 			skipped = append(skipped, fmt.Sprintf("eventName %s: the Reports API refused it (%v); its activities are not reconciled", name, err))
 			continue
 		case err != nil:
@@ -290,14 +293,20 @@ func (c *reconcileConfig) collect(ctx context.Context, stderr io.Writer) (events
 	return events, skipped, nil
 }
 
-// auditEventNames are the event names of request.AuditMethods, sorted.
-func auditEventNames() []string {
-	var names []string
+// auditEventNames are the event names of request.AuditMethods, sorted:
+// those a Google reference names (request.AuditEventSources), which
+// reconcile asks the Reports API for, and the others, which it lists.
+func auditEventNames() (confirmed, unconfirmed []string) {
 	for _, n := range request.AuditMethods {
-		names = append(names, n)
+		if request.AuditEventSources[n] != "" {
+			confirmed = append(confirmed, n)
+		} else {
+			unconfirmed = append(unconfirmed, n)
+		}
 	}
-	slices.Sort(names)
-	return slices.Compact(names)
+	slices.Sort(confirmed)
+	slices.Sort(unconfirmed)
+	return slices.Compact(confirmed), slices.Compact(unconfirmed)
 }
 
 // auditEvent turns an activity with an event called name into the audit
@@ -314,10 +323,7 @@ func (c *reconcileConfig) auditEvent(a *reports.Activity, name string) (*request
 	}
 	what := fmt.Sprintf("%s at %s (uniqueQualifier %d)", name, a.Id.Time, a.Id.UniqueQualifier)
 	person := ""
-	for _, e := range a.Events {
-		if e.Name != name {
-			continue
-		}
+	for _, e := range a.Events { // USER_EMAIL of any of its events, as the function reads an entry
 		for _, p := range e.Parameters {
 			if p.Name != "USER_EMAIL" {
 				continue

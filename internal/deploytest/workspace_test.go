@@ -31,7 +31,8 @@ const wantFilter = `logName="organizations/123456789012/logs/cloudaudit.googleap
 	` OR protoPayload.methodName="google.admin.AdminService.suspendAutoProvisionedUser"` +
 	` OR protoPayload.methodName="google.admin.AdminService.archiveUser"` +
 	` OR protoPayload.methodName="google.admin.AdminService.deleteUser"` +
-	` OR protoPayload.methodName="google.admin.AdminService.deleteAutoProvisionedUser")`
+	` OR protoPayload.methodName="google.admin.AdminService.deleteAutoProvisionedUser"` +
+	` OR protoPayload.methodName="google.admin.AdminService.hardDeletedAutoProvisionedUser")`
 
 // TestWorkspaceTrigger: --workspace-trigger ORG creates the organization's
 // sink with the filter on the Admin audit log and the requests topic as

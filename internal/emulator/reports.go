@@ -27,6 +27,24 @@ var reportsApplications = strings.Fields(`access_evaluation access_transparency 
 	ldap login meet meet_hardware mobile profile rules saml token user_accounts vault
 	gemini_in_workspace_apps tasks takeout voice chrome_sync workspace_studio gemini_notebook`)
 
+// reportsEventNames are the event names activities.list takes for
+// eventName, by applicationName: only those a Google reference gives, so
+// that a guessed name fails here as it may in production (400; the
+// emulation is stricter than Google may be, as nothing says which names
+// Google refuses). For admin, the "User Settings" Admin audit events of the
+// Reports API reference (developers.google.com/workspace/admin/reports/v1/
+// appendix/activity/admin-user-settings: SUSPEND_USER and DELETE_USER among
+// the events of users being suspended or removed, and the first of its
+// list), UNSUSPEND_USER (Google Cloud Security's Workspace detection rules,
+// github.com/chronicle/detection-rules) and ADD_GROUP_MEMBER (the sample
+// LogEntry of Google's Community Security Analytics,
+// github.com/GoogleCloudPlatform/security-analytics). Other applications
+// take no event name here.
+var reportsEventNames = map[string][]string{
+	"admin": {"ACCEPT_USER_INVITATION", "ADD_GROUP_MEMBER", "DELETE_2SV_SCRATCH_CODES", "DELETE_USER",
+		"GENERATE_2SV_SCRATCH_CODES", "REVOKE_3LO_DEVICE_TOKENS", "REVOKE_3LO_TOKEN", "SUSPEND_USER", "UNSUSPEND_USER"},
+}
+
 // reportsTime is the RFC 3339 pattern of startTime and endTime.
 var reportsTime = regexp.MustCompile(`^(\d\d\d\d)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:(Z)|([-+])(\d\d):(\d\d))$`)
 
@@ -98,7 +116,8 @@ type ReportsStats struct {
 // returns the activities of one application whose time is in
 // [startTime, endTime) (endTime defaults to now; startTime to, and at most,
 // 180 days back; startTime must be before endTime and now), with an event
-// named eventName when that is given, newest first, maxResults (1..1000,
+// named eventName when that is given (a name the emulation does not know
+// from a Google reference is 400), newest first, maxResults (1..1000,
 // default 1000) a page. A page token is good only for the query that issued
 // it. Activities keep all their events: eventName selects activities, it
 // does not cut their events.
@@ -222,6 +241,9 @@ func (r *Reports) parseQuery(raw, userKey, app string) (*reportsQuery, *apiError
 	q := &reportsQuery{eventName: v.Get("eventName"), max: 1000}
 	if q.app, err = url.PathUnescape(app); err != nil || !slices.Contains(reportsApplications, q.app) {
 		return nil, errf(400, "", "Invalid value for: applicationName")
+	}
+	if q.eventName != "" && !slices.Contains(reportsEventNames[q.app], q.eventName) {
+		return nil, errf(400, "", "Invalid value for: eventName (%s is not an event of %s)", q.eventName, q.app)
 	}
 	if q.userKey, err = url.PathUnescape(userKey); err != nil || (q.userKey != "all" && r.users[strings.ToLower(q.userKey)] == "") {
 		return nil, errf(400, "", "Invalid value for: userKey")

@@ -170,6 +170,12 @@ func TestReportsRefusals(t *testing.T) {
 		"start not RFC 3339":   svc.Activities.List("all", "admin").StartTime("2026-12-01 10:00:00"),
 		"maxResults 1001":      svc.Activities.List("all", "admin").MaxResults(1001),
 		"filters not emulated": svc.Activities.List("all", "admin").Filters("USER_EMAIL==a@example.com"),
+		// Event names no Google reference gives (guessed by naming) and
+		// an event of another application.
+		"event name guessed":       svc.Activities.List("all", "admin").EventName("ARCHIVE_USER"),
+		"event name guessed too":   svc.Activities.List("all", "admin").EventName("SUSPEND_AUTO_PROVISIONED_USER"),
+		"event of another app":     svc.Activities.List("all", "login").EventName("SUSPEND_USER"),
+		"event name in lower case": svc.Activities.List("all", "admin").EventName("suspend_user"),
 	} {
 		if _, err := call.Do(); err == nil {
 			t.Errorf("%s: accepted", name)
