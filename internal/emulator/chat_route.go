@@ -75,6 +75,12 @@ func route(r *http.Request) request {
 		return request{}
 	}
 	segs := strings.Split(rest, "/")
+	switch {
+	case len(segs) == 2 && r.Method != http.MethodGet:
+		return request{} // spaces.delete, spaces.patch, spaces.completeImport: not emulated
+	case len(segs) >= 3 && segs[2] != "members" && segs[2] != "" && segs[2] != "." && segs[2] != "..":
+		return request{} // another collection or method of a space (messages, attachments:upload, …): not emulated
+	}
 	rq := request{}
 	switch r.Method {
 	case http.MethodDelete:

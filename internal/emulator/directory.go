@@ -176,7 +176,7 @@ func (d *Directory) serve(w http.ResponseWriter, r *http.Request) {
 	if p := requestPath(r); p == "/admin/directory/v1/users" {
 		method = "users.list"
 		d.listCalls.Add(1)
-	} else if k, ok := strings.CutPrefix(p, "/admin/directory/v1/users/"); ok {
+	} else if k, ok := strings.CutPrefix(p, "/admin/directory/v1/users/"); ok && !strings.Contains(k, "/") {
 		d.calls.Add(1)
 		key = k
 	} else {
