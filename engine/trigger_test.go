@@ -177,7 +177,7 @@ func TestAuditEntriesThroughPubSub(t *testing.T) {
 	if r := g.of(undone.RequestID())[0]; r.Outcome != contract.Refused || r.Member == nil || r.Member.Name != "users/105" || !strings.Contains(r.Detail, "active again") {
 		t.Fatalf("undone suspension: %+v", r)
 	}
-	if r := g.resultsWith(contract.Invalid)[0]; r.Error == nil || !strings.Contains(r.Error.Message, "no USER_EMAIL parameter") {
+	if r := g.resultsWith(contract.Invalid)[0]; r.Error == nil || !strings.Contains(r.Error.Message, "no event has a USER_EMAIL parameter") {
 		t.Fatalf("malformed entry: %+v", r)
 	}
 	if st := g.stack.Chat.Stats(); len(st.Calls) != 0 {
