@@ -62,10 +62,17 @@ func authorize(ctx context.Context, o *options, stdout, stderr io.Writer, browse
 	if sm != nil {
 		defer sm.Close()
 	}
+	prev := readPrevious(ctx, sm, o.secret, stdout)
+	if err := revokeBefore(ctx, o, prev, stdout); err != nil {
+		return err
+	}
 	c, err := newAuthRequest(o)
 	if err != nil {
 		return err
 	}
+	// Unless --revoke-previous revoked it, a current credential of the
+	// same client may share the admin's grant: a failure keeps that grant.
+	c.keepGrant = !o.revokePrevious && prev.sameClient(o.clientID)
 	defer c.serve(stderr)()
 	c.announce(ctx, stdout, stderr, browse)
 	code, err := c.wait(ctx)
@@ -77,14 +84,14 @@ func authorize(ctx context.Context, o *options, stdout, stderr io.Writer, browse
 		return err
 	}
 	payload, err := credentialPayload(o, refreshToken)
-	if err != nil {
-		return err
+	if err == nil {
+		err = store(ctx, o, sm, payload, stdout)
 	}
-	if err := store(ctx, o, sm, payload, stdout); err != nil {
-		return err
+	if err != nil {
+		return revokeAfterFailure(ctx, o, c.keepGrant, refreshToken, err)
 	}
 	fmt.Fprintf(stdout, "Granted scopes:\n  %s\n", strings.Join(granted, "\n  "))
-	return nil
+	return c.retire(ctx, o, prev, refreshToken, stdout)
 }
 
 // authRequest is one run's authorization request: the loopback listener its
@@ -99,6 +106,9 @@ type authRequest struct {
 	conf        *oauth2.Config
 	authURL     string
 	results     chan callback
+	// keepGrant: a failure must not revoke the new refresh token
+	// (revokeAfterFailure).
+	keepGrant bool
 }
 
 // newAuthRequest opens the loopback listener and builds the consent URL:
@@ -200,7 +210,8 @@ func (c *authRequest) exchange(ctx context.Context, code string) (refreshToken s
 		}
 	}
 	if len(missing) > 0 {
-		return "", nil, fmt.Errorf("the admin did not grant %s; nothing was stored: run again and leave every box checked on the consent screen", strings.Join(missing, ", "))
+		return "", nil, revokeAfterFailure(ctx, c.o, c.keepGrant, tok.RefreshToken,
+			fmt.Errorf("the admin did not grant %s; nothing was stored: run again and leave every box checked on the consent screen", strings.Join(missing, ", ")))
 	}
 	return tok.RefreshToken, granted, nil
 }

@@ -17,7 +17,12 @@
 //	                     (offboard reconcile reads the Admin audit activities)
 //
 // It prints the URL to open (and opens it with --open), waits for the
-// redirect, exchanges the code and stores the credential. It never prints a
+// redirect, exchanges the code and stores the credential. A refresh token
+// it cannot keep (a partial grant, a failed store) is revoked at Google;
+// once a new secret version works, the previous one's is revoked when it is
+// another OAuth client's, and with --revoke-previous the latest one's is
+// revoked before the consent (revoke.go says why: Google revokes an
+// admin's whole grant to a client). It never prints a
 // secret: neither the client secret nor a token, only the secret version name
 // and the granted scopes. Its endpoints (flags, or the client secrets file's
 // auth_uri and token_uri) must be Google's OAuth endpoints or a loopback

@@ -28,6 +28,7 @@ type options struct {
 	port                   int
 	loginHint              string
 	smEndpoint             string
+	revokePrevious         bool
 }
 
 // String shows the options with the client secret REDACTED.
@@ -96,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		authURL          = fs.String("auth-url", "", "authorization endpoint `URL`: Google's, or a loopback emulator (tests)")
 		tokenURL         = fs.String("token-url", "", "token endpoint `URL`: Google's, or a loopback emulator (tests); also stored as token_uri")
 		smEndpoint       = fs.String("secret-manager-endpoint", "", "`host:port` of a Secret Manager emulator (loopback, plaintext)")
+		revokePrevious   = fs.Bool("revoke-previous", false, "revoke the secret's latest credential at Google before the consent (another admin's, or compromised); the function fails until the new one is stored")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: authorize (--client-secrets FILE | --client-id ID --client-secret-file FILE)\n"+
@@ -111,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	o := &options{
 		secret: *secret, out: *out, create: *create, timeout: *timeout, open: *open,
-		port: *port, loginHint: *loginHint, smEndpoint: *smEndpoint,
+		port: *port, loginHint: *loginHint, smEndpoint: *smEndpoint, revokePrevious: *revokePrevious,
 		authURL: GoogleAuthURL, tokenURL: GoogleTokenURL,
 	}
 	if err := o.setClient(*clientSecrets, *clientID, *clientSecretFile); err != nil {

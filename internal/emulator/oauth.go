@@ -45,6 +45,8 @@ type OAuthStats struct {
 	Errors int64
 	// Faulted counts token endpoint calls answered or dropped by a Fault.
 	Faulted int64
+	// Revocations counts grants revoked at the revocation endpoint.
+	Revocations int64
 }
 
 // Paths of the OAuth emulation, relative to URL().
@@ -76,8 +78,8 @@ type authCode struct {
 }
 
 // OAuth emulates Google's OAuth 2.0 token endpoint (grant types
-// refresh_token and authorization_code with PKCE) and authorization
-// endpoint on a loopback HTTP server. All methods are safe for concurrent
+// refresh_token and authorization_code with PKCE), authorization endpoint
+// and revocation endpoint (serveRevoke) on a loopback HTTP server. All methods are safe for concurrent
 // use, also while the server handles requests.
 type OAuth struct {
 	srv      *loopbackServer
@@ -96,7 +98,7 @@ type OAuth struct {
 	issued      int      // access tokens issued since the last sweep
 	minted      []string // every access and refresh token issued, in order
 
-	refreshes, exchanges, errs, faulted atomic.Int64
+	refreshes, exchanges, errs, faulted, revocations atomic.Int64
 }
 
 // NewOAuth starts an OAuth emulation on 127.0.0.1 with an ephemeral port.
@@ -116,6 +118,7 @@ func NewOAuth(opts OAuthOptions) *OAuth {
 	mux := http.NewServeMux()
 	mux.HandleFunc(oauthTokenPath, o.serveToken)
 	mux.HandleFunc(oauthAuthPath, o.serveAuth)
+	mux.HandleFunc(oauthRevokePath, o.serveRevoke)
 	o.srv = startLoopback(mux)
 	return o
 }
@@ -251,6 +254,7 @@ func (o *OAuth) Stats() OAuthStats {
 		CodeExchanges: o.exchanges.Load(),
 		Errors:        o.errs.Load(),
 		Faulted:       o.faulted.Load(),
+		Revocations:   o.revocations.Load(),
 	}
 }
 
@@ -332,18 +336,7 @@ func (o *OAuth) tokenFault(w http.ResponseWriter, f Fault) bool {
 
 // serveTokenCall answers a token endpoint call past its faults.
 func (o *OAuth) serveTokenCall(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		o.oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "the token endpoint accepts POST only")
-		return
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		o.oauthError(w, http.StatusBadRequest, "invalid_request", "Content-Type must be application/x-www-form-urlencoded")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		o.oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form body")
+	if !o.readForm(w, r, "token", false) {
 		return
 	}
 	form := r.PostForm
@@ -362,6 +355,28 @@ func (o *OAuth) serveTokenCall(w http.ResponseWriter, r *http.Request) {
 	default:
 		o.oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "Invalid grant_type: "+form.Get("grant_type"))
 	}
+}
+
+// readForm checks that r is a form-encoded POST to the endpoint named what
+// and parses its form (at most 64 KiB); an empty body may go without a
+// Content-Type when emptyOK. It answers the error and reports false
+// otherwise.
+func (o *OAuth) readForm(w http.ResponseWriter, r *http.Request, what string, emptyOK bool) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		o.oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "the "+what+" endpoint accepts POST only")
+		return false
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" && !(emptyOK && r.ContentLength == 0) {
+		o.oauthError(w, http.StatusBadRequest, "invalid_request", "Content-Type must be application/x-www-form-urlencoded")
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		o.oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form body")
+		return false
+	}
+	return true
 }
 
 // authenticateClient checks HTTP Basic or form client credentials.
