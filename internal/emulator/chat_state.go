@@ -119,6 +119,7 @@ func (c *Chat) Snapshot() Workspace {
 	ws.Users = make([]User, len(c.users))
 	for i, u := range c.users {
 		u.Aliases = append([]string(nil), u.Aliases...)
+		u.NonEditableAliases = append([]string(nil), u.NonEditableAliases...)
 		ws.Users[i] = u
 	}
 	ws.Spaces = make([]Space, 0, len(c.order))

@@ -74,6 +74,7 @@ type directoryUser struct {
 	PrimaryEmail string            `json:"primaryEmail"`
 	Name         directoryUserName `json:"name"`
 	Aliases      []string          `json:"aliases,omitempty"`
+	NonEditable  []string          `json:"nonEditableAliases,omitempty"`
 	IsAdmin      bool              `json:"isAdmin"`
 	Suspended    bool              `json:"suspended"`
 	Archived     bool              `json:"archived"`
@@ -110,6 +111,7 @@ func NewDirectory(ws Workspace, auth *OAuth) *Directory {
 			ID:           u.ID,
 			PrimaryEmail: u.Email,
 			Aliases:      append([]string(nil), u.Aliases...),
+			NonEditable:  append([]string(nil), u.NonEditableAliases...),
 			IsAdmin:      d.admins[u.ID],
 			Suspended:    u.Suspended,
 			Archived:     u.Archived,

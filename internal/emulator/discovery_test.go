@@ -15,13 +15,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -239,8 +239,18 @@ func (r *recorder) as(t *testing.T, id string, call func() error) {
 // current document.
 func TestServedFieldsAreInTheDiscoveryDocuments(t *testing.T) {
 	t.Parallel()
-	st := startStack(t, emulator.ChatOptions{})
-	rep := emulator.NewReports(emulator.Default(), st.OAuth)
+	// The seed workspace with what the answers can carry: a group in a
+	// space and among a person's groups, a non-editable alias, deleted
+	// users.
+	ws := emulator.Default()
+	ws.Groups = []emulator.Group{{ID: "g1", Email: "eng-team@example.com", Name: "Eng team", Members: []string{"users/101", "users/102"}},
+		{ID: "g2", Email: "all@example.com", Name: "All", Members: []string{"users/101"}}}
+	ws.Spaces[0].Groups = []string{"groups/g1"}
+	ws.Users[1].NonEditableAliases = []string{"alice@example.org"}
+	ws.Users = append(ws.Users, emulator.User{ID: "107", Email: "gone@example.com", Name: "Gus Gone", Deleted: true},
+		emulator.User{ID: "108", Email: "left@example.com", Name: "Lea Left", Deleted: true})
+	st := startStackWith(t, ws, emulator.ChatOptions{})
+	rep := emulator.NewReports(ws, st.OAuth)
 	t.Cleanup(rep.Close)
 	rep.Add(emulator.AdminUserEvent("SUSPEND_USER", "frank@example.com", "admin@example.com", time.Now().Add(-time.Hour)))
 	rec := &recorder{bodies: map[string][][]byte{}}
@@ -284,21 +294,24 @@ func TestServedFieldsAreInTheDiscoveryDocuments(t *testing.T) {
 		if _, err := ds.Users.Get("frank@example.com").Do(); err != nil {
 			return err
 		}
+		if _, err := ds.Users.Get("alice@example.com").Do(); err != nil {
+			return err
+		}
 		_, err := ds.Users.Get("alice@example.com").ViewType("domain_public").Do()
 		return err
 	})
 	rec.as(t, "directory.users.list", func() error {
-		return ds.Users.List().Customer("my_customer").ShowDeleted("true").MaxResults(2).Pages(ctx, func(*directory.Users) error { return nil })
+		return ds.Users.List().Customer("my_customer").ShowDeleted("true").MaxResults(1).Pages(ctx, func(*directory.Users) error { return nil })
 	})
 	rec.as(t, "directory.groups.list", func() error {
-		_, err := ds.Groups.List().UserKey("alice@example.com").Do()
-		return err
+		return ds.Groups.List().UserKey("alice@example.com").MaxResults(1).Pages(ctx, func(*directory.Groups) error { return nil })
 	})
 	rec.as(t, "reports.activities.list", func() error {
 		_, err := rs.Activities.List("all", "admin").EventName("SUSPEND_USER").Do()
 		return err
 	})
 
+	served := map[string]map[string]bool{} // document and Go type of the client library -> JSON fields
 	docOf := map[string]string{}
 	for _, s := range emulator.Surface() {
 		docOf[s.ID] = s.Document
@@ -323,48 +336,69 @@ func TestServedFieldsAreInTheDiscoveryDocuments(t *testing.T) {
 			if err := json.Unmarshal(b, &v); err != nil {
 				t.Fatalf("%s: %v", id, err)
 			}
-			for _, bad := range unknownFields(d, &schema{Ref: dm.Response.Ref}, dm.Response.Ref, v) {
+			w := &fieldWalk{d: d, doc: docOf[id], served: served}
+			w.walk(&schema{Ref: dm.Response.Ref}, dm.Response.Ref, dm.Response.Ref, v)
+			for _, bad := range w.bad {
 				t.Errorf("%s: the emulation serves %s, which %s (revision %s) does not have", id, bad, docOf[id], d.Revision)
 			}
 		}
 	}
+	checkEngineReads(t, served)
 }
 
-// unknownFields lists the fields of v (at path) that schema s of d does not
-// have.
-func unknownFields(d *discoveryDoc, s *schema, path string, v any) []string {
+// fieldWalk walks answers against the schemas of a document: bad lists the
+// fields the schema lacks, served the fields seen, by the Go type the client
+// library decodes them into (a schema's id; an inline object is its parent's
+// type and the property's name, as the generator names them).
+type fieldWalk struct {
+	d      *discoveryDoc
+	doc    string // d's path, which keys served with the Go type
+	bad    []string
+	served map[string]map[string]bool
+}
+
+// walk checks v (at path) against s, decoded into Go type goType.
+func (w *fieldWalk) walk(s *schema, goType, path string, v any) {
 	for s != nil && s.Ref != "" {
-		s = d.Schemas[s.Ref]
+		goType = s.Ref
+		s = w.d.Schemas[s.Ref]
 	}
 	if s == nil {
-		return []string{path + " (no schema)"}
+		w.bad = append(w.bad, path+" (no schema)")
+		return
 	}
 	if s.Type == "any" {
-		return nil // the document does not describe it further
+		return // the document does not describe it further
 	}
-	var out []string
 	switch x := v.(type) {
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			p, ok := s.Properties[k]
 			if !ok && s.AdditionalProperties != nil {
-				p, ok = s.AdditionalProperties, true
-			}
-			if !ok {
-				out = append(out, path+"."+k)
+				w.walk(s.AdditionalProperties, goType, path+"."+k, x[k])
 				continue
 			}
-			out = append(out, unknownFields(d, p, path+"."+k, x[k])...)
+			if !ok {
+				w.bad = append(w.bad, path+"."+k)
+				continue
+			}
+			key := w.doc + " " + goType
+			if w.served[key] == nil {
+				w.served[key] = map[string]bool{}
+			}
+			w.served[key][k] = true
+			w.walk(p, goType+upperFirst(k), path+"."+k, x[k])
 		}
 	case []any:
 		for i, e := range x {
-			out = append(out, unknownFields(d, s.Items, fmt.Sprintf("%s[%d]", path, i), e)...)
+			w.walk(s.Items, goType, fmt.Sprintf("%s[%d]", path, i), e)
 		}
 	}
-	return out
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

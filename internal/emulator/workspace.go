@@ -72,6 +72,10 @@ type User struct {
 	Email string `json:"email"`
 	// Aliases are further email addresses of the user.
 	Aliases []string `json:"aliases,omitempty"`
+	// NonEditableAliases are the user's addresses that the Directory lists
+	// as nonEditableAliases (typically outside the primary domain). users.get
+	// does not find a user by them (stricter than unsure).
+	NonEditableAliases []string `json:"nonEditableAliases,omitempty"`
 	// Name is the full name.
 	Name string `json:"name,omitempty"`
 	// Suspended and Archived are the Directory's suspended and archived
@@ -241,7 +245,7 @@ func (w Workspace) validateUsers() (ids, emails map[string]bool, err error) {
 		if err := u.validateDirectoryFields(); err != nil {
 			return nil, nil, err
 		}
-		for _, e := range append([]string{u.Email}, u.Aliases...) {
+		for _, e := range append(append([]string{u.Email}, u.Aliases...), u.NonEditableAliases...) {
 			le := strings.ToLower(e)
 			if !validSegment(e) || !strings.Contains(e, "@") {
 				return nil, nil, fmt.Errorf("emulator: user %q: %q is not a valid email", u.ID, e)
@@ -328,6 +332,7 @@ func (w Workspace) Clone() Workspace {
 	c.Users = make([]User, len(w.Users))
 	for i, u := range w.Users {
 		u.Aliases = append([]string(nil), u.Aliases...)
+		u.NonEditableAliases = append([]string(nil), u.NonEditableAliases...)
 		u.Relations = append([]Relation(nil), u.Relations...)
 		c.Users[i] = u
 	}
