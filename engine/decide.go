@@ -68,6 +68,11 @@ func lostRemoval(r contract.Result, in intended) contract.Result {
 	return r
 }
 
+// lostBeforeExpiry is the detail of an expired decision whose last write
+// was sent and got no answer (or a 5xx) before the event expired: no call
+// may settle it any more.
+const lostBeforeExpiry = "a write was sent and its answer lost (no answer, or a 5xx) before the event passed MAX_EVENT_AGE: Chat may have made it; read the membership to know"
+
 // handOffInfo extends errorInfo with hand-off errors.
 func handOffInfo(err error) *contract.ErrorInfo {
 	var he *handOffError

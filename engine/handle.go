@@ -185,6 +185,9 @@ func (f *Engine) transient(ctx context.Context, j *job, err error) error {
 		r := j.decided(j.result(j.req.RequestID))
 		r.Membership = j.req.Name
 		r.Outcome, r.Error = contract.Expired, errorInfo(err)
+		if answerLost(err) {
+			r.Detail = lostBeforeExpiry
+		}
 		r.ProcessedAt = f.now().UTC()
 		if rerr := f.recordDecisions(ctx, j, []contract.Result{r}); rerr != nil && !f.expired(j.msg) {
 			return rerr

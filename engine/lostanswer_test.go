@@ -208,3 +208,39 @@ func TestLostPatchAnswerSettledByReading(t *testing.T) {
 		t.Errorf("%d patches: the test did not retry after the lost answer", n)
 	}
 }
+
+// TestLostAnswerThenExpiry: a delete whose answer is lost and whose retries
+// run until the event passes MAX_EVENT_AGE cannot be settled (no call is
+// made after the expiry): the expired decision says that Chat may have
+// made the delete.
+func TestLostAnswerThenExpiry(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxEventAge = 2 * time.Second; c.EventTimeout = 30 * time.Second })
+	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.delete", Drop: true, AfterApply: true, Times: 1})
+	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.delete", Status: 503})
+	if err := e.send(t, `{"space":"spaces/ENG","member":"users/102"}`); err != nil {
+		t.Fatalf("Handle = %v, want nil (answered expired)", err)
+	}
+	r := e.only(t)
+	if r.Outcome != contract.Expired || !strings.Contains(r.Detail, "may have made it") {
+		t.Errorf("result %s, detail %q; want expired saying that the delete may have been made", r.Outcome, r.Detail)
+	}
+	if _, ok := e.stack.Chat.IsMember("spaces/ENG", "102"); ok {
+		t.Error("the delete whose answer was lost was not made")
+	}
+
+	// A space + members request (a sweep's child): the person whose delete
+	// it was says so; the one not reached does not.
+	e = newEnv(t, func(c *Config) { c.MaxEventAge = 2 * time.Second; c.EventTimeout = 30 * time.Second })
+	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.delete", Status: 500, AfterApply: true, Times: 1})
+	e.stack.Chat.InjectFault(emulator.Fault{Method: "members.delete", Status: 503})
+	if err := e.send(t, `{"space":"spaces/ENG","members":["users/102","users/103"],"adminAccess":true}`); err != nil {
+		t.Fatalf("Handle = %v, want nil (answered expired)", err)
+	}
+	rs := byMembership(e.results(t))
+	if r := rs["spaces/ENG/members/102"]; r.Outcome != contract.Expired || !strings.Contains(r.Detail, "may have made it") {
+		t.Errorf("bob: %s, detail %q; want expired saying that the delete may have been made", r.Outcome, r.Detail)
+	}
+	if r := rs["spaces/ENG/members/103"]; r.Outcome != contract.Expired || r.Detail != "" {
+		t.Errorf("carol: %s, detail %q; want expired, nothing sent", r.Outcome, r.Detail)
+	}
+}

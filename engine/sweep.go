@@ -404,7 +404,11 @@ func (f *Engine) spaceStopped(j *job, done []contract.Result, rest []string, err
 	if !f.expired(j.msg) && !errors.Is(err, errEventExpired) {
 		return done, err
 	}
-	return append(done, expiredPeople(j, rest, errorInfo(err))...), nil
+	exp := expiredPeople(j, rest, errorInfo(err))
+	if answerLost(err) && len(exp) > 0 {
+		exp[0].Detail = lostBeforeExpiry // the person whose write it was
+	}
+	return append(done, exp...), nil
 }
 
 // expiredPeople are the expired decisions of the given people of a

@@ -106,9 +106,10 @@ func (r *run) checkDecisions() tally {
 // checkWrites: each requested membership was deleted exactly once (one
 // delete served 200, its answer delivered or lost), no delete met a
 // membership already gone except the retry of a delete whose answer was
-// lost (one each at most), and each delete had its intent recorded in the
-// ledger before it (with the role as read). It returns the repeated writes,
-// the deletes without an intent, and the retries that met 404 after a lost
+// lost (one retry per lost answer at most: the delete's, or a retry's whose
+// own 404 was lost), and each delete had its intent recorded in the ledger
+// before it (with the role as read). It returns the repeated writes, the
+// deletes without an intent, and the retries that met 404 after a lost
 // answer.
 func (r *run) checkWrites(removed []result, requested map[string]bool) (repeated, noIntent, lostRetries int) {
 	t := r.t
@@ -127,12 +128,12 @@ func (r *run) checkWrites(removed []result, requested map[string]bool) (repeated
 		}
 	}
 	for m, k := range d.notFound {
-		if k <= d.lost[m] {
+		if k <= d.lost[m]+d.lost404[m] {
 			lostRetries += k
 			continue
 		}
 		repeated += k
-		t.Errorf("membership %s: %d deletes answered 404 (deleted before: %d, of them with the answer lost: %d)", m, k, d.ok[m], d.lost[m])
+		t.Errorf("membership %s: %d deletes served 404 (%d of them with the answer lost; deleted before: %d, of them with the answer lost: %d)", m, k, d.lost404[m], d.ok[m], d.lost[m])
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -311,14 +312,15 @@ func (r *run) figures(c tally, f figures) {
 		len(r.reqs), strings.Join(kinds, " "), r.nCopies, f.decisions, f.requested, len(r.before), len(r.ws.Spaces))
 	t.Logf("  deliveries %d (acked %d, failed %d); of them through the second subscription %d (acked %d)", del, acked, failed, ch.Delivered, ch.Acked)
 	t.Logf("  chat calls %d (%s): faulted %d, throttled %d, 401 %d, by status %v", chatCalls, strings.Join(calls, " "), cs.Faulted, cs.Throttled, cs.Unauthorized, statuses)
-	lostDeletes := 0
+	var lostBy []string
 	r.deletes.mu.Lock()
-	for _, k := range r.deletes.lost {
-		lostDeletes += k
+	for k, n := range r.deletes.lostBy {
+		lostBy = append(lostBy, fmt.Sprintf("%s=%d", k, n))
 	}
 	r.deletes.mu.Unlock()
-	t.Logf("  writes applied and their answer lost (dropped, 500 or 503) %d, of them deletes %d; delete retries that met 404 after a lost answer %d",
-		cs.AnswersLost, lostDeletes, f.lostRetries)
+	sort.Strings(lostBy)
+	t.Logf("  calls served and their answer lost (dropped, 500 or 503) %d, by method:status served %s; delete retries that met 404 after a lost answer %d",
+		cs.AnswersLost, strings.Join(lostBy, " "), f.lostRetries)
 	t.Logf("  secret manager faulted %d; token endpoint faulted %d; Firestore connections refused during its cut %d, deletes answered during it %d; Pub/Sub connections refused during its cut %d",
 		r.stack.Secrets.Stats().Faulted, r.stack.OAuth.Stats().Faulted, r.fsProxy.refused.Load(), r.deletes.duringFS, r.psProxy.refused.Load())
 	t.Logf("  SIGKILLs %d (armed: between intent and delete and between delete and decision, at %v)", f.kills, r.fired)

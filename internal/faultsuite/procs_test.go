@@ -1,6 +1,7 @@
 package faultsuite
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -226,14 +227,21 @@ type deletes struct {
 	ok       map[string]int       // served 200: removed
 	lost     map[string]int       // of ok, the answer lost (dropped, or 500/503 in its place)
 	notFound map[string]int       // served 404
+	lost404  map[string]int       // of notFound, the answer lost: the retry tries again
+	lostBy   map[string]int       // every call whose answer was lost, by method and status served
 	first    map[string]time.Time // when the first delete served 200 ended
 	fsCut    atomic.Bool          // the function's Firestore connection is cut
 	duringFS int                  // deletes served 200 while it was cut
 }
 
 func newDeletes(c *emulator.Chat) *deletes {
-	d := &deletes{ok: map[string]int{}, lost: map[string]int{}, notFound: map[string]int{}, first: map[string]time.Time{}}
+	d := &deletes{ok: map[string]int{}, lost: map[string]int{}, notFound: map[string]int{}, lost404: map[string]int{}, lostBy: map[string]int{}, first: map[string]time.Time{}}
 	c.OnCall(func(ci emulator.CallInfo) {
+		if ci.AnswerLost {
+			d.mu.Lock()
+			d.lostBy[fmt.Sprintf("%s:%d", ci.Method, ci.Served)]++
+			d.mu.Unlock()
+		}
 		if ci.Method != "members.delete" || (ci.Served != http.StatusOK && ci.Served != http.StatusNotFound) {
 			return
 		}
@@ -243,6 +251,9 @@ func newDeletes(c *emulator.Chat) *deletes {
 		defer d.mu.Unlock()
 		if ci.Served == http.StatusNotFound {
 			d.notFound[m]++
+			if ci.AnswerLost {
+				d.lost404[m]++
+			}
 			return
 		}
 		d.ok[m]++
