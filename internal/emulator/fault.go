@@ -27,9 +27,10 @@ import (
 // its answer lost: the connection is dropped (Drop) or the answer is
 // replaced with Status (e.g. 500 or 503). This is the failure that leaves a
 // client unsure whether its write happened. The Chat emulation, Secret
-// Manager's writes and the token endpoint serve AfterApply faults that way;
-// the Directory and Reports emulations serve reads only, for which an
-// AfterApply fault is the same as a plain one (nothing to apply).
+// Manager's writes and the token and revocation endpoints serve AfterApply
+// faults that way; the Directory and Reports emulations serve reads only,
+// for which an AfterApply fault is the same as a plain one (nothing to
+// apply).
 //
 // Note that Go's HTTP transport transparently retries a GET (but not a
 // DELETE, PATCH or POST) once when a reused connection is closed before any
@@ -37,10 +38,10 @@ import (
 type Fault struct {
 	// Method selects the calls: "members.delete", "members.get",
 	// "members.list", "members.create", "members.patch", "spaces.search",
-	// "users.get", "users.list", "groups.list", "activities.list", "token", "secrets.access",
-	// "secrets.add", "secrets.create", "secrets.get", "secrets.disable",
-	// "secrets.enable", "secrets.getVersion"; "" matches any call of the
-	// emulation.
+	// "users.get", "users.list", "groups.list", "activities.list", "token",
+	// "revoke", "secrets.access", "secrets.add", "secrets.create",
+	// "secrets.get", "secrets.disable", "secrets.enable",
+	// "secrets.getVersion"; "" matches any call of the emulation.
 	Method string
 	// Status is the HTTP status to answer, e.g. 503, 429, 500. The Secret
 	// Manager emulation maps it to a gRPC code (see SecretManager.InjectFault).

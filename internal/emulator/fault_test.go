@@ -3,6 +3,8 @@ package emulator_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/url"
 	"sync"
 	"testing"
 
@@ -92,9 +94,10 @@ func TestFaultAfterApplyChatWrites(t *testing.T) {
 	}
 }
 
-// TestFaultAfterApplySecretAndToken: Secret Manager's writes and the token
-// endpoint serve an AfterApply fault too: the version is added, the access
-// token issued, and the caller gets only the fault.
+// TestFaultAfterApplySecretAndToken: Secret Manager's writes, the token
+// endpoint and the revocation endpoint serve an AfterApply fault too: the
+// version is added, the access token issued, the grant revoked, and the
+// caller gets only the fault.
 func TestFaultAfterApplySecretAndToken(t *testing.T) {
 	ctx := context.Background()
 	st := startStack(t, emulator.ChatOptions{})
@@ -119,5 +122,17 @@ func TestFaultAfterApplySecretAndToken(t *testing.T) {
 	}
 	if s := st.OAuth.Stats(); s.Refreshes != before+1 || s.Faulted != 1 {
 		t.Fatalf("after a refresh whose answer was lost: %+v (refreshes before %d)", s, before)
+	}
+
+	// The revocation endpoint: the grant is revoked, the caller gets 503.
+	rt := st.OAuth.IssueRefreshToken(st.ClientID, alice, []string{emulator.ScopeChatMemberships})
+	st.OAuth.InjectFault(emulator.Fault{Method: "revoke", Status: 503, AfterApply: true, Times: 1})
+	resp, err := http.PostForm(st.OAuth.RevokeURL(), url.Values{"token": {rt}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || st.OAuth.RefreshTokenActive(rt) {
+		t.Fatalf("revoke whose answer was lost: %d, still active %v; want 503 and revoked", resp.StatusCode, st.OAuth.RefreshTokenActive(rt))
 	}
 }

@@ -241,7 +241,8 @@ func (o *OAuth) ExpireAccessTokens() {
 	o.mu.Unlock()
 }
 
-// InjectFault adds a fault for the token endpoint (Method "token" or "").
+// InjectFault adds a fault for the token endpoint (Method "token"), the
+// revocation endpoint ("revoke"), or both ("").
 func (o *OAuth) InjectFault(f Fault) { o.faults.add(f) }
 
 // ClearFaults removes all injected faults.
@@ -284,19 +285,25 @@ type tokenResponse struct {
 }
 
 func (o *OAuth) serveToken(w http.ResponseWriter, r *http.Request) {
-	f, ok := o.faults.match("token")
+	o.withFaults(w, r, "token", o.serveTokenCall)
+}
+
+// withFaults serves a call of the token ("token") or revocation ("revoke")
+// endpoint through the faults matched for method: a latency, then either
+// the fault's answer, or serve; with AfterApply, serve first (a token
+// issued, a code used up, a grant revoked) and then the fault's answer.
+func (o *OAuth) withFaults(w http.ResponseWriter, r *http.Request, method string, serve http.HandlerFunc) {
+	f, ok := o.faults.match(method)
 	if ok && !sleepCtx(r.Context(), f.Latency) {
 		return
 	}
 	if ok && f.AfterApply && (f.Drop || f.Status != 0) {
-		// Served (a token issued, a code used up), then the answer is
-		// lost.
-		o.serveTokenCall(discardResponse{h: http.Header{}}, r)
+		serve(discardResponse{h: http.Header{}}, r)
 	}
 	if ok && o.tokenFault(w, f) {
 		return
 	}
-	o.serveTokenCall(w, r)
+	serve(w, r)
 }
 
 // tokenFault answers the token endpoint call with the fault f (a dropped

@@ -19,7 +19,13 @@ func (o *OAuth) RevokeURL() string { return o.srv.base + oauthRevokePath }
 // stops working, and their access tokens. Where Google says less than
 // that, this is the stricter reading: code that revokes an old credential
 // must not count on a new one of the same client and admin surviving.
+// Faults with Method "revoke" apply (see withFaults).
 func (o *OAuth) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	o.withFaults(w, r, "revoke", o.serveRevokeCall)
+}
+
+// serveRevokeCall answers a revocation endpoint call past its faults.
+func (o *OAuth) serveRevokeCall(w http.ResponseWriter, r *http.Request) {
 	if !o.readForm(w, r, "revocation", true) {
 		return
 	}
