@@ -42,10 +42,16 @@ const (
 	// AlreadyMember: a restore found the person a member already and
 	// wrote nothing.
 	AlreadyMember Outcome = "already_member"
+	// Held: the request waits and nothing was done yet (issue 23): a
+	// Workspace-started sweep in its grace period (DueAt says until
+	// when), or a request that waits for an approval (DueAt absent). Not
+	// final: the request's other results follow once it is released, or
+	// refused when it is rejected or cancelled.
+	Held Outcome = "held"
 )
 
 // Outcomes lists every outcome, in the order docs/design.md gives them.
-var Outcomes = []Outcome{Removed, NotMember, DryRun, Refused, Invalid, Failed, Planned, Expired, ViaGroup, Restored, AlreadyMember}
+var Outcomes = []Outcome{Removed, NotMember, DryRun, Refused, Invalid, Failed, Planned, Expired, ViaGroup, Restored, AlreadyMember, Held}
 
 // Result event constants.
 const (
@@ -92,6 +98,9 @@ type Result struct {
 	// outcome via_group, and beside any other outcome of a person who was
 	// also a direct member.
 	ViaGroups []string `json:"viaGroups,omitempty"`
+	// DueAt is when a held request's grace period ends (outcome held); a
+	// request held for an approval has none.
+	DueAt *time.Time `json:"dueAt,omitempty"`
 }
 
 // Member is the member of a membership as the Chat API named it.

@@ -55,6 +55,9 @@ type Config struct {
 	// AutoOffboard limits and shapes the sweeps that Admin audit
 	// LogEntries start (engine/trigger.go).
 	AutoOffboard AutoOffboard
+	// Oversight holds requests back: grace period, brake, approvals
+	// (engine/oversight_config.go).
+	Oversight Oversight
 }
 
 // ConfigError names the environment variable that is wrong.
@@ -85,7 +88,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	for _, step := range []func(*Config, func(string) string) error{
 		(*Config).loadCredentials, (*Config).loadTopics, (*Config).loadProtected,
 		(*Config).loadLimits, (*Config).loadRuntime, (*Config).loadLedger,
-		(*Config).loadAutoOffboard,
+		(*Config).loadAutoOffboard, (*Config).loadOversight,
 	} {
 		if err := step(&c, getenv); err != nil {
 			return c, err

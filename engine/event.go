@@ -19,6 +19,9 @@ type Message struct {
 	PublishTime time.Time
 	// Subscription is the push subscription that delivered it, if told.
 	Subscription string
+	// Source is the CloudEvent's source: for a message of a Pub/Sub
+	// topic, //pubsub.googleapis.com/projects/P/topics/T.
+	Source string
 }
 
 // PushBody is the data of a messagePublished CloudEvent, and the body of a
@@ -65,6 +68,7 @@ func DecodeEvent(e event.Event) (Message, error) {
 	m.Attributes = b.Message.Attributes
 	m.ID = first(b.Message.ID(), e.ID())
 	m.Subscription = b.Subscription
+	m.Source = e.Source()
 	if ts := first(b.Message.PublishTime, b.Message.PublishTimeSnake); ts != "" {
 		t, err := time.Parse(time.RFC3339Nano, ts)
 		if err != nil {

@@ -823,6 +823,7 @@ func TestLoadConfig(t *testing.T) {
 		Protected: []string{"1", "boss@example.com", "app"}, MaxEventAge: 2 * time.Hour,
 		WritesPerMinute: 120, ReadsPerMinute: DefaultReadsPerMinute, LogLevel: slog.LevelInfo, EventTimeout: 9 * time.Minute,
 		FirestoreDatabase: ledger.DefaultDatabase, LedgerRetention: ledger.DefaultRetention,
+		Oversight: Oversight{Delay: DefaultAutoOffboardDelay, MaxPerHour: DefaultAutoOffboardMaxPerHour},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)

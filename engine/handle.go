@@ -72,6 +72,9 @@ func (f *Engine) handle(ctx context.Context, e event.Event) error {
 	if v.Kind == request.KindSpaceMembers || v.Kind == request.KindRestoreSpace {
 		j.log = j.log.With("space", v.SpaceNames[0])
 	}
+	if done, err := f.operatorEntry(ctx, j); done {
+		return err
+	}
 	if f.expired(msg) {
 		info := &contract.ErrorInfo{Message: fmt.Sprintf("event published at %s is older than MAX_EVENT_AGE (%s); not acted on", msg.PublishTime.UTC().Format(time.RFC3339), f.cfg.MaxEventAge)}
 		return f.publish(ctx, j, f.expiredDecisions(j, info)...)
@@ -111,9 +114,14 @@ func (f *Engine) handle(ctx context.Context, e event.Event) error {
 // run dispatches a valid request to the flow of its kind. A request that
 // cannot fan out is decided invalid here, whatever its kind.
 func (f *Engine) run(ctx context.Context, j *job) ([]contract.Result, error) {
+	if out, stop, err := f.gate(ctx, j); stop || err != nil {
+		return out, err
+	}
 	var out []contract.Result
 	var err error
 	switch j.req.Kind {
+	case request.KindApprove, request.KindReject, request.KindCancel:
+		out, err = f.operate(ctx, j)
 	case request.KindSweep:
 		if j.audit != nil {
 			out, err = f.auditSweep(ctx, j)

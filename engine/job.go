@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/chat-offboard/chat-offboard/contract"
+	"github.com/chat-offboard/chat-offboard/ledger"
 	"github.com/chat-offboard/chat-offboard/request"
 )
 
@@ -40,6 +41,13 @@ type job struct {
 	// waiting: the request waits for another to finish (a restore for its
 	// removal); its record is left in ledger.StateWaiting.
 	waiting bool
+	// held: the request was held (or is still held); its record is left
+	// in state held. released: it was held and is released, so it runs
+	// and is not held again (hold.go).
+	held, released bool
+	// cancelled is the cancel recorded for the request's parent, once
+	// read (cancel.go).
+	cancelled *ledger.Hold
 }
 
 // newJob starts the job of one event.

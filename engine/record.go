@@ -133,7 +133,7 @@ func (f *Engine) decidedAll(ctx context.Context, v *request.Valid) (bool, error)
 // decisions are safe in the ledger, and an open request is taken over in
 // time.
 func (f *Engine) settleRequest(ctx context.Context, j *job, failed bool) {
-	if j.req == nil || (!failed && decisionKeys(j.req) != nil) {
+	if j.req == nil || (!failed && !j.held && decisionKeys(j.req) != nil) {
 		return
 	}
 	state := ledger.StateDone
@@ -142,6 +142,8 @@ func (f *Engine) settleRequest(ctx context.Context, j *job, failed bool) {
 		state = ledger.StateWaiting
 	case failed:
 		state = ledger.StateReleased
+	case j.held:
+		state = ledger.StateHeld
 	}
 	if err := f.ledger.SetRequestState(ctx, j.req.RequestID, state, nil); err != nil {
 		j.log.WarnContext(ctx, "the request's state could not be recorded", "state", state, "error", err.Error())
@@ -159,6 +161,8 @@ func summary(v *request.Valid) string {
 		return people(v.People) + " from every space"
 	case request.KindRestore:
 		return "restore of " + v.Restore
+	case request.KindDue, request.KindApprove, request.KindReject, request.KindCancel:
+		return v.Kind.String() + " " + v.Target()
 	case request.KindRestoreSpace:
 		return fmt.Sprintf("restore of %d memberships of %s removed by %s", len(v.People), v.SpaceNames[0], v.Restore)
 	default:
@@ -228,7 +232,7 @@ func (f *Engine) intend(ctx context.Context, j *job, membership, member, role, a
 	case err != nil:
 		return nil, ledgerError("intent", err)
 	case created:
-		return nil, nil
+		return f.cancelledIntent(ctx, j, membership, member)
 	case m.Decided():
 		return &m, nil
 	}

@@ -54,6 +54,9 @@ func (f *Engine) restorePage(ctx context.Context, j *job) ([]contract.Result, er
 	if out, ok, err := f.claimed(ctx, j, root, v.RequestID); ok || err != nil {
 		return out, err
 	}
+	if out, stop, err := f.pageCancelled(ctx, j, root); stop || err != nil {
+		return out, err
+	}
 	p, why, err := f.restorePlan(ctx, v.Restore)
 	if err != nil {
 		return nil, err
@@ -267,6 +270,9 @@ func restoreChildren(v *request.Valid, root string, groups []restoreGroup, conti
 func (f *Engine) restoreSpace(ctx context.Context, j *job) ([]contract.Result, error) {
 	v := j.req
 	spaceID := strings.TrimPrefix(v.SpaceNames[0], "spaces/")
+	if out, stop, err := f.stopCancelled(ctx, j, spaceItems(v)); stop || err != nil {
+		return out, err
+	}
 	out := make([]contract.Result, 0, len(v.People))
 	later := &spaceRemovals{}
 	for i, seg := range v.People {

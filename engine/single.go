@@ -29,6 +29,9 @@ func (f *Engine) removeOne(ctx context.Context, j *job) (contract.Result, error)
 	if found && rec.Decided() {
 		return j.replay(rec)
 	}
+	if out, stop, err := f.stopCancelled(ctx, j, []cancelItem{{membership: v.Name, rec: &rec}}); stop || err != nil {
+		return oneOf(r, out), err
+	}
 	protected, err := f.protectedSet(ctx, j)
 	if err != nil {
 		return r, err

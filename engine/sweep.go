@@ -45,6 +45,9 @@ func (f *Engine) sweepPage(ctx context.Context, j *job) ([]contract.Result, erro
 	if out, ok, err := f.claimed(ctx, j, root, v.RequestID); ok || err != nil {
 		return out, err
 	}
+	if out, stop, err := f.pageCancelled(ctx, j, root); stop || err != nil {
+		return out, err
+	}
 	r := j.result(v.RequestID)
 	// A page's result always says how many results to expect from it, even
 	// when it fails, so that a consumer counting completeness can finish.
@@ -215,6 +218,9 @@ func (f *Engine) sweepSpace(ctx context.Context, j *job) ([]contract.Result, err
 	}
 	if out, all := allRecorded(j, people); all {
 		return out, nil
+	}
+	if out, stop, err := f.stopCancelled(ctx, j, personItems(people)); stop || err != nil {
+		return out, err
 	}
 	protected, err := f.protectedSet(ctx, j)
 	if err != nil {

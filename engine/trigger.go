@@ -207,6 +207,9 @@ func (f *Engine) auditSweep(ctx context.Context, j *job) ([]contract.Result, err
 		// The decision counts as the one result expected of the request.
 		return f.claim(ctx, j, id, id, 0, 1, []contract.Result{j.decided(r)})
 	}
+	if out, held, err := f.holdAudit(ctx, j); held || err != nil {
+		return out, err
+	}
 	if err := f.auditTarget(ctx, j, p); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,14 +52,27 @@ func triggerWorkspace() emulator.Workspace {
 // emulator's requests topic, with its results read back from the results
 // topic.
 type triggerRig struct {
-	stack   *emulator.Stack
-	pub     *pubsub.Publisher
-	logs    *syncBuffer
-	mu      sync.Mutex
-	results []contract.Result
+	stack *emulator.Stack
+	pub   *pubsub.Publisher
+	logs  *syncBuffer
+	cfg   Config
+	// approvals publishes to APPROVAL_TOPIC (with rigApprovals), pushed
+	// to the function at the topic's path as the functions framework
+	// reads a push body's source.
+	approvals *pubsub.Publisher
+	skew      atomic.Int64 // added to time.Now by the Engine's clock
+	mu        sync.Mutex
+	results   []contract.Result
 }
 
-func startTriggerRig(t *testing.T, ws emulator.Workspace, auto AutoOffboard) *triggerRig {
+// rigOption adjusts a triggerRig's configuration before its Engine is
+// built.
+type rigOption func(*Config)
+
+// rigApprovals gives the rig an APPROVAL_TOPIC.
+func rigApprovals(c *Config) { c.Oversight.ApprovalTopic = "approvals" }
+
+func startTriggerRig(t *testing.T, ws emulator.Workspace, auto AutoOffboard, opts ...rigOption) *triggerRig {
 	t.Helper()
 	host := pubsubtest.Emulator(t)
 	ctx := context.Background()
@@ -77,16 +91,37 @@ func startTriggerRig(t *testing.T, ws emulator.Workspace, auto AutoOffboard) *tr
 		ChatEndpoint: stack.Chat.URL(), DirectoryEndpoint: stack.Directory.URL(), SecretManagerEndpoint: stack.Secrets.Addr(),
 		EventTimeout: 30 * time.Second, LogLevel: -4, AutoOffboard: auto,
 	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	approvals := cfg.Oversight.ApprovalTopic
+	if approvals != "" {
+		approvals = pubsubtest.UniqueID("approvals")
+		if err := pubsubtest.CreateTopic(ctx, ps, project, approvals); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Oversight.ApprovalTopic = pubsubtest.TopicName(project, approvals)
+	}
+	rig.cfg = cfg
 	store := ledgerFor(t)
 	if store == nil {
 		store = ledger.NewMemory()
 	}
-	f, err := New(ctx, cfg, WithPubSubClient(ps), WithLogger(logging.New(rig.logs, cfg.LogLevel)), WithLedger(store))
+	clock := func() time.Time { return time.Now().Add(time.Duration(rig.skew.Load())) }
+	f, err := New(ctx, cfg, WithPubSubClient(ps), WithLogger(logging.New(rig.logs, cfg.LogLevel)), WithLedger(store), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(EventHandler(f.Handle))
 	t.Cleanup(func() { srv.Close(); f.Close() })
+	if approvals != "" {
+		if err := pubsubtest.CreatePushSubscription(ctx, ps, project, pubsubtest.UniqueID("approvals-push"), approvals,
+			srv.URL+"/"+cfg.Oversight.ApprovalTopic, pubsubtest.WithRetryPolicy(100*time.Millisecond, time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		rig.approvals = ps.Publisher(approvals)
+		t.Cleanup(rig.approvals.Stop)
+	}
 	if err := pubsubtest.CreatePushSubscription(ctx, ps, project, pubsubtest.UniqueID("requests-push"), pl.Requests,
 		srv.URL+"/", pubsubtest.WithRetryPolicy(100*time.Millisecond, time.Second)); err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@
 //
 // # What is recorded
 //
-// Three collections in the database FIRESTORE_DATABASE (default "(default)")
+// Four collections in the database FIRESTORE_DATABASE (default "(default)")
 // of the project GOOGLE_CLOUD_PROJECT:
 //
 //   - requests: one document per request and per child request: id, parentId,
@@ -43,6 +43,8 @@
 //     expireAt. [Store.ClaimPage] creates it, only if absent, before the page
 //     publishes its children and continuation; [Store.Pages] lists the
 //     claims of one sweep (one equality query on sweepId).
+//   - holds: one document per held or cancelled request, and the brake's
+//     record ([Holds], holds.go).
 //
 // Request ids and membership names contain '/', which Firestore document ids
 // may not; so a document's id is a stable hash of its key (the first 32 hex
@@ -61,7 +63,7 @@
 //
 // Every write sets expireAt to now + [Config.Retention] (default
 // [DefaultRetention], 400 days); a Firestore TTL policy on the field expireAt
-// of the three collections deletes expired records. The records hold only
+// of the collections deletes expired records. The records hold only
 // ids, names, roles, outcomes and result events: the types have no place for
 // a token or a secret, and none is ever stored.
 //
@@ -193,6 +195,10 @@ func stamp(t time.Time) time.Time {
 // ErrInvalid wraps ErrUnavailable and means "the ledger is unavailable: retry
 // later, and make no Chat write meanwhile".
 type Store interface {
+	// Holds: held, released and cancelled requests, and the brake
+	// (holds.go).
+	Holds
+
 	// CreateRequest records r only if no request with r.ID exists. The
 	// store sets State to StateOpen when empty, Root by RootOf when empty,
 	// and CreatedAt, UpdatedAt and ExpireAt. It returns the stored request

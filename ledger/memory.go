@@ -20,6 +20,7 @@ type Memory struct {
 	requests    map[string]Request    // by docID(id)
 	memberships map[string]Membership // by docID(requestID, name)
 	pages       map[string]PageClaim  // by docID(sweepID, pageKey)
+	holds       memoryHolds           // holds_memory.go
 }
 
 var _ Store = (*Memory)(nil)

@@ -84,6 +84,13 @@ type Request struct {
 	// someone a later request removed from the space again, or whom the
 	// Directory shows suspended, archived or deleted. Only with restore.
 	Force bool `json:"force,omitempty"`
+	// Due, Approve, Reject and Cancel are the operator forms (issue 23,
+	// operator.go): a due tick, and an approval, rejection or cancel of
+	// a request (or of everything held: "held").
+	Due     bool   `json:"due,omitempty"`
+	Approve string `json:"approve,omitempty"`
+	Reject  string `json:"reject,omitempty"`
+	Cancel  string `json:"cancel,omitempty"`
 }
 
 // MaxSpaceDisplayName is the longest spaceDisplayName accepted, in
@@ -110,6 +117,12 @@ const (
 	// restore fans out: "restore" + "space" + "members", set only by the
 	// function.
 	KindRestoreSpace
+	// KindDue, KindApprove, KindReject and KindCancel are the operator
+	// forms (operator.go).
+	KindDue
+	KindApprove
+	KindReject
+	KindCancel
 )
 
 // String names the target form.
@@ -129,6 +142,8 @@ func (k Kind) String() string {
 		return "restore"
 	case KindRestoreSpace:
 		return "restore+space"
+	case KindDue, KindApprove, KindReject, KindCancel:
+		return operatorKind(k)
 	}
 	return "unknown"
 }

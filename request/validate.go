@@ -16,6 +16,9 @@ import (
 // the target form's own fields (one function per form), the successor, and
 // admin access against an app target.
 func Validate(r Request) (*Valid, error) {
+	if isOperator(r) {
+		return validateOperator(r)
+	}
 	if err := checkEnvelope(r); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -37,7 +38,7 @@ var (
 )
 
 // Directory emulates the Admin SDK Directory API users.get, users.list and
-// groups.list (described at Directory.groupsList) on a loopback HTTP server. Its users are fixed at construction. All
+// groups.list (described at Directory.groupsList) on a loopback HTTP server. Its users are fixed at construction (SetSuspended changes a suspension). All
 // methods are safe for concurrent use, also while the server handles
 // requests.
 //
@@ -54,6 +55,10 @@ var (
 // with viewType=domain_public any user of the Workspace may read, and sees
 // only the id, the primary email and the name.
 type Directory struct {
+	// state guards the users' suspended and archived flags, which
+	// SetSuspended changes (directory_state.go): read-locked while a
+	// request is served.
+	state  sync.RWMutex
 	srv    *loopbackServer
 	auth   *OAuth
 	faults faultSet
@@ -164,6 +169,8 @@ func (d *Directory) Stats() DirectoryStats {
 }
 
 func (d *Directory) serve(w http.ResponseWriter, r *http.Request) {
+	d.state.RLock()
+	defer d.state.RUnlock()
 	if requestPath(r) == "/admin/directory/v1/groups" {
 		d.serveGroups(w, r)
 		return
