@@ -737,6 +737,7 @@ func TestDecodeStructuredAndBinary(t *testing.T) {
 		Attributes:   map[string]string{"origin": "test"},
 		PublishTime:  published,
 		Subscription: "projects/" + testProject + "/subscriptions/requests-push",
+		Source:       "//pubsub.googleapis.com/projects/" + testProject + "/topics/requests",
 	}
 	direct, err := DecodeEvent(ev)
 	if err != nil {
