@@ -41,7 +41,10 @@ func operatorCommand(verb string) runFunc {
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, env func(string) string) int {
 		fs := flag.NewFlagSet("offboard "+verb, flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		fs.Usage = func() { fmt.Fprintf(stderr, operatorUsage, verb, heldArg(verb), operatorEffect(verb)); fs.PrintDefaults() }
+		fs.Usage = func() {
+			fmt.Fprintf(stderr, operatorUsage, verb, heldArg(verb), operatorEffect(verb))
+			fs.PrintDefaults()
+		}
 		by := fs.String("by", env("USER"), "who approves (requestedBy, named in the results); default $USER")
 		reason := fs.String("reason", "", "why (reason, copied into the results)")
 		topic := fs.String("topic", env("APPROVAL_TOPIC"), "APPROVAL_TOPIC: topic id or `projects/P/topics/T`")
