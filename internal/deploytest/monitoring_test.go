@@ -204,7 +204,7 @@ func TestDiscoveryCheckFails(t *testing.T) {
 func TestMonitoringReadsWhatTheFunctionLogs(t *testing.T) {
 	t.Parallel()
 	var src strings.Builder
-	for _, dir := range []string{"engine", "tokens", "logging"} {
+	for _, dir := range []string{"engine", "tokens", "logging", "ledger", "contract"} {
 		names, _ := filepath.Glob(filepath.Join("..", "..", dir, "*.go"))
 		for _, n := range names {
 			if strings.HasSuffix(n, "_test.go") {
@@ -233,6 +233,9 @@ func TestMonitoringReadsWhatTheFunctionLogs(t *testing.T) {
 		for _, m := range logged.FindAllStringSubmatch(text, -1) {
 			if m[1] != "message" && !strings.Contains(src.String(), `"`+m[1]+`"`) {
 				t.Errorf("%s reads the field %s, which the function never logs", rel, m[1])
+			}
+			if m[1] != "message" && m[2] != "" && !strings.Contains(src.String(), `"`+m[2]+`"`) {
+				t.Errorf("%s wants %s=%q, a value the function never logs", rel, m[1], m[2])
 			}
 			if m[1] == "message" && !strings.Contains(src.String(), `"`+m[2]+`"`) {
 				t.Errorf("%s counts the message %q, which the function never logs", rel, m[2])
