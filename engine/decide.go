@@ -15,6 +15,54 @@ import (
 // onlyOwnerFix is the detail of a failed only-owner removal.
 const onlyOwnerFix = "the member is the only owner (ROLE_MANAGER) of the space: name a successor (\"successor\", with \"addSuccessor\": true if they may not be a member yet) to hand ownership over, or make another member an owner first (for a sweep that a Workspace suspension, archive or deletion started: give the person a manager in the Directory, or set AUTO_OFFBOARD_SUCCESSOR)"
 
+// afterHandOff records a hand-off's log in r and, when the hand-off failed
+// (err), stops the removal: a transient err is handed back as is; any other
+// decides failed, nothing removed, with the fix when the hand-off's error
+// says it.
+func afterHandOff(r contract.Result, log *contract.HandOffLog, err error) (_ contract.Result, stop bool, _ error) {
+	r.HandOff = log
+	switch {
+	case err == nil:
+		return r, false, nil
+	case isTransient(err):
+		return r, true, err
+	}
+	r.Outcome, r.Error = contract.Failed, handOffInfo(err)
+	r.Detail = "the member is the only owner of the space and the hand-off to the successor failed; nothing was removed"
+	var he *handOffError
+	if errors.As(err, &he) && he.fix != "" {
+		r.Detail += ": " + he.fix
+	}
+	return r, true, nil
+}
+
+// ownerRefused adds the fix to a refused removal of a space's only owner
+// (only: as members.list said before the delete): name a successor, or, when
+// the hand-off was done, see Google's error.
+func ownerRefused(r contract.Result, only bool) contract.Result {
+	switch {
+	case !only || r.Outcome != contract.Failed:
+	case r.HandOff != nil:
+		r.Detail = "the successor is an owner now, yet Chat refused to remove the member: see the error, and publish a new request for this space once it is resolved"
+	default:
+		r.Detail = onlyOwnerFix
+	}
+	return r
+}
+
+// removedMember is the member of a removal as the function knows it: the
+// user name it read (from members.get or members.list, recorded in the
+// intent), a BOT for the calling app, else a HUMAN; nil when unknown.
+func removedMember(name string) *contract.Member {
+	switch name {
+	case "":
+		return nil
+	case "users/app":
+		return &contract.Member{Name: name, Type: "BOT"}
+	}
+	return &contract.Member{Name: name, Type: "HUMAN"}
+}
+
 // described returns r with what the Chat API said of a membership.
 func described(r contract.Result, m *chat.Membership) contract.Result {
 	if m == nil {
@@ -31,7 +79,9 @@ func described(r contract.Result, m *chat.Membership) contract.Result {
 }
 
 // apiDecision turns an API error into a decision: 404 on delete is
-// not_member, other 4xx are failed. A transient error is returned as the
+// not_member, other 4xx are failed with Google's code, status and message
+// (whatever the status, no fix is inferred from it: the flows add the
+// only-owner fix from what they read). A transient error is returned as the
 // error, with r unchanged.
 func apiDecision(r contract.Result, err error, deleting bool) (contract.Result, error) {
 	var te *TransientError
@@ -47,9 +97,6 @@ func apiDecision(r contract.Result, err error, deleting bool) (contract.Result, 
 		return r, nil
 	}
 	r.Outcome, r.Error = contract.Failed, errorInfo(err)
-	if r.Error.Status == "FAILED_PRECONDITION" {
-		r.Detail = onlyOwnerFix
-	}
 	return r, nil
 }
 

@@ -222,10 +222,11 @@ func TestAPIDecision(t *testing.T) {
 			with(func(r *contract.Result) {
 				r.Outcome, r.Error = contract.Failed, &contract.ErrorInfo{Code: 404, Status: "NOT_FOUND", Message: "message of 404"}
 			}), nil},
-		{"400 FAILED_PRECONDITION is failed with the only-owner fix", googleErr(400, statusBody(400, "FAILED_PRECONDITION"), nil), true,
+		// No fix is read from an error: the flows know the only owner
+		// from members.list (issue 22).
+		{"400 FAILED_PRECONDITION is failed, with no fix inferred", googleErr(400, statusBody(400, "FAILED_PRECONDITION"), nil), true,
 			with(func(r *contract.Result) {
 				r.Outcome, r.Error = contract.Failed, &contract.ErrorInfo{Code: 400, Status: "FAILED_PRECONDITION", Message: "message of 400"}
-				r.Detail = onlyOwnerFix
 			}), nil},
 		{"400 without a body is failed without a fix", googleErr(400, "", nil), true,
 			with(func(r *contract.Result) {

@@ -41,16 +41,14 @@ func (f *Engine) getMembership(ctx context.Context, j *job, name string, admin b
 	return m, err
 }
 
-// deleteMembership deletes one membership by name and returns it as the
-// API answered (with the role it had).
-func (f *Engine) deleteMembership(ctx context.Context, j *job, name string, admin bool) (*chat.Membership, error) {
-	var m *chat.Membership
-	err := f.call(ctx, j, "members.delete", write, func(ctx context.Context) error {
-		var err error
-		m, err = f.chat.Spaces.Members.Delete(name).UseAdminAccess(admin).Context(ctx).Do()
+// deleteMembership deletes one membership by name. What the API answers
+// is not read: Google documents that it answers the Membership, not what
+// that holds, so the results say what the function knows instead.
+func (f *Engine) deleteMembership(ctx context.Context, j *job, name string, admin bool) error {
+	return f.call(ctx, j, "members.delete", write, func(ctx context.Context) error {
+		_, err := f.chat.Spaces.Members.Delete(name).UseAdminAccess(admin).Context(ctx).Do()
 		return err
 	})
-	return m, err
 }
 
 // addMember adds a person (a user id or email) to space and returns the
@@ -116,8 +114,9 @@ func (f *Engine) setRole(ctx context.Context, j *job, name, role string, admin b
 
 // spaceMembership is one human membership found by members.list.
 type spaceMembership struct {
-	name string // spaces/S/members/ID, as the server named it
-	role string
+	name  string // spaces/S/members/ID, as the server named it
+	role  string
+	state string // JOINED; INVITED only where invitations were listed
 }
 
 // humans are the human memberships of a space, by user name ("users/ID"),
@@ -141,6 +140,48 @@ func (f *Engine) listHumans(ctx context.Context, j *job, space string, admin, gr
 	if groups {
 		filter = `member.type != "BOT"`
 	}
+	err := f.listMemberships(ctx, j, space, admin, filter, groups, func(mem *chat.Membership) {
+		if groups && mem.GroupMember != nil && mem.Member == nil {
+			h.groups[mem.GroupMember.Name] = true
+			return
+		}
+		if mem.Member == nil || mem.Member.Type != "HUMAN" {
+			return
+		}
+		if mem.Role == roleOwner {
+			h.owners++
+		}
+		h.byUser[mem.Member.Name] = spaceMembership{name: mem.Name, role: mem.Role, state: mem.State}
+	})
+	if err != nil {
+		return humans{}, err
+	}
+	return h, nil
+}
+
+// ownersFilter selects a space's owners, in a form the members.list
+// reference gives as valid ("member.type = \"HUMAN\" AND role =
+// \"ROLE_MANAGER\""), which admin access accepts too.
+const ownersFilter = `member.type = "HUMAN" AND role = "ROLE_MANAGER"`
+
+// onlyOwner reports whether who ("users/ID") is the only owner of space: no
+// other owner is listed by members.list filtered by role (every page).
+// This is what the function knows before it deletes an owner, rather than
+// reading it from the error of a refused delete, which Google does not
+// document.
+func (f *Engine) onlyOwner(ctx context.Context, j *job, space, who string, admin bool) (bool, error) {
+	others := 0
+	err := f.listMemberships(ctx, j, space, admin, ownersFilter, false, func(mem *chat.Membership) {
+		if n := memberName(mem); n != "" && n != who && mem.Role == roleOwner {
+			others++
+		}
+	})
+	return others == 0, err
+}
+
+// listMemberships reads every page of members.list of space with filter
+// (and showGroups when groups is set) and hands each membership to each.
+func (f *Engine) listMemberships(ctx context.Context, j *job, space string, admin bool, filter string, groups bool, each func(*chat.Membership)) error {
 	token := ""
 	for {
 		var page *chat.ListMembershipsResponse
@@ -155,23 +196,13 @@ func (f *Engine) listHumans(ctx context.Context, j *job, space string, admin, gr
 			return err
 		})
 		if err != nil {
-			return humans{}, err
+			return err
 		}
 		for _, mem := range page.Memberships {
-			if groups && mem.GroupMember != nil && mem.Member == nil {
-				h.groups[mem.GroupMember.Name] = true
-				continue
-			}
-			if mem.Member == nil || mem.Member.Type != "HUMAN" {
-				continue
-			}
-			if mem.Role == roleOwner {
-				h.owners++
-			}
-			h.byUser[mem.Member.Name] = spaceMembership{name: mem.Name, role: mem.Role}
+			each(mem)
 		}
 		if token = page.NextPageToken; token == "" {
-			return h, nil
+			return nil
 		}
 	}
 }
@@ -182,7 +213,10 @@ func (f *Engine) listHumans(ctx context.Context, j *job, space string, admin, gr
 // The successor is identified by user id (an email through the Directory);
 // the role is patched on the membership name the server assigned (read by
 // members.get or members.list, or answered by members.create): Google
-// documents the email alias for get and delete only.
+// documents the email alias for get and delete only. A successor whose
+// membership is INVITED (read, or answered by members.create for a person
+// whose auto-accept is off) has not joined and is not made the owner: a
+// *handOffError says they must accept first.
 func (f *Engine) handOff(ctx context.Context, j *job, space string, known map[string]spaceMembership) (*contract.HandOffLog, error) {
 	v := j.req
 	log := &contract.HandOffLog{Successor: v.Successor}
@@ -196,10 +230,10 @@ func (f *Engine) handOff(ctx context.Context, j *job, space string, known map[st
 			succ = strings.TrimPrefix(id, "users/")
 		}
 	}
-	var name, role string // name stays "" while the successor is not a member
+	var name, role, state string // name stays "" while the successor is not a member
 	if known != nil && !request.IsEmail(succ) {
 		if mem, ok := known["users/"+succ]; ok {
-			name, role = mem.name, mem.role
+			name, role, state = mem.name, mem.role, mem.state
 		}
 	} else {
 		m, err := f.getMembership(ctx, j, request.MembershipName(strings.TrimPrefix(space, "spaces/"), succ), v.AdminAccess)
@@ -207,13 +241,21 @@ func (f *Engine) handOff(ctx context.Context, j *job, space string, known map[st
 			return log, err
 		}
 		if m != nil {
-			name, role = m.Name, m.Role
+			name, role, state = m.Name, m.Role, m.State
 		}
 	}
-	if name == "" && !v.AddSuccessor {
-		return log, &handOffError{fmt.Sprintf("the successor %s is not a member of %s; set \"addSuccessor\": true to add them", v.Successor, space)}
-	}
-	if name != "" && role == roleOwner {
+	switch {
+	case name != "" && state == "INVITED":
+		return log, invitedSuccessor(v.Successor, space)
+	case name == "" && !v.AddSuccessor:
+		msg := fmt.Sprintf("the successor %s is not a member of %s; set \"addSuccessor\": true to add them", v.Successor, space)
+		if known != nil {
+			// Admin access lists joined members only (showInvited needs
+			// user authentication).
+			msg += " (or, if they were invited and have not joined, they must accept first)"
+		}
+		return log, &handOffError{msg: msg}
+	case name != "" && role == roleOwner:
 		return log, nil
 	}
 	// The hand-off's writes are idempotent (a 409 is read back, a patch
@@ -233,6 +275,11 @@ func (f *Engine) handOff(ctx context.Context, j *job, space string, known map[st
 		}
 		name, role = created.Name, created.Role
 		log.Added = true
+		if created.State == "INVITED" {
+			// Invited, not added (their auto-accept is off): someone who
+			// has not joined is not made the owner.
+			return log, invitedSuccessor(v.Successor, space)
+		}
 	}
 	if role != roleOwner {
 		if err := f.promote(ctx, j, name, v.AdminAccess); err != nil {
@@ -248,10 +295,20 @@ func (f *Engine) handOff(ctx context.Context, j *job, space string, known map[st
 	return log, nil
 }
 
-// handOffError is a hand-off that cannot be done as requested.
-type handOffError struct{ msg string }
+// handOffError is a hand-off that cannot be done as requested; fix, when
+// set, says what to do (it goes into the result's detail).
+type handOffError struct{ msg, fix string }
 
 func (e *handOffError) Error() string { return e.msg }
+
+// invitedSuccessor is the hand-off error of a successor whose membership of
+// space is INVITED: they have not joined, and are not made the owner.
+func invitedSuccessor(successor, space string) *handOffError {
+	return &handOffError{
+		msg: fmt.Sprintf("the successor %s is invited to %s but has not joined (membership state INVITED): someone who has not joined is not made the owner", successor, space),
+		fix: "the successor must accept the invitation to the space, or name another successor; then publish a new request for this space",
+	}
+}
 
 // lookupUser asks the Directory for a person named by id or email (users.get
 // answers for aliases too) and returns "users/ID". found is false when the

@@ -86,7 +86,10 @@ func (f *Engine) writeOne(ctx context.Context, j *job, r contract.Result, t targ
 		}
 		return r, err
 	}
-	return f.deleteWithHandOff(ctx, j, r, t.name, space, intended{member: memberName(got), role: got.Role})
+	// The removal's role and member are those of the intent just recorded.
+	in := intended{member: memberName(got), role: got.Role}
+	r.Role, r.Member = in.role, removedMember(in.member)
+	return f.deleteWithHandOff(ctx, j, r, t.name, space, in, got.Role)
 }
 
 // recoverOne continues from an intent that an earlier delivery recorded
@@ -101,44 +104,49 @@ func (f *Engine) recoverOne(ctx context.Context, j *job, r contract.Result, rec 
 	if err != nil {
 		return apiDecision(r, err, false)
 	}
+	r.Role, r.Member = rec.Role, removedMember(rec.Member)
 	if m == nil {
-		r.Outcome, r.MembershipState, r.Role = contract.Removed, "NOT_A_MEMBER", rec.Role
-		if rec.Member != "" {
-			r.Member = &contract.Member{Name: rec.Member, Type: "HUMAN"}
-		}
+		r.Outcome, r.MembershipState = contract.Removed, "NOT_A_MEMBER"
 		r.Detail = "removed by an earlier delivery of this request, which stopped before its decision was recorded"
 		return r, nil
 	}
+	if r.Member == nil {
+		r.Member = removedMember(memberName(m))
+	}
 	space, _, _ := request.SplitMembership(j.req.Name)
-	return f.deleteWithHandOff(ctx, j, r, t.name, space, intended{member: rec.Member, role: rec.Role})
+	in := intended{member: rec.Member, role: rec.Role}
+	if in.member == "" {
+		in.member = memberName(m)
+	}
+	return f.deleteWithHandOff(ctx, j, r, t.name, space, in, m.Role)
 }
 
 // deleteWithHandOff deletes the membership name, whose intent recorded in;
-// when it is the only owner and the request names a successor, it hands
-// ownership over and tries again.
-func (f *Engine) deleteWithHandOff(ctx context.Context, j *job, r contract.Result, name, space string, in intended) (contract.Result, error) {
+// role is the one just read. An owner's removal first asks members.list
+// whether in.member is the space's only owner; if so and the request names
+// a successor, ownership is handed over before the delete (a failed
+// hand-off removes nothing). The delete is made in every other case, and a
+// refusal is reported with Google's own code, status and message, whatever
+// they are; the only-owner fix comes from what the list said, not from the
+// error.
+func (f *Engine) deleteWithHandOff(ctx context.Context, j *job, r contract.Result, name, space string, in intended, role string) (contract.Result, error) {
 	v := j.req
-	r, err := f.deleteOne(ctx, j, r, name, in)
-	if err != nil || r.Outcome != contract.Failed || v.Successor == "" || r.Error == nil || r.Error.Status != "FAILED_PRECONDITION" {
-		return r, err
+	only := false
+	if role == roleOwner {
+		var err error
+		if only, err = f.onlyOwner(ctx, j, "spaces/"+space, in.member, v.AdminAccess); err != nil {
+			return apiDecision(r, err, false)
+		}
 	}
-	failure := *r.Error
-	log, err := f.handOff(ctx, j, "spaces/"+space, nil)
-	r.HandOff = log
-	if err != nil {
-		if isTransient(err) {
+	if only && v.Successor != "" {
+		log, err := f.handOff(ctx, j, "spaces/"+space, nil)
+		var stop bool
+		if r, stop, err = afterHandOff(r, log, err); stop {
 			return r, err
 		}
-		r.Error = handOffInfo(err)
-		r.Detail = "the member is the only owner of the space and the hand-off to the successor failed; nothing was removed"
-		return r, nil
 	}
-	r.Error, r.Detail = nil, ""
-	r, err = f.deleteOne(ctx, j, r, name, in)
-	if err == nil && r.Outcome == contract.Failed && r.Error == nil {
-		r.Error = &failure
-	}
-	return r, err
+	r, err := f.deleteOne(ctx, j, r, name, in)
+	return ownerRefused(r, only), err
 }
 
 // intended is what a removal's intent recorded before its delete: the
@@ -147,11 +155,13 @@ func (f *Engine) deleteWithHandOff(ctx context.Context, j *job, r contract.Resul
 type intended struct{ member, role string }
 
 // deleteOne deletes a membership, whose intent recorded in, and decides
-// removed, not_member or failed. A 404 met by a retry after an attempt
-// whose answer was lost (no answer, or a 5xx) is that attempt's removal:
-// removed, with the intent's role.
+// removed, not_member or failed. A removal's role and member are the
+// intent's (the callers set them); its state is set here, NOT_A_MEMBER: the
+// delete's answer is not read. A 404 met by a retry after an attempt whose
+// answer was lost (no answer, or a 5xx) is that attempt's removal: removed,
+// with the intent's role.
 func (f *Engine) deleteOne(ctx context.Context, j *job, r contract.Result, name string, in intended) (contract.Result, error) {
-	m, err := f.deleteMembership(ctx, j, name, j.req.AdminAccess)
+	err := f.deleteMembership(ctx, j, name, j.req.AdminAccess)
 	if ge, ok := apiError(err); ok && ge.Code == http.StatusNotFound && answerLost(err) {
 		j.log.InfoContext(ctx, "a delete's answer was lost and its retry found the membership gone: removed", "role", in.role)
 		return lostRemoval(r, in), nil
@@ -159,9 +169,9 @@ func (f *Engine) deleteOne(ctx context.Context, j *job, r contract.Result, name 
 	if err != nil {
 		return apiDecision(r, err, true)
 	}
-	r.Outcome = contract.Removed
-	j.log.DebugContext(ctx, "membership deleted", "role", m.Role)
-	return described(r, m), nil
+	r.Outcome, r.MembershipState = contract.Removed, "NOT_A_MEMBER"
+	j.log.DebugContext(ctx, "membership deleted", "role", r.Role)
+	return r, nil
 }
 
 // dryRunOne decides a dry run of a known person: would the removal happen?

@@ -243,10 +243,9 @@ func (f *Engine) sweepSpace(ctx context.Context, j *job) ([]contract.Result, err
 		return out, nil
 	}
 	out := make([]contract.Result, 0, len(people))
-	humanCount := len(h.byUser)
 	for i, p := range people {
 		p.via = viaGroups(v.MemberGroups[p.id], h.groups)
-		r, err := f.sweepPerson(ctx, j, p, protected, &h, &humanCount)
+		r, err := f.sweepPerson(ctx, j, p, protected, &h)
 		if err != nil {
 			return f.spaceStopped(j, out, v.People[i:], err)
 		}
@@ -312,9 +311,9 @@ func allRecorded(j *job, people []spacePerson) ([]contract.Result, bool) {
 }
 
 // sweepPerson decides one person of a space+members request from the
-// space's listed members; h and humanCount follow the removals (an owner
-// removed, a successor promoted).
-func (f *Engine) sweepPerson(ctx context.Context, j *job, p spacePerson, protected map[string]bool, h *humans, humanCount *int) (contract.Result, error) {
+// space's listed members; h follows the removals (an owner removed, a
+// successor promoted).
+func (f *Engine) sweepPerson(ctx context.Context, j *job, p spacePerson, protected map[string]bool, h *humans) (contract.Result, error) {
 	v := j.req
 	r := j.result(v.RequestID)
 	r.Membership = p.membership
@@ -353,52 +352,44 @@ func (f *Engine) sweepPerson(ctx context.Context, j *job, p spacePerson, protect
 		r.Outcome, r.WouldRemove, r.MembershipState = contract.DryRun, &yes, "JOINED"
 		return r, nil
 	}
-	return f.sweepRemove(ctx, pj, r, p, mem, h, humanCount)
+	return f.sweepRemove(ctx, pj, r, p, mem, h)
 }
 
 // sweepRemove removes one listed membership of a space+members request: the
-// intent first (unless an earlier delivery's stands), a hand-off where the
-// person is the only owner, then the delete.
-func (f *Engine) sweepRemove(ctx context.Context, j *job, r contract.Result, p spacePerson, mem spaceMembership, h *humans, humanCount *int) (contract.Result, error) {
+// intent first (unless an earlier delivery's stands: the result then takes
+// its role), a hand-off where the member list shows the person as the only
+// owner and a successor is named, then the delete, whose refusal is
+// reported as Google answered it.
+func (f *Engine) sweepRemove(ctx context.Context, j *job, r contract.Result, p spacePerson, mem spaceMembership, h *humans) (contract.Result, error) {
 	v := j.req
 	if p.rec != nil {
 		if err := f.staleIntent(*p.rec); err != nil {
 			return r, err
 		}
+		r.Role = p.rec.Role
 	} else if decided, err := f.intend(ctx, j, p.membership, p.id, mem.role, ledger.ActionDelete); err != nil || decided != nil {
 		if decided != nil {
 			return j.replay(*decided)
 		}
 		return r, err
 	}
-	if mem.role == roleOwner && h.owners == 1 && *humanCount > 1 {
-		if v.Successor == "" {
-			r.Outcome = contract.Failed
-			r.Error = &contract.ErrorInfo{Code: http.StatusBadRequest, Status: "FAILED_PRECONDITION", Message: "the member is the only owner of the space"}
-			r.Detail = onlyOwnerFix
-			return r, nil
-		}
+	only := mem.role == roleOwner && h.owners == 1
+	if only && v.Successor != "" {
 		log, err := f.handOff(ctx, j, v.SpaceNames[0], h.byUser)
-		r.HandOff = log
-		if err != nil {
-			if isTransient(err) {
-				return r, err
-			}
-			r.Outcome, r.Error = contract.Failed, handOffInfo(err)
-			r.Detail = "hand-off to the successor failed; nothing was removed"
-			return r, nil
+		var stop bool
+		if r, stop, err = afterHandOff(r, log, err); stop {
+			return r, err
 		}
 		h.owners++
 	}
-	r, err := f.deleteOne(ctx, j, r, mem.name, intended{member: p.id, role: mem.role})
+	r, err := f.deleteOne(ctx, j, r, mem.name, intended{member: p.id, role: r.Role})
 	if err != nil {
 		return r, err
 	}
 	if r.Outcome == contract.Removed && mem.role == roleOwner {
 		h.owners--
 	}
-	*humanCount--
-	return r, nil
+	return ownerRefused(r, only), nil
 }
 
 // spaceStopped ends a space+members request at a transient error: once the

@@ -142,6 +142,7 @@ func TestSingleHandOffNeedsAddSuccessor(t *testing.T) {
 	r := e.only(t)
 	failed := contract.Result{
 		Membership: "spaces/SOLO/members/101", Outcome: contract.Failed, AdminAccess: true,
+		Role: "ROLE_MANAGER", Member: &contract.Member{Name: "users/101", Type: "HUMAN"},
 		Error:   &contract.ErrorInfo{Code: 400, Status: "FAILED_PRECONDITION"},
 		HandOff: &contract.HandOffLog{Successor: "users/104"},
 		Detail:  "the member is the only owner of the space and the hand-off to the successor failed; nothing was removed",

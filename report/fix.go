@@ -38,7 +38,7 @@ var (
 	// byStatus: failed results, by Google's error status.
 	byStatus = map[string]string{
 		"PERMISSION_DENIED":   "grant access: the delegated user must be a Workspace admin with the Chat privilege and the token must have the chat.admin.* scopes (cmd/authorize), with adminAccess on the request; then publish a new request for this space",
-		"FAILED_PRECONDITION": "fix what the error says about the successor (one who is not a member needs \"addSuccessor\": true), then publish a new request for this space",
+		"FAILED_PRECONDITION": "fix what the error says about the successor (one who is not a member needs \"addSuccessor\": true; one who is invited must accept the invitation first, or name another), then publish a new request for this space",
 		"NOT_FOUND":           "check the name: the directory or Chat does not know this person or space (a deleted space needs nothing more)",
 		"UNAUTHENTICATED":     "the function's token was refused: authorize again (cmd/authorize) and store the new token (docs/operators.md, \"Rotating the token\"), then publish a new request",
 		"RESOURCE_EXHAUSTED":  "a quota ran out: publish a new request later, or ask for more quota",

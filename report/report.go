@@ -45,10 +45,15 @@ import (
 	"github.com/chat-offboard/chat-offboard/ledger"
 )
 
-// Unreachable is what no API reaches, stated in every report.
+// Unreachable is what no API reaches, stated in every report: unnamed
+// spaces, and the person's pending invitations (members.list shows invited
+// memberships only with showInvited, which needs user authentication, so
+// admin access cannot list them).
 const Unreachable = "Direct messages and group chats (unnamed spaces) cannot be listed by an admin: spaces.search " +
-	"sees only named spaces, so a sweep cannot reach them and they are not in this report. Suspending or deleting " +
-	"the person's account is what ends their access to them."
+	"sees only named spaces, so a sweep cannot reach them and they are not in this report. Nor are the person's " +
+	"pending invitations to spaces: members.list shows invitations only with showInvited, which needs user " +
+	"authentication, so admin access cannot list a departing person's invitations (a sweep finds them not_member " +
+	"where they are only invited). Suspending or deleting the person's account is what ends their access to them."
 
 // Pending is the outcome the report gives a membership whose write was
 // intended but whose decision is not recorded yet: a delivery is still

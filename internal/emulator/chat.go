@@ -50,6 +50,21 @@ type ChatOptions struct {
 	// fills; the zero value, SearchBoth, answers as the current reference
 	// describes.
 	Search SearchFields
+	// OnlyOwnerRefusal is how members.delete refuses a space's only owner:
+	// Google's guide says only that it can't be done, not with which error.
+	// The zero value is 400 FAILED_PRECONDITION.
+	OnlyOwnerRefusal Refusal
+	// EmptyDeleteAnswer makes members.delete answer an empty Membership
+	// ({}): Google documents the answer as the Membership without saying
+	// what it holds, so nothing may depend on its fields.
+	EmptyDeleteAnswer bool
+}
+
+// Refusal is an error answer: an HTTP code and Google's status for it (""
+// for the code's canonical status).
+type Refusal struct {
+	Code   int
+	Status string
 }
 
 // SearchFields says which fields of SearchSpacesResponse spaces.search fills
@@ -164,14 +179,19 @@ type CallInfo struct {
 //     users/{id} or users/{primary email}. Answers always name the id
 //     (spaces/S/members/ID, or spaces/S/members/app with member users/app,
 //     BOT). An unknown email or a non-member is 404 NOT_FOUND.
-//   - Deleting the only owner (ROLE_MANAGER) of a SPACE while other humans
-//     remain, or changing the only owner's role, is 400
-//     FAILED_PRECONDITION; assistant managers do not count as owners.
+//   - Deleting the only owner (ROLE_MANAGER) of a SPACE, whoever else is in
+//     it (Google's guide: the only owner can't be removed), or changing the
+//     only owner's role, is 400 FAILED_PRECONDITION (the code is a guess:
+//     Google documents none, and ChatOptions.OnlyOwnerRefusal changes it
+//     for the delete); assistant managers do not count as owners.
 //   - members.delete answers the deleted Membership (state NOT_A_MEMBER,
-//     the role it had); get, create and patch answer the membership's
-//     state: JOINED, or INVITED for a person whose auto-accept is off
-//     (User.AutoAcceptOff), whom members.create invites rather than adds.
-//     Creating an existing membership is 409 ALREADY_EXISTS.
+//     the role it had; {} with ChatOptions.EmptyDeleteAnswer); get, create
+//     and patch answer the membership's state: JOINED, or INVITED for a
+//     person whose auto-accept is off (User.AutoAcceptOff), whom
+//     members.create invites rather than adds, and who never accepts here.
+//     Creating an existing membership is 409 ALREADY_EXISTS. Making an
+//     INVITED membership an owner (members.patch to ROLE_MANAGER) is 400
+//     FAILED_PRECONDITION: an assumption, Google documents no such rule.
 //   - members.create ignores a role in its body ("can only be used as
 //     input in UpdateMembership"): a new membership is ROLE_MEMBER. With
 //     useAdminAccess it cannot add apps (400) nor people outside the

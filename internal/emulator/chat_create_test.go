@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"strings"
 	"testing"
 
 	"google.golang.org/api/chat/v1"
@@ -64,6 +65,14 @@ func TestCreateInvitesWithoutAutoAccept(t *testing.T) {
 	}
 	_, err = svc.Spaces.Members.Create("spaces/ENG", &chat.Membership{Member: &chat.User{Name: "users/106", Type: "HUMAN"}}).UseAdminAccess(true).Do()
 	apiErr(t, err, 409)
+	// Someone who has not joined is not made an owner (an assumption).
+	_, err = svc.Spaces.Members.Patch("spaces/ENG/members/106", &chat.Membership{Role: "ROLE_MANAGER"}).UpdateMask("role").UseAdminAccess(true).Do()
+	if ge := apiErr(t, err, 400); !strings.Contains(ge.Message, "invited") {
+		t.Errorf("patch of an invited membership to owner: %q, want it to say the membership is invited", ge.Message)
+	}
+	if role, _ := st.Chat.IsMember("spaces/ENG", "106"); role != emulator.RoleMember {
+		t.Errorf("frank's role %q after a refused patch, want ROLE_MEMBER", role)
+	}
 	// Someone with auto-accept on joins at once.
 	m, err = svc.Spaces.Members.Create("spaces/ENG", &chat.Membership{Member: &chat.User{Name: "users/105", Type: "HUMAN"}}).UseAdminAccess(true).Do()
 	if err != nil || m.State != "JOINED" {

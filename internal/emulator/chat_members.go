@@ -181,10 +181,19 @@ func (c *Chat) deleteMember(rq *request) (any, *apiError) {
 		if me != nil && id != rq.caller && me.role == RoleAssistantManager && m.role != RoleMember {
 			return nil, errf(403, "", "The caller doesn't have permission to delete %s: a space manager can remove members only.", rq.name)
 		}
-		if s.spaceType == SpaceTypeSpace && m.role == RoleManager && s.managers == 1 && s.humans > 1 {
-			return nil, errf(400, "FAILED_PRECONDITION", "The membership cannot be deleted because it is the only owner of the space. Make another member an owner first.")
+		if s.spaceType == SpaceTypeSpace && m.role == RoleManager && s.managers == 1 {
+			// Google's guide: a space's only owner can't be removed
+			// (whoever else is in it); the code is the emulation's guess.
+			code, status := c.opts.OnlyOwnerRefusal.Code, c.opts.OnlyOwnerRefusal.Status
+			if code == 0 {
+				code, status = 400, "FAILED_PRECONDITION"
+			}
+			return nil, errf(code, status, "The membership cannot be deleted because it is the only owner of the space. Make another member an owner first.")
 		}
 		c.removeMemberLocked(s, m)
+		if c.opts.EmptyDeleteAnswer {
+			return &struct{}{}, nil
+		}
 		out := membershipOf(s.name, m, "NOT_A_MEMBER")
 		out.DeleteTime = timestamp()
 		return out, nil
@@ -347,6 +356,11 @@ func (c *Chat) patchMember(w http.ResponseWriter, r *http.Request, rq *request) 
 		}
 		if m.typ != MemberTypeHuman {
 			return nil, errf(400, "", "The role of an app membership can't be changed.")
+		}
+		if m.invited && in.Role == RoleManager {
+			// An assumption (Google documents no such rule): someone who
+			// has not joined is not made an owner.
+			return nil, errf(400, "FAILED_PRECONDITION", "The membership %s is invited and hasn't joined the space: only a member who has joined can be made an owner.", rq.name)
 		}
 		if m.role == RoleManager && in.Role != RoleManager && s.managers == 1 {
 			return nil, errf(400, "FAILED_PRECONDITION", "The membership cannot be changed because it is the only owner of the space. Make another member an owner first.")

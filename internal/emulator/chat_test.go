@@ -110,6 +110,44 @@ func TestOnlyManager(t *testing.T) {
 	}
 }
 
+// TestOnlyOwnerWhateverTheOthers: Google's guide says a space's only owner
+// can't be removed, and says nothing of the other members: the emulation
+// refuses it with no other human in the space too, and does not answer the
+// delete of anyone else with more than the guide requires.
+func TestOnlyOwnerWhateverTheOthers(t *testing.T) {
+	ws := emulator.Default()
+	ws.Spaces = append(ws.Spaces,
+		emulator.Space{Name: "spaces/ALONE", SpaceType: emulator.SpaceTypeSpace, Members: []emulator.Member{
+			{User: alice, Role: emulator.RoleManager}, {User: emulator.AppUser, Type: emulator.MemberTypeBot}}},
+		emulator.Space{Name: "spaces/JUSTME", SpaceType: emulator.SpaceTypeSpace, Members: []emulator.Member{
+			{User: alice, Role: emulator.RoleManager}}})
+	st := startStackWith(t, ws, emulator.ChatOptions{})
+	svc := adminChat(t, st)
+	for _, name := range []string{"spaces/ALONE/members/101", "spaces/JUSTME/members/101"} {
+		_, err := svc.Spaces.Members.Delete(name).UseAdminAccess(true).Do()
+		wantStatus(t, err, 400, "FAILED_PRECONDITION")
+		if _, ok := st.Chat.IsMember(strings.TrimSuffix(name, "/members/101"), alice); !ok {
+			t.Errorf("%s: the only owner was removed", name)
+		}
+	}
+	// The only owner may not leave either.
+	_, err := chatAs(t, st, alice, emulator.ScopeChatMemberships).Spaces.Members.Delete("spaces/JUSTME/members/101").Do()
+	wantStatus(t, err, 400, "FAILED_PRECONDITION")
+}
+
+// TestEmptyDeleteAnswer: with ChatOptions.EmptyDeleteAnswer the delete is
+// made and answers a Membership with nothing in it.
+func TestEmptyDeleteAnswer(t *testing.T) {
+	st := startStack(t, emulator.ChatOptions{EmptyDeleteAnswer: true})
+	m, err := adminChat(t, st).Spaces.Members.Delete("spaces/ENG/members/102").UseAdminAccess(true).Do()
+	if err != nil || m.Name != "" || m.State != "" || m.Role != "" || m.Member != nil {
+		t.Fatalf("delete = %+v, %v; want an empty membership", m, err)
+	}
+	if _, ok := st.Chat.IsMember("spaces/ENG", bob); ok {
+		t.Error("bob is still a member of ENG")
+	}
+}
+
 func TestAppMembership(t *testing.T) {
 	st := startStack(t, emulator.ChatOptions{})
 	svc := adminChat(t, st)
