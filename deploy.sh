@@ -768,10 +768,16 @@ else
 	run secrets create "$SECRET" "--project=${PROJECT}" --replication-policy=automatic
 	status "secret ${SECRET}" created
 fi
-secret_has_version=0
-if check secrets versions list "$SECRET" "--project=${PROJECT}" --filter=state:ENABLED --limit=1 '--format=value(name)' &&
-	[[ -n "$OUT" ]]; then
-	secret_has_version=1
+# The function reads versions/latest, which Secret Manager documents as the
+# most recently created version, whatever its state: an older enabled version
+# does not help when the newest is disabled. So the newest one is described
+# (NOT_FOUND: no version yet).
+secret_latest_state=""
+secret_latest_version=""
+if check secrets versions describe latest "--secret=${SECRET}" "--project=${PROJECT}" '--format=value(name,state)'; then
+	secret_latest_state="${OUT#*$'\t'}"
+	secret_latest_version="${OUT%%$'\t'*}"
+	secret_latest_version="${secret_latest_version##*/}"
 fi
 
 # 6. The ledger (package ledger, issue 13): a Firestore database in native
@@ -1106,13 +1112,26 @@ if ((DRY_RUN)); then
 else
 	echo "deploy.sh: done"
 fi
-if ((secret_has_version == 0)); then
+if [[ -z "$secret_latest_state" ]]; then
 	cat <<EOF
 
-The secret ${SECRET} has no enabled version yet: store the delegated admin's
+The secret ${SECRET} has no version yet: store the delegated admin's
 consent first (see docs/operators.md), e.g.
 
   go run ./cmd/authorize --client-secrets client_secret.json --secret ${SECRET_NAME}
+EOF
+elif [[ "$secret_latest_state" != ENABLED ]]; then
+	cat <<EOF
+
+WARNING: the newest version (${secret_latest_version}) of the secret ${SECRET} is
+${secret_latest_state}. The function reads versions/latest, the most recently
+created version, so every event fails (FAILED_PRECONDITION) even though an
+older version may be enabled. Enable it again, or add a new version:
+
+  gcloud secrets versions enable ${secret_latest_version} --secret=${SECRET} --project=${PROJECT}
+  go run ./cmd/authorize --client-secrets client_secret.json --secret ${SECRET_NAME}
+
+Roll back by adding a version, never by disabling the newest (docs/operators.md).
 EOF
 fi
 cat <<EOF

@@ -532,6 +532,40 @@ func TestSecondRunChangesNothing(t *testing.T) {
 }
 
 // TestPartialProject: what exists is kept, only what is missing is added,
+// TestDisabledNewestSecretVersion: the function reads versions/latest, the
+// most recently created version; when that one is disabled deploy.sh says so
+// with the fix (enable it, or add a version), though an older version is
+// enabled, and does not ask for a first consent.
+func TestDisabledNewestSecretVersion(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	mustSucceed(t, p.run(t, nil, "--project", project))
+	st := p.loadState(t)
+	st.Secrets["chat-offboard-token"] = 2
+	st.SecretLatest = map[string]string{"chat-offboard-token": "DISABLED"}
+	p.saveState(t, st)
+	r := p.run(t, nil, "--project", project)
+	mustSucceed(t, r)
+	for _, want := range []string{"WARNING: the newest version (2) of the secret chat-offboard-token is\nDISABLED",
+		"gcloud secrets versions enable 2 --secret=chat-offboard-token --project=" + project,
+		"never by disabling the newest"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "has no version yet") {
+		t.Errorf("a secret with versions is said to have none:\n%s", r.stdout)
+	}
+	// Enabled again: nothing to say.
+	st.SecretLatest = nil
+	p.saveState(t, st)
+	r = p.run(t, nil, "--project", project)
+	mustSucceed(t, r)
+	if strings.Contains(r.stdout, "WARNING: the newest version") || strings.Contains(r.stdout, "has no version yet") {
+		t.Errorf("an enabled newest version is warned about:\n%s", r.stdout)
+	}
+}
+
 // including single missing bindings in existing policies.
 func TestPartialProject(t *testing.T) {
 	t.Parallel()

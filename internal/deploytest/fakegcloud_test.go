@@ -42,12 +42,16 @@ var fakeUploads = []string{"go.mod", "go.sum", "function.go", "request/request.g
 
 // fakeState is the model of the project.
 type fakeState struct {
-	Services  []string            `json:"services"`
-	Topics    map[string]bool     `json:"topics"`        // topic id
-	Subs      map[string]*fakeSub `json:"subscriptions"` // full name
-	Secrets   map[string]int      `json:"secrets"`       // id -> enabled versions
-	SAs       map[string]bool     `json:"serviceAccounts"`
-	Functions map[string]string   `json:"functions"` // region/name -> trigger full name
+	Services []string            `json:"services"`
+	Topics   map[string]bool     `json:"topics"`        // topic id
+	Subs     map[string]*fakeSub `json:"subscriptions"` // full name
+	Secrets  map[string]int      `json:"secrets"`       // id -> enabled versions
+	// SecretLatest is the state of a secret's newest version (id ->
+	// DISABLED, DESTROYED) when it is not ENABLED; a secret with versions
+	// and no entry has its newest version enabled.
+	SecretLatest map[string]string `json:"secretLatest,omitempty"`
+	SAs          map[string]bool   `json:"serviceAccounts"`
+	Functions    map[string]string `json:"functions"` // region/name -> trigger full name
 	// FunctionStates is the state of a function (region/name) when it is
 	// not ACTIVE; a deploy makes it ACTIVE.
 	FunctionStates map[string]string `json:"functionStates,omitempty"`
@@ -369,6 +373,20 @@ func (f *fake) dispatch() int {
 			return f.value(map[string]string{"name": "1"})
 		}
 		return 0
+	case len(p) == 4 && p[0] == "secrets" && p[1] == "versions" && p[2] == "describe" && p[3] == "latest":
+		if !f.needAPI("secretmanager.googleapis.com") {
+			return 1
+		}
+		id := f.c.flags["secret"]
+		n, ok := f.st.Secrets[id]
+		state := f.st.SecretLatest[id]
+		if !ok || n == 0 && state == "" {
+			return f.fail("NOT_FOUND: Secret Version [projects/%s/secrets/%s/versions/latest] not found.", fakeProjectNumber, id)
+		}
+		if state == "" {
+			state = "ENABLED"
+		}
+		return f.value(map[string]string{"name": fmt.Sprintf("projects/%s/secrets/%s/versions/%d", fakeProjectNumber, id, max(n, 1)), "state": state})
 	case len(p) == 4 && p[0] == "iam" && p[1] == "service-accounts":
 		return f.serviceAccounts(p[2], p[3])
 	case len(p) == 3 && p[0] == "functions":
