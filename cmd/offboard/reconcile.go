@@ -29,7 +29,8 @@ import (
 // sink publishes each Admin audit entry of a suspension, archive or deletion
 // to REQUEST_TOPIC within minutes; reconcile asks the Reports API
 // (activities.list, applicationName=admin, one call per event name of
-// request.AuditMethods) for those activities since --since ago and publishes
+// request.AuditMethods that a Google reference gives, request.AuditEventSources;
+// the others are listed, not asked for) for those activities since --since ago and publishes
 // each as the LogEntry the sink would have published (request.AuditEvent's
 // LogEntry). The function thus takes the same path for it, Directory check
 // and AUTO_OFFBOARD_DOMAINS included, under the same request id: the id
@@ -61,9 +62,11 @@ type reconcileConfig struct {
 
 const reconcileUsage = `Usage: offboard reconcile --organization ORG_ID [flags]
 
-Publishes a sweep for every Google Workspace suspension, archive or deletion
-the Reports API (activities.list, applicationName=admin) recorded since
---since ago, as the LogEntry the Workspace trigger's log sink would have
+Publishes a sweep for every Google Workspace suspension or deletion the
+Reports API (activities.list, applicationName=admin) recorded since --since
+ago under an event name that Google's reference gives (SUSPEND_USER,
+DELETE_USER; the unconfirmed names of archives and auto-provisioned
+removals are listed on standard error, not asked for), as the LogEntry the Workspace trigger's log sink would have
 published: the function reads it the same way (Directory check,
 AUTO_OFFBOARD_DOMAINS) and, since the request id derives from the activity's
 id, acts once on an activity the sink delivered already. Run it daily, or
