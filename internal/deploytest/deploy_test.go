@@ -637,13 +637,7 @@ func TestDryRun(t *testing.T) {
 			c[i] = replace.Replace(c[i])
 		}
 	}
-	// The monitoring definitions are rendered into a temporary directory;
-	// the plan names their templates.
-	for _, c := range append(slices.Clone(plan), real.calls...) {
-		for i := range c {
-			c[i] = renderedFile.ReplaceAllString(c[i], "$1=$2")
-		}
-	}
+	unrender(plan, real.calls)
 	// The real run finds the secret without versions and says so; the plan
 	// lists the same check.
 	if len(plan) != len(real.calls) {
@@ -662,6 +656,19 @@ func TestDryRun(t *testing.T) {
 // renderedFile matches a monitoring definition's file flag, keeping the
 // flag and the file's name.
 var renderedFile = regexp.MustCompile(`^(--(?:config|policy)-from-file)=.*/([^/]+\.json)$`)
+
+// unrender replaces, in each call of each list, the path of a monitoring
+// definition by its file name: a run renders them into a temporary
+// directory, a plan names their templates.
+func unrender(lists ...[][]string) {
+	for _, calls := range lists {
+		for _, c := range calls {
+			for i := range c {
+				c[i] = renderedFile.ReplaceAllString(c[i], "$1=$2")
+			}
+		}
+	}
+}
 
 // shellWords splits a line printed by deploy.sh's show(): plain words and
 // single-quoted words with '\” escapes.

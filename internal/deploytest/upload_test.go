@@ -152,6 +152,10 @@ func copyScript(t *testing.T, p *fakeProject) string {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(src, "deploy.sh"), string(b))
+	// and the monitoring definitions it creates beside the function.
+	if err := os.CopyFS(filepath.Join(src, "monitoring"), os.DirFS(filepath.Join(filepath.Dir(script), "monitoring"))); err != nil {
+		t.Fatal(err)
+	}
 	p.script = filepath.Join(src, "deploy.sh")
 	return src
 }
