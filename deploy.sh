@@ -85,6 +85,20 @@ Options (each also read from the environment variable in brackets; a flag wins):
                                [AUTO_OFFBOARD_SUCCESSOR]                   (none)
   --auto-offboard-add-successor  add that successor to such a space first
                                [AUTO_OFFBOARD_ADD_SUCCESSOR=true]
+  --auto-offboard-delay DURATION  grace period of such a sweep, Go duration
+                               [AUTO_OFFBOARD_DELAY]                       (the function's: 72h)
+  --auto-offboard-max-per-hour N  the brake: such sweeps beyond N an hour wait
+                               for an approval [AUTO_OFFBOARD_MAX_PER_HOUR] (the function's: 10)
+  --due-schedule CRON          how often Cloud Scheduler publishes the due tick
+                               that runs what its grace period released, with
+                               --workspace-trigger [DUE_SCHEDULE]          (*/5 * * * *)
+  --approvers MEMBERS          comma-separated IAM members (user:, group:,
+                               serviceAccount:) who may approve, reject and
+                               cancel: the only publishers of the approval
+                               topic, which is created with them [APPROVERS] (none)
+  --approval-topic ID          that topic [APPROVAL_TOPIC]                 (<function>-approvals)
+  --approval-required FORMS    forms that always wait for an approval, e.g.
+                               sweep,bulk,restore [APPROVAL_REQUIRED]      (none)
   --alert-email ADDRESS        send the alerts to this address (an email
                                notification channel, created once) [ALERT_EMAIL]
   --notification-channel NAME  or to an existing channel,
@@ -176,6 +190,12 @@ AUTO_OFFBOARD_DOMAINS="${AUTO_OFFBOARD_DOMAINS-}"
 AUTO_OFFBOARD_ORG_UNITS="${AUTO_OFFBOARD_ORG_UNITS-}"
 AUTO_OFFBOARD_SUCCESSOR="${AUTO_OFFBOARD_SUCCESSOR-}"
 AUTO_OFFBOARD_ADD_SUCCESSOR="${AUTO_OFFBOARD_ADD_SUCCESSOR-}"
+AUTO_OFFBOARD_DELAY="${AUTO_OFFBOARD_DELAY-}"
+AUTO_OFFBOARD_MAX_PER_HOUR="${AUTO_OFFBOARD_MAX_PER_HOUR-}"
+DUE_SCHEDULE="${DUE_SCHEDULE-*/5 * * * *}"
+APPROVERS="${APPROVERS-}"
+APPROVAL_TOPIC="${APPROVAL_TOPIC-}"
+APPROVAL_REQUIRED="${APPROVAL_REQUIRED-}"
 ALERT_EMAIL="${ALERT_EMAIL-}"
 NOTIFICATION_CHANNEL="${NOTIFICATION_CHANNEL-}"
 REDEPLOY="${REDEPLOY-0}"
@@ -217,6 +237,8 @@ while (($# > 0)); do
 		--log-level | --firestore-database | --ledger-retention | \
 		--workspace-trigger | --workspace-sink | --auto-offboard-domains | \
 		--auto-offboard-org-units | --auto-offboard-successor | \
+		--auto-offboard-delay | --auto-offboard-max-per-hour | --due-schedule | \
+		--approvers | --approval-topic | --approval-required | \
 		--alert-email | --notification-channel)
 		need_value "$1" $# "${2-}"
 		case "$1" in
@@ -249,6 +271,12 @@ while (($# > 0)); do
 		--auto-offboard-domains) AUTO_OFFBOARD_DOMAINS="$2" ;;
 		--auto-offboard-org-units) AUTO_OFFBOARD_ORG_UNITS="$2" ;;
 		--auto-offboard-successor) AUTO_OFFBOARD_SUCCESSOR="$2" ;;
+		--auto-offboard-delay) AUTO_OFFBOARD_DELAY="$2" ;;
+		--auto-offboard-max-per-hour) AUTO_OFFBOARD_MAX_PER_HOUR="$2" ;;
+		--due-schedule) DUE_SCHEDULE="$2" ;;
+		--approvers) APPROVERS="$2" ;;
+		--approval-topic) APPROVAL_TOPIC="$2" ;;
+		--approval-required) APPROVAL_REQUIRED="$2" ;;
 		--alert-email) ALERT_EMAIL="$2" ;;
 		--notification-channel) NOTIFICATION_CHANNEL="$2" ;;
 		esac
@@ -264,6 +292,7 @@ done
 [[ -n "$SERVICE_ACCOUNT" ]] || SERVICE_ACCOUNT="${FUNCTION}-run"
 [[ -n "$BUILD_SERVICE_ACCOUNT" ]] || BUILD_SERVICE_ACCOUNT="${FUNCTION}-build"
 [[ -n "$WORKSPACE_SINK" ]] || WORKSPACE_SINK="${FUNCTION}-workspace"
+[[ -n "$APPROVAL_TOPIC" ]] || APPROVAL_TOPIC="${FUNCTION}-approvals"
 
 # --- validation: every value, before any gcloud call ----------------------------
 # What only deploy.sh and gcloud use is checked here; what the function reads
@@ -345,6 +374,20 @@ bool SWEEPS "$SWEEPS"
 	die_setting ALERT_EMAIL "give --alert-email or --notification-channel, not both"
 [[ "$WORKSPACE_SINK" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$ ]] ||
 	die_setting WORKSPACE_SINK "\"$WORKSPACE_SINK\" is not a sink name (up to 100 characters: letters, digits, _ - and .)"
+# Oversight (issue 23): the approval topic and its publishers, and the due
+# tick's schedule (five cron fields of digits and * / , -).
+topic_id APPROVAL_TOPIC "$APPROVAL_TOPIC"
+[[ "$APPROVAL_TOPIC" != "$REQUEST_TOPIC" && "$APPROVAL_TOPIC" != "$RESULT_TOPIC" && "$APPROVAL_TOPIC" != "$DEAD_LETTER_TOPIC" ]] ||
+	die_setting APPROVAL_TOPIC "the approval topic must differ from the requests, results and dead-letter topics: only approvers may publish to it"
+IFS=, read -ra APPROVER_LIST <<<"$APPROVERS"
+for m in "${APPROVER_LIST[@]}"; do
+	[[ "$m" =~ ^(user|group|serviceAccount):[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$ ]] ||
+		die_setting APPROVERS "\"$m\" is not an IAM member such as user:ops@example.com, group:approvers@example.com or serviceAccount:NAME@PROJECT.iam.gserviceaccount.com"
+done
+[[ -z "$APPROVAL_REQUIRED" || -n "$APPROVERS" ]] ||
+	die_setting APPROVERS "required with APPROVAL_REQUIRED: who may approve the requests that wait"
+[[ "$DUE_SCHEDULE" =~ ^[0-9*/,-]+( [0-9*/,-]+){4}$ ]] ||
+	die_setting DUE_SCHEDULE "\"$DUE_SCHEDULE\" is not a cron schedule of five fields such as \"*/5 * * * *\""
 bool REDEPLOY "$REDEPLOY"
 bool DRY_RUN "$DRY_RUN"
 [[ "$SWEEPS" == 1 || "$SWEEPS" == true ]] && SWEEPS=1 || SWEEPS=0
@@ -416,7 +459,7 @@ SECRET_NAME="projects/${PROJECT}/secrets/${SECRET}"
 # and ledger.TTLField), and the IAM condition that confines the runtime
 # account's roles/datastore.user to this one database.
 DATABASE_NAME="projects/${PROJECT}/databases/${FIRESTORE_DATABASE}"
-LEDGER_GROUPS=(requests memberships pages)
+LEDGER_GROUPS=(requests memberships pages holds)
 LEDGER_TTL_FIELD=expireAt
 LEDGER_CONDITION_EXPRESSION="resource.name==\"${DATABASE_NAME}\""
 LEDGER_CONDITION_TITLE=chat-offboard-ledger
@@ -471,6 +514,8 @@ APIS=(
 	monitoring.googleapis.com
 )
 ((SWEEPS == 0)) || APIS+=(admin.googleapis.com)
+# The due tick of the Workspace trigger's grace period: Cloud Scheduler.
+[[ -z "$WORKSPACE_TRIGGER" ]] || APIS+=(cloudscheduler.googleapis.com)
 
 # The function's environment (docs/design.md, "Configuration"). gcloud splits
 # --set-env-vars on commas, and PROTECTED_MEMBERS holds commas, so the list uses
@@ -493,9 +538,12 @@ ENV_VARS=(
 [[ -z "$LOG_LEVEL" ]] || ENV_VARS+=("LOG_LEVEL=${LOG_LEVEL}")
 # Who a Workspace audit entry may sweep (checked by the function's code
 # below, like every variable here).
-for var in AUTO_OFFBOARD_DOMAINS AUTO_OFFBOARD_ORG_UNITS AUTO_OFFBOARD_SUCCESSOR AUTO_OFFBOARD_ADD_SUCCESSOR; do
+for var in AUTO_OFFBOARD_DOMAINS AUTO_OFFBOARD_ORG_UNITS AUTO_OFFBOARD_SUCCESSOR AUTO_OFFBOARD_ADD_SUCCESSOR \
+	AUTO_OFFBOARD_DELAY AUTO_OFFBOARD_MAX_PER_HOUR APPROVAL_REQUIRED; do
 	[[ -z "${!var}" ]] || ENV_VARS+=("${var}=${!var}")
 done
+# Approvals come from their own topic, which exists only with approvers.
+[[ -z "$APPROVERS" ]] || ENV_VARS+=("APPROVAL_TOPIC=projects/${PROJECT}/topics/${APPROVAL_TOPIC}")
 for kv in "${ENV_VARS[@]}"; do
 	[[ "$kv" != *[$';\n']* ]] ||
 		die_setting "$(setting_of "${kv%%=*}")" "\"${kv#*=}\" contains ';' or a newline, which the function's environment cannot carry"
@@ -742,8 +790,11 @@ else
 	status "APIs ${APIS[*]}" unchanged
 fi
 
-# 3. Topics: requests (the trigger, and fan-out), results, dead letters.
-for topic in "$REQUEST_TOPIC" "$RESULT_TOPIC" "$DEAD_LETTER_TOPIC"; do
+# 3. Topics: requests (the trigger, and fan-out), results, dead letters, and
+#    with --approvers the approval topic.
+TOPICS=("$REQUEST_TOPIC" "$RESULT_TOPIC" "$DEAD_LETTER_TOPIC")
+[[ -z "$APPROVERS" ]] || TOPICS+=("$APPROVAL_TOPIC")
+for topic in "${TOPICS[@]}"; do
 	if check pubsub topics describe "$topic" "--project=${PROJECT}" '--format=value(name)'; then
 		status "topic ${topic}" unchanged
 	else
@@ -983,6 +1034,51 @@ if [[ -n "$WORKSPACE_TRIGGER" ]]; then
 		die "log sink $WORKSPACE_SINK not found on organization $WORKSPACE_TRIGGER after it was created"
 	fi
 	ensure_binding roles/pubsub.publisher "$SINK_WRITER" "pubsub topics" "$REQUEST_TOPIC" "--project=${PROJECT}"
+fi
+
+# 14b. Oversight (issue 23). With --approvers: the approval topic (step 3)
+#     gets its own Eventarc trigger to the function, as the runtime service
+#     account, and only the approvers may publish to it (the function acts
+#     on approvals, rejections and cancels from that topic only). With
+#     --workspace-trigger: a Cloud Scheduler job publishes the due tick
+#     {"requestId":"due","due":true} to the requests topic on DUE_SCHEDULE,
+#     which releases what its grace period held; created when missing,
+#     updated when its schedule or topic differ.
+if [[ -n "$APPROVERS" ]]; then
+	APPROVAL_TRIGGER="${FUNCTION}-approvals"
+	if check eventarc triggers describe "$APPROVAL_TRIGGER" "--location=${REGION}" "--project=${PROJECT}" \
+		'--format=value(transport.pubsub.topic)'; then
+		status "trigger ${APPROVAL_TRIGGER}" unchanged
+	else
+		run eventarc triggers create "$APPROVAL_TRIGGER" "--location=${REGION}" "--project=${PROJECT}" \
+			"--destination-run-service=${FUNCTION}" "--destination-run-region=${REGION}" \
+			--event-filters=type=google.cloud.pubsub.topic.v1.messagePublished \
+			"--transport-topic=projects/${PROJECT}/topics/${APPROVAL_TOPIC}" "--service-account=${SA_EMAIL}"
+		status "trigger ${APPROVAL_TRIGGER}" created
+	fi
+	for m in "${APPROVER_LIST[@]}"; do
+		ensure_binding roles/pubsub.publisher "$m" "pubsub topics" "$APPROVAL_TOPIC" "--project=${PROJECT}"
+	done
+elif [[ -n "$WORKSPACE_TRIGGER" ]]; then
+	warn "no --approvers: a Workspace sweep held by the brake (AUTO_OFFBOARD_MAX_PER_HOUR) can then never be approved"
+fi
+if [[ -n "$WORKSPACE_TRIGGER" ]]; then
+	DUE_JOB="${FUNCTION}-due"
+	DUE_BODY='{"requestId":"due","due":true}'
+	if check scheduler jobs describe "$DUE_JOB" "--location=${REGION}" "--project=${PROJECT}" \
+		'--format=value(schedule,pubsubTarget.topicName)'; then
+		if [[ "$OUT" == "${DUE_SCHEDULE}"$'\t'"${REQUEST_TOPIC_NAME}" ]]; then
+			status "scheduler job ${DUE_JOB}" unchanged
+		else
+			run scheduler jobs update pubsub "$DUE_JOB" "--location=${REGION}" "--project=${PROJECT}" \
+				"--schedule=${DUE_SCHEDULE}" "--topic=${REQUEST_TOPIC_NAME}" "--message-body=${DUE_BODY}"
+			status "scheduler job ${DUE_JOB}" updated
+		fi
+	else
+		run scheduler jobs create pubsub "$DUE_JOB" "--location=${REGION}" "--project=${PROJECT}" \
+			"--schedule=${DUE_SCHEDULE}" "--topic=${REQUEST_TOPIC_NAME}" "--message-body=${DUE_BODY}"
+		status "scheduler job ${DUE_JOB}" created
+	fi
 fi
 
 # 15. Alerts and the dashboard (monitoring/): log-based metrics read from the

@@ -73,6 +73,9 @@ type fakeState struct {
 	// Monitoring: log-based metrics, channels, alert policies and
 	// dashboards (fakemonitoring_test.go).
 	Monitoring fakeMonitoring `json:"monitoring"`
+	// Oversight: the approval topic's triggers and the due tick's
+	// scheduler jobs (fakeoversight_test.go).
+	Oversight fakeOversight `json:"oversight"`
 }
 
 // fakeDatabase is a Firestore database.
@@ -400,6 +403,9 @@ func (f *fake) dispatch() int {
 			return f.notFound(p[3])
 		}
 		return f.iam("run services", key, p[2])
+	case len(p) >= 4 && (p[0] == "scheduler" || p[0] == "eventarc" && p[2] == "create" ||
+		p[0] == "eventarc" && p[2] == "describe" && f.st.Oversight.Triggers[p[3]] != nil):
+		return f.oversight(p)
 	case len(p) == 4 && p[0] == "eventarc" && p[1] == "triggers" && p[2] == "describe":
 		if !f.needAPI("eventarc.googleapis.com") {
 			return 1

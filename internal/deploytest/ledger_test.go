@@ -23,8 +23,9 @@ const (
 )
 
 // ledgerGroups are the ledger's collection groups (package ledger's
-// RequestsCollection, MembershipsCollection and PagesCollection).
-var ledgerGroups = []string{"requests", "memberships", "pages"}
+// RequestsCollection, MembershipsCollection, PagesCollection and
+// HoldsCollection).
+var ledgerGroups = []string{"requests", "memberships", "pages", "holds"}
 
 // wantTTLs is the fake's TTL state for db with every ledger group on expireAt.
 func wantTTLs(db string) map[string]string {
@@ -65,8 +66,8 @@ func TestLedger(t *testing.T) {
 				t.Errorf("TTL on %s.expireAt set at call %d, the database created at %d", g, i, create)
 			}
 		}
-		if n := len(slices.DeleteFunc(changesOf(calls), func(c string) bool { return !strings.HasPrefix(c, "firestore ") })); n != 4 {
-			t.Errorf("%d Firestore changes, want the database and 3 TTL policies: %q", n, changesOf(calls))
+		if n := len(slices.DeleteFunc(changesOf(calls), func(c string) bool { return !strings.HasPrefix(c, "firestore ") })); n != 1+len(ledgerGroups) {
+			t.Errorf("%d Firestore changes, want the database and %d TTL policies: %q", n, len(ledgerGroups), changesOf(calls))
 		}
 
 		// The grant: datastore.user, on the project, conditioned on the
@@ -148,7 +149,8 @@ func TestLedger(t *testing.T) {
 				ttls = append(ttls, strings.Join(w, " ")+" "+g)
 			}
 		}
-		want := []string{"firestore fields ttls update expireAt requests", "firestore fields ttls update expireAt pages"}
+		want := []string{"firestore fields ttls update expireAt requests", "firestore fields ttls update expireAt pages",
+			"firestore fields ttls update expireAt holds"}
 		if diff := cmp.Diff(want, ttls); diff != "" {
 			t.Errorf("Firestore changes (-want +got):\n%s", diff)
 		}
