@@ -145,6 +145,10 @@ func (s *sandbox) functionEnv() []envVar {
 		// domain sweep their person (docs/design.md, "Offboarding that
 		// starts itself").
 		{"AUTO_OFFBOARD_DOMAINS", s.adminDomain()},
+		// The sample run sweeps its suspension at once: no grace period
+		// (a deployment's default is AUTO_OFFBOARD_DELAY 72h, held until a
+		// due tick finds the person still suspended).
+		{"AUTO_OFFBOARD_DELAY", "0"},
 	}
 }
 
