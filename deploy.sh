@@ -57,7 +57,9 @@ Options (each also read from the environment variable in brackets; a flag wins):
   --timeout DURATION           per-event timeout, at most 540s; the function
                                gets it as INVOCATION_TIMEOUT [TIMEOUT]    (540s)
   --max-delivery-attempts N    deliveries before a request is dead-lettered,
-                               5..100 [MAX_DELIVERY_ATTEMPTS]              (10)
+                               5..100; with the retry policy (10s to 600s
+                               between deliveries) 100 ride out a 12-hour
+                               outage [MAX_DELIVERY_ATTEMPTS]              (100)
   --protected-members LIST     comma-separated users/ID, emails or "app" that are
                                never removed [PROTECTED_MEMBERS]          (none)
   --max-event-age DURATION     Go duration, e.g. 23h [MAX_EVENT_AGE]      (the function's default)
@@ -177,7 +179,14 @@ CONCURRENCY="${CONCURRENCY-}"
 CPU="${CPU-1}"
 MEMORY="${MEMORY-512Mi}"
 TIMEOUT="${TIMEOUT-540s}"
-MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS-10}"
+MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS-100}"
+# The retry policy and retention of the trigger's subscription (step 12):
+# Pub/Sub's exponential backoff between 10 s and its longest, 600 s, and its
+# longest retention, 7 days (docs/operators.md has the arithmetic).
+MIN_RETRY_DELAY=10s
+MAX_RETRY_DELAY=600s
+REQUEST_RETENTION=7d
+REQUEST_RETENTION_S=604800s
 PROTECTED_MEMBERS="${PROTECTED_MEMBERS-}"
 MAX_EVENT_AGE="${MAX_EVENT_AGE-}"
 LOG_LEVEL="${LOG_LEVEL-}"
@@ -964,7 +973,11 @@ fi
 #    function's Cloud Run service; nothing else may.
 ensure_binding roles/run.invoker "$SA_MEMBER" "run services" "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}"
 
-# 12. The trigger's subscription gets a dead-letter policy.
+# 12. The trigger's subscription gets a dead-letter policy, and a retry
+#     policy and retention set explicitly: exponential backoff from
+#     MIN_RETRY_DELAY to MAX_RETRY_DELAY between deliveries, MAX_DELIVERY_ATTEMPTS
+#     (100 by default: 56,430 s, 15.7 hours of retries at the least, so an
+#     outage of 12 hours dead-letters nothing), messages kept 7 days.
 TRIGGER=TRIGGER
 TRIGGER_SUBSCRIPTION=TRIGGER_SUBSCRIPTION
 if check functions describe "$FUNCTION" "--region=${REGION}" "--project=${PROJECT}" '--format=value(eventTrigger.trigger)'; then
@@ -981,13 +994,15 @@ if ((DRY_RUN == 0)) && [[ "$TRIGGER_SUBSCRIPTION" != projects/*/subscriptions/* 
 	die "cannot find the Pub/Sub subscription of trigger $TRIGGER"
 fi
 if check pubsub subscriptions describe "$TRIGGER_SUBSCRIPTION" \
-	'--format=value(deadLetterPolicy.deadLetterTopic,deadLetterPolicy.maxDeliveryAttempts)' &&
-	[[ "$OUT" == "${DEAD_LETTER_TOPIC_NAME}"$'\t'"${MAX_DELIVERY_ATTEMPTS}" ]]; then
-	status "dead-letter policy of ${TRIGGER_SUBSCRIPTION##*/}" unchanged
+	'--format=value(deadLetterPolicy.deadLetterTopic,deadLetterPolicy.maxDeliveryAttempts,retryPolicy.minimumBackoff,retryPolicy.maximumBackoff,messageRetentionDuration)' &&
+	[[ "$OUT" == "${DEAD_LETTER_TOPIC_NAME}"$'\t'"${MAX_DELIVERY_ATTEMPTS}"$'\t'"${MIN_RETRY_DELAY}"$'\t'"${MAX_RETRY_DELAY}"$'\t'"${REQUEST_RETENTION_S}" ]]; then
+	status "delivery policy of ${TRIGGER_SUBSCRIPTION##*/}" unchanged
 else
 	run pubsub subscriptions update "$TRIGGER_SUBSCRIPTION" \
-		"--dead-letter-topic=${DEAD_LETTER_TOPIC_NAME}" "--max-delivery-attempts=${MAX_DELIVERY_ATTEMPTS}"
-	status "dead-letter policy of ${TRIGGER_SUBSCRIPTION##*/}" set
+		"--dead-letter-topic=${DEAD_LETTER_TOPIC_NAME}" "--max-delivery-attempts=${MAX_DELIVERY_ATTEMPTS}" \
+		"--min-retry-delay=${MIN_RETRY_DELAY}" "--max-retry-delay=${MAX_RETRY_DELAY}" \
+		"--message-retention-duration=${REQUEST_RETENTION}"
+	status "delivery policy of ${TRIGGER_SUBSCRIPTION##*/}" set
 fi
 
 # 13. The Pub/Sub service agent forwards undeliverable messages: it must publish

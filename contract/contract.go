@@ -48,10 +48,16 @@ const (
 	// final: the request's other results follow once it is released, or
 	// refused when it is rejected or cancelled.
 	Held Outcome = "held"
+	// IDReused: the request's requestId was used before for a different
+	// request, or for this one longer ago than REQUEST_REPLAY_WINDOW
+	// (issue 20). Nothing was done; Error (409 ALREADY_EXISTS) says when
+	// the id was used and what differs. A new request needs a new
+	// requestId.
+	IDReused Outcome = "id_reused"
 )
 
 // Outcomes lists every outcome, in the order docs/design.md gives them.
-var Outcomes = []Outcome{Removed, NotMember, DryRun, Refused, Invalid, Failed, Planned, Expired, ViaGroup, Restored, AlreadyMember, Held}
+var Outcomes = []Outcome{Removed, NotMember, DryRun, Refused, Invalid, Failed, Planned, Expired, ViaGroup, Restored, AlreadyMember, Held, IDReused}
 
 // Result event constants.
 const (
@@ -124,11 +130,29 @@ type HandOffLog struct {
 	Promoted  bool   `json:"promoted"`
 }
 
-// EventID is the deterministic ce-id of a result: a redelivered request
-// yields the same id for the same decision, so consumers can drop duplicates.
+// EventID is the deterministic ce-id of a result of a request that is not a
+// dry run: a redelivered request yields the same id for the same decision,
+// so consumers can drop duplicates. [Result.EventID] is the ce-id of any
+// result.
 func EventID(requestID, membership string, outcome Outcome) string {
 	h := sha256.Sum256([]byte(requestID + "\x00" + membership + "\x00" + string(outcome)))
 	return hex.EncodeToString(h[:16])
+}
+
+// EventID is r's ce-id: EventID of its request id, membership and outcome,
+// with two distinctions so that a consumer dropping duplicates drops no
+// answer: a dry run's results are told apart from the real request's under
+// the same id (a planned result of each, say), and an id_reused answer is
+// one per request message (a different request may reuse the id again).
+func (r *Result) EventID() string {
+	id, membership := r.RequestID, r.Membership
+	if r.DryRun {
+		id += "\x00dry-run"
+	}
+	if r.Outcome == IDReused {
+		membership = "message/" + r.SourceMessageID
+	}
+	return EventID(id, membership, r.Outcome)
 }
 
 // Attributes are the Pub/Sub attributes of r's result event: the CloudEvent
@@ -143,7 +167,7 @@ func (r *Result) Attributes() map[string]string {
 		"ce-specversion": "1.0",
 		"ce-type":        ResultEventType,
 		"ce-source":      ResultSource,
-		"ce-id":          EventID(r.RequestID, r.Membership, r.Outcome),
+		"ce-id":          r.EventID(),
 		"ce-time":        r.ProcessedAt.UTC().Format(time.RFC3339Nano),
 		"ce-subject":     subject,
 		"content-type":   "application/json",

@@ -114,3 +114,26 @@ func TestResultAttributes(t *testing.T) {
 		})
 	}
 }
+
+// A dry run's results and the real request's under one id have different
+// ce-ids (a consumer dropping duplicates keeps both planned results), and
+// each request message answered id_reused has its own.
+func TestResultEventIDTellsApart(t *testing.T) {
+	real := Result{RequestID: "hr-9", Outcome: Planned}
+	dry := Result{RequestID: "hr-9", Outcome: Planned, DryRun: true}
+	if real.EventID() != EventID("hr-9", "", Planned) {
+		t.Errorf("a real request's ce-id changed: %s", real.EventID())
+	}
+	if real.EventID() == dry.EventID() {
+		t.Error("a dry run's planned result has the real request's ce-id")
+	}
+	a := Result{RequestID: "hr-9", Outcome: IDReused, SourceMessageID: "1"}
+	b := Result{RequestID: "hr-9", Outcome: IDReused, SourceMessageID: "2"}
+	again := a
+	if a.EventID() == b.EventID() || a.EventID() != again.EventID() {
+		t.Errorf("id_reused ce-ids: %s, %s, again %s: want one per message, stable", a.EventID(), b.EventID(), again.EventID())
+	}
+	if got := dry.Attributes()["ce-id"]; got != dry.EventID() {
+		t.Errorf("Attributes ce-id = %s, want %s", got, dry.EventID())
+	}
+}

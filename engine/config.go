@@ -22,6 +22,11 @@ const (
 	// DefaultMaxEventAge stays below Pub/Sub's and Eventarc's 24 h retry
 	// window, so that an event is answered before the platform drops it.
 	DefaultMaxEventAge = 23 * time.Hour
+	// DefaultReplayWindow is how long the same request under the same id
+	// is answered from the ledger (REQUEST_REPLAY_WINDOW): it covers
+	// Pub/Sub's redelivery (message retention is at most 7 days) and a
+	// publisher's retries.
+	DefaultReplayWindow = 7 * 24 * time.Hour
 )
 
 // Config is the function's configuration, read from the environment
@@ -47,6 +52,11 @@ type Config struct {
 	// LedgerRetention is how long ledger records are kept after their last
 	// write (LEDGER_RETENTION, default 400 days), by a Firestore TTL policy.
 	LedgerRetention time.Duration
+	// ReplayWindow is how long after a request id was first used the same
+	// request under it is answered from the ledger (REQUEST_REPLAY_WINDOW,
+	// default 7 days, between MAX_EVENT_AGE and LEDGER_RETENTION); later
+	// it is answered id_reused.
+	ReplayWindow time.Duration
 	// EventTimeout bounds one invocation when its context carries no
 	// deadline: INVOCATION_TIMEOUT (deploy.sh sets it to the function's
 	// --timeout), else CLOUD_RUN_TIMEOUT_SECONDS (which the functions
@@ -241,6 +251,29 @@ func (c *Config) loadLedger(getenv func(string) string) error {
 		}
 		c.LedgerRetention = d
 	}
+	return c.loadReplayWindow(getenv)
+}
+
+// loadReplayWindow reads REQUEST_REPLAY_WINDOW: at least MAX_EVENT_AGE (a
+// redelivery that may still act is always answered from the ledger) and at
+// most LEDGER_RETENTION (a record that expired forgets its id). Unset, it is
+// DefaultReplayWindow kept within those bounds.
+func (c *Config) loadReplayWindow(getenv func(string) string) error {
+	v := getenv("REQUEST_REPLAY_WINDOW")
+	if v == "" {
+		c.ReplayWindow = min(max(DefaultReplayWindow, c.MaxEventAge), c.LedgerRetention)
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil || d <= 0:
+		return &ConfigError{"REQUEST_REPLAY_WINDOW", fmt.Sprintf("%q is not a positive Go duration such as 168h (7 days)", v)}
+	case d < c.MaxEventAge:
+		return &ConfigError{"REQUEST_REPLAY_WINDOW", fmt.Sprintf("%s is shorter than MAX_EVENT_AGE (%s): a redelivered request could be refused as a reused id", d, c.MaxEventAge)}
+	case d > c.LedgerRetention:
+		return &ConfigError{"REQUEST_REPLAY_WINDOW", fmt.Sprintf("%s is longer than LEDGER_RETENTION (%s): the ledger forgets an id before its window ends", d, c.LedgerRetention)}
+	}
+	c.ReplayWindow = d
 	return nil
 }
 

@@ -827,7 +827,7 @@ func TestLoadConfig(t *testing.T) {
 		Project: "p", TokenSecret: "projects/p/secrets/chat-token/versions/latest", ResultTopic: "projects/p/topics/results",
 		Protected: []string{"1", "boss@example.com", "app"}, MaxEventAge: 2 * time.Hour,
 		WritesPerMinute: 120, ReadsPerMinute: DefaultReadsPerMinute, LogLevel: slog.LevelInfo, EventTimeout: 9 * time.Minute,
-		FirestoreDatabase: ledger.DefaultDatabase, LedgerRetention: ledger.DefaultRetention,
+		FirestoreDatabase: ledger.DefaultDatabase, LedgerRetention: ledger.DefaultRetention, ReplayWindow: DefaultReplayWindow,
 		Oversight: Oversight{Delay: DefaultAutoOffboardDelay, MaxPerHour: DefaultAutoOffboardMaxPerHour},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
@@ -836,6 +836,7 @@ func TestLoadConfig(t *testing.T) {
 	for k, v := range map[string]string{
 		"GOOGLE_CLOUD_PROJECT": "", "TOKEN_SECRET": "projects/p/secrets", "RESULT_TOPIC": "projects/p/subs/x",
 		"MAX_EVENT_AGE": "soon", "CHAT_WRITES_PER_MINUTE": "-1", "LOG_LEVEL": "loud", "PROTECTED_MEMBERS": "x/../y",
+		"REQUEST_REPLAY_WINDOW": "1h", // shorter than MAX_EVENT_AGE
 	} {
 		bad := map[string]string{}
 		for k2, v2 := range env {

@@ -111,7 +111,7 @@ func checkResultEncodes(t *testing.T, r *contract.Result) {
 	if err := json.Unmarshal(msg.Data, &back); err != nil {
 		t.Fatalf("result data is not JSON: %v", err)
 	}
-	if msg.Attributes["ce-id"] != contract.EventID(r.RequestID, r.Membership, r.Outcome) || msg.Attributes["outcome"] != string(r.Outcome) {
+	if msg.Attributes["ce-id"] != r.EventID() || msg.Attributes["outcome"] != string(r.Outcome) {
 		t.Fatalf("result attributes: %v", msg.Attributes)
 	}
 }

@@ -85,6 +85,10 @@ func (f *Engine) handle(ctx context.Context, e event.Event) error {
 		j.expiry = msg.PublishTime.Add(f.cfg.MaxEventAge)
 	}
 	if err := f.recordRequest(ctx, j); err != nil {
+		var re *reuseError
+		if errors.As(err, &re) {
+			return f.reused(ctx, j, re)
+		}
 		return f.transient(ctx, j, err)
 	}
 	decisions, err := f.run(ctx, j)

@@ -30,16 +30,7 @@ var aliceSpaces = []string{"spaces/ENG", "spaces/SALES", "spaces/SOLO"}
 // as in production.
 func protectedEnv(t *testing.T, list string) *env {
 	t.Helper()
-	cfg, err := LoadConfig(func(k string) string {
-		return map[string]string{
-			"GOOGLE_CLOUD_PROJECT": testProject, "TOKEN_SECRET": "s", "RESULT_TOPIC": "results",
-			"PROTECTED_MEMBERS": list,
-		}[k]
-	})
-	if err != nil {
-		t.Fatalf("LoadConfig(PROTECTED_MEMBERS=%s): %v", list, err)
-	}
-	return newEnv(t, func(c *Config) { c.Protected = cfg.Protected })
+	return protectedEnvWith(t, emulator.Default(), list)
 }
 
 // TestProtectedWhateverTheName: with alice protected under any spelling of
@@ -141,8 +132,9 @@ func assertUntouched(t *testing.T, e *env, user string, spaces []string) {
 	}
 }
 
-// TestProtectionFailsClosed: while PROTECTED_MEMBERS cannot be resolved, an
-// event is handed back for redelivery (CRITICAL) and nothing reaches Chat.
+// TestProtectionFailsClosed: while PROTECTED_MEMBERS cannot be resolved (a
+// Directory error other than 404), an event is handed back for redelivery
+// (CRITICAL) and nothing reaches Chat.
 func TestProtectionFailsClosed(t *testing.T) {
 	e := protectedEnv(t, "alice@example.com")
 	e.stack.Directory.InjectFault(emulator.Fault{Status: 503})
@@ -170,14 +162,99 @@ func TestProtectionFailsClosed(t *testing.T) {
 		t.Errorf("after the directory came back: %s", r.Outcome)
 	}
 
-	// An entry the directory does not know protects nobody: fail closed.
-	e2 := protectedEnv(t, "nobody@example.com,alice@example.com")
-	err := e2.send(t, `{"space":"spaces/ENG","member":"users/102"}`)
-	if err == nil || !strings.Contains(err.Error(), "nobody@example.com") {
-		t.Errorf("Handle = %v, want an error naming the unknown entry", err)
+}
+
+// protectedEnvWith is protectedEnv on a workspace of the test's own.
+func protectedEnvWith(t *testing.T, ws emulator.Workspace, list string) *env {
+	t.Helper()
+	cfg, err := LoadConfig(func(k string) string {
+		return map[string]string{
+			"GOOGLE_CLOUD_PROJECT": testProject, "TOKEN_SECRET": "s", "RESULT_TOPIC": "results",
+			"PROTECTED_MEMBERS": list,
+		}[k]
+	})
+	if err != nil {
+		t.Fatalf("LoadConfig(PROTECTED_MEMBERS=%s): %v", list, err)
 	}
-	if n := e2.chatCalls(); n != 0 {
-		t.Errorf("%d Chat calls with an unresolvable protection list", n)
+	return newEnvWith(t, ws, emulator.ChatOptions{}, func(c *Config) { c.Protected = cfg.Protected })
+}
+
+// TestProtectedIDsNeedNoLookup: PROTECTED_MEMBERS entries that are user ids
+// (users/ID, or the id) are taken as they are: no Directory call, and the
+// person is refused.
+func TestProtectedIDsNeedNoLookup(t *testing.T) {
+	e := protectedEnv(t, "users/101,102,app")
+	for _, d := range []string{
+		`{"space":"spaces/ENG","member":"users/101"}`,
+		`{"membership":"spaces/ENG/members/102"}`,
+		`{"space":"spaces/ENG","member":"users/103"}`,
+	} {
+		if err := e.send(t, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := e.results(t)
+	if len(rs) != 3 || rs[0].Outcome != contract.Refused || rs[1].Outcome != contract.Refused || rs[2].Outcome != contract.Removed {
+		t.Fatalf("results %+v, want refused, refused, removed", rs)
+	}
+	if n := e.stack.Directory.Stats().Calls; n != 0 {
+		t.Errorf("%d Directory users.get calls for a list of user ids, want 0", n)
+	}
+}
+
+// TestProtectedAddressTheDirectoryDoesNotKnow: a PROTECTED_MEMBERS email the
+// Directory answers 404 for (carol, deleted from the Directory; Chat still
+// knows her address, as it knows a guest's) halts nothing: one WARNING for
+// the instance, the others are removed; and she is still refused, whatever
+// name a request uses, in single removals and in a sweep's children,
+// compared per space by her email alias.
+func TestProtectedAddressTheDirectoryDoesNotKnow(t *testing.T) {
+	ws := emulator.Default()
+	for i := range ws.Users {
+		if ws.Users[i].ID == "103" {
+			ws.Users[i].Deleted = true
+		}
+	}
+	e := protectedEnvWith(t, ws, "Carol@example.com,nobody@example.com")
+	requests := []string{
+		`{"requestId":"r1","space":"spaces/ENG","member":"users/102"}`,
+		`{"requestId":"r2","space":"spaces/ENG","member":"users/103"}`,
+		`{"requestId":"r3","membership":"spaces/OPS/members/carol@example.com"}`,
+		`{"requestId":"r4","space":"spaces/SOLO","members":["103","102"],"adminAccess":true}`,
+		`{"requestId":"r5","space":"spaces/OPS","member":"users/103","dryRun":true}`,
+	}
+	for _, d := range requests {
+		if err := e.send(t, d); err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+	}
+	got := map[string]contract.Outcome{}
+	for _, r := range e.results(t) {
+		got[r.RequestID+" "+r.Membership] = r.Outcome
+	}
+	want := map[string]contract.Outcome{
+		"r1 spaces/ENG/members/102":               contract.Removed,
+		"r2 spaces/ENG/members/103":               contract.Refused,
+		"r3 spaces/OPS/members/carol@example.com": contract.Refused,
+		"r4 spaces/SOLO/members/103":              contract.Refused,
+		"r4 spaces/SOLO/members/102":              contract.Removed,
+		"r5 spaces/OPS/members/103":               contract.Refused,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	assertUntouched(t, e, "103", []string{"spaces/ENG", "spaces/OPS", "spaces/SOLO"})
+	warnings := 0
+	for _, l := range logLines(t, e.logs) {
+		if l["severity"] == "CRITICAL" {
+			t.Errorf("CRITICAL line: %v", l)
+		}
+		if l["severity"] == "WARNING" && strings.Contains(fmt.Sprint(l["message"]), "not in the Directory") {
+			warnings++
+		}
+	}
+	if warnings != 2 { // one per unknown entry, once for the instance
+		t.Errorf("%d WARNING lines for the 2 entries the Directory does not know, want 2", warnings)
 	}
 }
 

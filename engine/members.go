@@ -262,7 +262,7 @@ func (f *Engine) handOff(ctx context.Context, j *job, space string, known map[st
 	// to the role the member has changes nothing): its intent is recorded
 	// once, and a redelivery that finds it goes on.
 	succName := request.MembershipName(strings.TrimPrefix(space, "spaces/"), succ)
-	if _, _, err := f.ledger.Intend(ctx, ledger.Intent{
+	if _, _, err := f.store(j).Intend(ctx, ledger.Intent{
 		RequestID: v.RequestID, Root: ledger.RootOf(v.RequestID, v.ParentRequestID),
 		Membership: succName, Member: "users/" + succ, Role: role, Action: ledger.ActionHandOff,
 	}); err != nil {
@@ -287,7 +287,7 @@ func (f *Engine) handOff(ctx context.Context, j *job, space string, known map[st
 		}
 		log.Promoted = true
 	}
-	if err := f.ledger.Decide(ctx, v.RequestID, succName, ledger.Decision{
+	if err := f.store(j).Decide(ctx, v.RequestID, succName, ledger.Decision{
 		Root: ledger.RootOf(v.RequestID, v.ParentRequestID), Outcome: ledger.ActionHandOff, Role: roleOwner,
 	}); err != nil {
 		return log, ledgerError("hand-off", err)

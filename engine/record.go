@@ -38,9 +38,10 @@ func ledgerError(op string, err error) error {
 // decisions are all recorded, publishes its recorded decisions again.
 func (f *Engine) recordRequest(ctx context.Context, j *job) error {
 	v := j.req
-	rec, created, err := f.ledger.CreateRequest(ctx, ledger.Request{
+	rec, created, err := f.store(j).CreateRequest(ctx, ledger.Request{
 		ID: v.RequestID, ParentID: v.ParentRequestID, Kind: v.Kind.String(), Target: summary(v),
 		Reason: v.Reason, RequestedBy: v.RequestedBy, DryRun: v.DryRun, Expected: decisionCount(v),
+		Fingerprint: v.Fingerprint(),
 	})
 	switch {
 	case err != nil:
@@ -49,12 +50,14 @@ func (f *Engine) recordRequest(ctx context.Context, j *job) error {
 		j.fresh = true
 		return nil
 	}
+	if err := f.sameRequest(ctx, j, rec); err != nil {
+		return err
+	}
 	j.prior = rec.State
-	switch {
-	case rec.State == ledger.StateDone:
+	if rec.State == ledger.StateDone {
 		return nil
 	}
-	if done, err := f.decidedAll(ctx, v); err != nil || done {
+	if done, err := f.decidedAll(ctx, j); err != nil || done {
 		return err
 	}
 	if rec.State == ledger.StateOpen && f.now().Sub(rec.UpdatedAt) <= f.cfg.EventTimeout+30*time.Second {
@@ -62,7 +65,7 @@ func (f *Engine) recordRequest(ctx context.Context, j *job) error {
 	}
 	// Released, or left open by a delivery that is gone: take it over,
 	// unless another delivery does so first.
-	won, err := f.ledger.TakeOver(ctx, rec)
+	won, err := f.store(j).TakeOver(ctx, rec)
 	switch {
 	case err != nil:
 		return ledgerError("request", err)
@@ -113,12 +116,12 @@ func decisionCount(v *request.Valid) *int {
 }
 
 // decidedAll reports whether the ledger holds a decision for every key of
-// decisionKeys(v) (false when there are none): the request is finished, and
-// the flow publishes its decisions again.
-func (f *Engine) decidedAll(ctx context.Context, v *request.Valid) (bool, error) {
-	keys := decisionKeys(v)
+// decisionKeys(j.req) (false when there are none): the request is finished,
+// and the flow publishes its decisions again.
+func (f *Engine) decidedAll(ctx context.Context, j *job) (bool, error) {
+	keys := decisionKeys(j.req)
 	for _, k := range keys {
-		m, found, err := f.recorded(ctx, v.RequestID, k)
+		m, found, err := f.own(ctx, j, k)
 		if err != nil || !found || !m.Decided() {
 			return false, err
 		}
@@ -145,7 +148,7 @@ func (f *Engine) settleRequest(ctx context.Context, j *job, failed bool) {
 	case j.held:
 		state = ledger.StateHeld
 	}
-	if err := f.ledger.SetRequestState(ctx, j.req.RequestID, state, nil); err != nil {
+	if err := f.store(j).SetRequestState(ctx, j.req.RequestID, state, nil); err != nil {
 		j.log.WarnContext(ctx, "the request's state could not be recorded", "state", state, "error", err.Error())
 	}
 }
@@ -185,13 +188,23 @@ func (f *Engine) earlier(ctx context.Context, j *job, membership string) (ledger
 	if j.fresh {
 		return ledger.Membership{}, false, nil
 	}
-	return f.recorded(ctx, j.req.RequestID, membership)
+	return f.own(ctx, j, membership)
 }
 
-// recorded returns the ledger's record of (requestID, membership), and
-// whether there is one.
+// own returns the ledger's record of membership in j's own request (kept
+// apart for a dry run), and whether there is one.
+func (f *Engine) own(ctx context.Context, j *job, membership string) (ledger.Membership, bool, error) {
+	return recordOf(ctx, f.store(j), j.req.RequestID, membership)
+}
+
+// recorded returns the ledger's record of (requestID, membership) of
+// another request (a restore's source), and whether there is one.
 func (f *Engine) recorded(ctx context.Context, requestID, membership string) (ledger.Membership, bool, error) {
-	m, err := f.ledger.Membership(ctx, requestID, membership)
+	return recordOf(ctx, f.ledger, requestID, membership)
+}
+
+func recordOf(ctx context.Context, st ledger.Store, requestID, membership string) (ledger.Membership, bool, error) {
+	m, err := st.Membership(ctx, requestID, membership)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		return ledger.Membership{}, false, nil
@@ -224,7 +237,7 @@ func (j *job) isReplay(r *contract.Result) bool { return j.replays[r.RequestID+"
 // running, and the recorded decision (decided) when one raced ahead.
 func (f *Engine) intend(ctx context.Context, j *job, membership, member, role, action string) (decided *ledger.Membership, err error) {
 	v := j.req
-	m, created, err := f.ledger.Intend(ctx, ledger.Intent{
+	m, created, err := f.store(j).Intend(ctx, ledger.Intent{
 		RequestID: v.RequestID, Root: ledger.RootOf(v.RequestID, v.ParentRequestID),
 		Membership: membership, Member: member, Role: role, Action: action,
 	})
@@ -269,7 +282,7 @@ func (f *Engine) recordDecisions(ctx context.Context, j *job, decisions []contra
 		if r.Member != nil {
 			member = r.Member.Name
 		}
-		if err := f.ledger.Decide(ctx, r.RequestID, r.Membership, ledger.Decision{
+		if err := f.store(j).Decide(ctx, r.RequestID, r.Membership, ledger.Decision{
 			Root: root, Member: member, Outcome: string(r.Outcome), Role: r.Role, Result: data,
 		}); err != nil {
 			return ledgerError("decision", err)
@@ -281,7 +294,7 @@ func (f *Engine) recordDecisions(ctx context.Context, j *job, decisions []contra
 // claimed returns the recorded decisions of a page (or bulk fan-out) that a
 // delivery already claimed, and whether there is a claim.
 func (f *Engine) claimed(ctx context.Context, j *job, sweepID, key string) ([]contract.Result, bool, error) {
-	c, err := f.ledger.Page(ctx, sweepID, key)
+	c, err := f.store(j).Page(ctx, sweepID, key)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		return nil, false, nil
@@ -307,7 +320,7 @@ func (f *Engine) claim(ctx context.Context, j *job, sweepID, key string, childre
 	if err != nil {
 		return nil, fmt.Errorf("encoding results: %w", err)
 	}
-	c, created, err := f.ledger.ClaimPage(ctx, sweepID, key, ledger.PageClaim{Children: children, ExpectedResults: expected, Result: data})
+	c, created, err := f.store(j).ClaimPage(ctx, sweepID, key, ledger.PageClaim{Children: children, ExpectedResults: expected, Result: data})
 	if err != nil {
 		return nil, ledgerError("claim", err)
 	}

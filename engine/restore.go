@@ -160,6 +160,9 @@ func (f *Engine) restorePlan(ctx context.Context, target string) (p restorePlan,
 	src, err := f.ledger.Request(ctx, target)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
+		if _, derr := ledger.DryRuns(f.ledger).Request(ctx, target); derr == nil {
+			return p, fmt.Sprintf("request %q removed nobody: nothing to restore (it was a dry run)", target), nil
+		}
 		return p, fmt.Sprintf("the ledger holds no request %q (unknown, or older than LEDGER_RETENTION)", target), nil
 	case err != nil:
 		return p, "", ledgerError("request", err)
@@ -180,7 +183,7 @@ func (f *Engine) restorePlan(ctx context.Context, target string) (p restorePlan,
 		switch {
 		case m.Outcome == ledger.ActionHandOff:
 			p.handOffs++
-		case m.Decided():
+		case m.Decided() && m.Outcome != string(contract.IDReused): // a refused reuse of the id is no decision of it
 			p.decided++
 		case m.Action != "":
 			p.pending++
@@ -296,7 +299,7 @@ func (f *Engine) restoreOne(ctx context.Context, j *job, spaceID, name string, l
 	v := j.req
 	r := j.result(v.RequestID)
 	r.Membership = name
-	own, intended, err := f.recorded(ctx, v.RequestID, name)
+	own, intended, err := f.own(ctx, j, name)
 	if err != nil || (intended && own.Decided()) {
 		if err != nil {
 			return r, err

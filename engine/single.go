@@ -44,8 +44,19 @@ func (f *Engine) removeOne(ctx context.Context, j *job) (contract.Result, error)
 	switch {
 	case t.decided:
 		return r, nil
-	case t.who != "" && protected[t.who]:
-		return refused(ctx, j, r, t.who), nil
+	case f.protectedAddress(seg):
+		return refused(ctx, j, r, "users/"+strings.ToLower(seg)), nil
+	}
+	if t.who != "" {
+		prot, err := f.protectedHere(ctx, j, space, t.who, protected)
+		if err != nil {
+			return apiDecision(r, err, false)
+		}
+		if prot {
+			return refused(ctx, j, r, t.who), nil
+		}
+	}
+	switch {
 	case found:
 		// An intent without an outcome: an earlier delivery died (or is
 		// still running) between recording it and deciding.

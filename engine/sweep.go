@@ -344,8 +344,12 @@ func (f *Engine) sweepPerson(ctx context.Context, j *job, p spacePerson, protect
 		return r, nil
 	}
 	r.Role, r.Member = mem.role, &contract.Member{Name: p.id, Type: "HUMAN"}
+	prot, err := f.protectedHere(ctx, pj, strings.TrimPrefix(v.SpaceNames[0], "spaces/"), p.id, protected)
+	if err != nil {
+		return apiDecision(r, err, false)
+	}
 	switch {
-	case protected[p.id]:
+	case prot:
 		return refused(ctx, pj, r, p.id), nil
 	case v.DryRun:
 		yes := true

@@ -116,7 +116,7 @@ func conformance(t *testing.T, mk newStore) {
 			ctx := ctxT(t)
 			three := 3
 			first := ledger.Request{ID: "req/1", Kind: "remove", Target: "users/1 from spaces/A",
-				Reason: "left", RequestedBy: "hr@example.com", DryRun: true, Expected: &three}
+				Reason: "left", RequestedBy: "hr@example.com", DryRun: true, Expected: &three, Fingerprint: `{"form":"membership"}`}
 			got, created := must2[ledger.Request](t)(s.CreateRequest(ctx, first))
 			if !created || got.State != ledger.StateOpen || got.Root != "req/1" || got.CreatedAt != t0 {
 				t.Fatalf("first create = %+v, %v", got, created)
@@ -127,7 +127,7 @@ func conformance(t *testing.T, mk newStore) {
 				t.Fatal("second create reported created")
 			}
 			if again.Reason != "left" || again.Kind != "remove" || again.Target != first.Target ||
-				!again.DryRun || again.RequestedBy != first.RequestedBy || again.Expected == nil || *again.Expected != 3 ||
+				!again.DryRun || again.RequestedBy != first.RequestedBy || again.Expected == nil || *again.Expected != 3 || again.Fingerprint != first.Fingerprint ||
 				again.CreatedAt != t0 || again.State != ledger.StateOpen {
 				t.Fatalf("second create returned %+v, want the first", again)
 			}
@@ -146,6 +146,7 @@ func conformance(t *testing.T, mk newStore) {
 				t.Fatalf("child = %+v, want root r", got)
 			}
 		}},
+		{"DryRunsBesideRealRecords", dryRunsBesideRealRecords},
 		{"TakeOverOnce", func(t *testing.T, s ledger.Store, clk *clock) {
 			ctx := ctxT(t)
 			r, _ := must2[ledger.Request](t)(s.CreateRequest(ctx, ledger.Request{ID: "r"}))
@@ -614,5 +615,81 @@ func must2[T any](t testing.TB) func(T, bool, error) (T, bool) {
 			t.Fatal(err)
 		}
 		return v, created
+	}
+}
+
+// dryRunsBesideRealRecords: a dry run and the real request under one id (and
+// their children) are kept apart by ledger.DryRuns, and each reads back its
+// own records under the ids it was given.
+func dryRunsBesideRealRecords(t *testing.T, s ledger.Store, _ *clock) {
+	ctx := ctxT(t)
+	dry := ledger.DryRuns(s)
+	for _, st := range []ledger.Store{dry, s} {
+		isDry := st == dry
+		if _, created := must2[ledger.Request](t)(st.CreateRequest(ctx, ledger.Request{ID: "hr-1", Kind: "sweep", DryRun: isDry})); !created {
+			t.Fatalf("dry run %v: the request was not created beside the other", isDry)
+		}
+		if _, created := must2[ledger.Request](t)(st.CreateRequest(ctx, ledger.Request{ID: "hr-1/spaces/A", ParentID: "hr-1", DryRun: isDry})); !created {
+			t.Fatalf("dry run %v: the child was not created beside the other", isDry)
+		}
+		outcome := "removed"
+		if isDry {
+			outcome = "dry_run"
+		}
+		if err := st.Decide(ctx, "hr-1/spaces/A", "spaces/A/members/1", ledger.Decision{Root: "hr-1", Outcome: outcome}); err != nil {
+			t.Fatal(err)
+		}
+		if _, created := must2[ledger.PageClaim](t)(st.ClaimPage(ctx, "hr-1", "hr-1", ledger.PageClaim{Children: 1})); !created {
+			t.Fatalf("dry run %v: the page claim was not created beside the other", isDry)
+		}
+	}
+	for _, c := range []struct {
+		st      ledger.Store
+		dryRun  bool
+		outcome string
+	}{{dry, true, "dry_run"}, {s, false, "removed"}} {
+		child := getRequest(t, c.st, "hr-1/spaces/A")
+		if child.ID != "hr-1/spaces/A" || child.ParentID != "hr-1" || child.Root != "hr-1" || child.DryRun != c.dryRun {
+			t.Errorf("child read through dry run %v = %+v", c.dryRun, child)
+		}
+		ms := collect(t, c.st, "hr-1")
+		if len(ms) != 1 || ms[0].Outcome != c.outcome || ms[0].RequestID != "hr-1/spaces/A" || ms[0].Root != "hr-1" {
+			t.Errorf("memberships read through dry run %v = %+v, want one %s of hr-1/spaces/A", c.dryRun, ms, c.outcome)
+		}
+		m := getMembership(t, c.st, "hr-1/spaces/A", "spaces/A/members/1")
+		if m.Outcome != c.outcome || m.RequestID != "hr-1/spaces/A" {
+			t.Errorf("membership read through dry run %v = %+v", c.dryRun, m)
+		}
+		n := 0
+		for p, err := range c.st.Pages(ctx, "hr-1") {
+			if err != nil || p.SweepID != "hr-1" {
+				t.Fatalf("Pages through dry run %v: %+v, %v", c.dryRun, p, err)
+			}
+			n++
+		}
+		if n != 1 {
+			t.Errorf("Pages through dry run %v: %d claims, want 1", c.dryRun, n)
+		}
+	}
+	if _, err := s.Request(ctx, "hr-1"+ledger.DryRunSuffix); err != nil {
+		t.Errorf("the dry run is not kept under DryRunKey: %v", err)
+	}
+	// A space's records: the dry run's alone through the view, both in the
+	// store.
+	for _, c := range []struct {
+		st   ledger.Store
+		want []string
+	}{{dry, []string{"dry_run"}}, {s, []string{"dry_run", "removed"}}} {
+		var got []string
+		for m, err := range c.st.InSpace(ctx, "spaces/A") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, m.Outcome)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("InSpace: %v, want %v", got, c.want)
+		}
 	}
 }

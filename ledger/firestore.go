@@ -133,6 +133,7 @@ type requestDoc struct {
 	Reason      string    `firestore:"reason"`
 	RequestedBy string    `firestore:"requestedBy"`
 	DryRun      bool      `firestore:"dryRun"`
+	Fingerprint string    `firestore:"fingerprint"`
 	State       string    `firestore:"state"`
 	Expected    *int64    `firestore:"expected"`
 	CreatedAt   time.Time `firestore:"createdAt"`
@@ -143,7 +144,7 @@ type requestDoc struct {
 func (d requestDoc) request() Request {
 	r := Request{
 		ID: d.ID, ParentID: d.ParentID, Root: d.Root, Kind: d.Kind, Target: d.Target, Reason: d.Reason,
-		RequestedBy: d.RequestedBy, DryRun: d.DryRun, State: d.State,
+		RequestedBy: d.RequestedBy, DryRun: d.DryRun, Fingerprint: d.Fingerprint, State: d.State,
 		CreatedAt: stamp(d.CreatedAt), UpdatedAt: stamp(d.UpdatedAt), ExpireAt: stamp(d.ExpireAt),
 	}
 	if d.Expected != nil {
@@ -165,7 +166,7 @@ func (s *Firestore) CreateRequest(ctx context.Context, r Request) (Request, bool
 	}
 	data := map[string]any{
 		"id": r.ID, "parentId": r.ParentID, "root": r.Root, "kind": r.Kind, "target": r.Target,
-		"reason": r.Reason, "requestedBy": r.RequestedBy, "dryRun": r.DryRun, "state": r.State,
+		"reason": r.Reason, "requestedBy": r.RequestedBy, "dryRun": r.DryRun, "fingerprint": r.Fingerprint, "state": r.State,
 		"expected": expected, "createdAt": r.CreatedAt, "updatedAt": r.UpdatedAt, "expireAt": r.ExpireAt,
 	}
 	var old requestDoc

@@ -26,7 +26,8 @@
 //
 //   - requests: one document per request and per child request: id, parentId,
 //     root, kind, target (a human summary of what is removed from where),
-//     reason, requestedBy, dryRun, state ("open", then e.g. "planned" and
+//     reason, requestedBy, dryRun, fingerprint (what the request asks
+//     for, compared when its id comes again), state ("open", then e.g. "planned" and
 //     "done"), expected (the number of results the request will have, once
 //     known), createdAt, updatedAt, expireAt. Created by
 //     [Store.CreateRequest] only if absent; state changed by
@@ -288,6 +289,11 @@ type Request struct {
 	Reason      string
 	RequestedBy string
 	DryRun      bool
+	// Fingerprint is what the request asks the function to do, in the
+	// engine's canonical form (request.Fingerprint): a later request under
+	// the same id is compared with it. Empty in records written before it
+	// was recorded.
+	Fingerprint string
 	State       string // StateOpen when created
 	// Expected is the number of results the request will have, once known.
 	Expected  *int

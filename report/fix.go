@@ -29,11 +29,12 @@ func Success(outcome string) bool { return successes[outcome] }
 var (
 	// byOutcome: outcomes whose fix does not depend on the error.
 	byOutcome = map[string]string{
-		string(contract.Refused): "refused on purpose, the detail says why (a protected person: PROTECTED_MEMBERS; a suspension undone: the person is active again); if they really leave, change that, then publish a new request",
-		string(contract.Invalid): "correct the request as the error says and publish it again",
-		string(contract.Expired): "it waited longer than MAX_EVENT_AGE: publish a new request (a new requestId: the same id answers from the ledger)",
-		"via_group":              "the person still reaches the space through the group(s) named: remove them from the group, or the group from the space (chat-offboard changes no group; nested groups are not followed)",
-		Pending:                  "wait: a delivery is deciding it, or Pub/Sub delivers the request again; report again later",
+		string(contract.Refused):  "refused on purpose, the detail says why (a protected person: PROTECTED_MEMBERS; a suspension undone: the person is active again); if they really leave, change that, then publish a new request",
+		string(contract.Invalid):  "correct the request as the error says and publish it again",
+		string(contract.IDReused): "the requestId was used before for another request (or longer ago than REQUEST_REPLAY_WINDOW), so nothing was done: publish the request under a new requestId, one per departure event with its date (docs/integrators.md)",
+		string(contract.Expired):  "it waited longer than MAX_EVENT_AGE: publish a new request (a new requestId: the same id answers from the ledger)",
+		"via_group":               "the person still reaches the space through the group(s) named: remove them from the group, or the group from the space (chat-offboard changes no group; nested groups are not followed)",
+		Pending:                   "wait: a delivery is deciding it, or Pub/Sub delivers the request again; report again later",
 	}
 	// byStatus: failed results, by Google's error status.
 	byStatus = map[string]string{

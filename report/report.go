@@ -7,7 +7,9 @@
 //
 // # Where the report comes from
 //
-// Only the ledger: the request records ([ledger.Store.Request]), every
+// Only the ledger: the request records ([ledger.Store.Request]; a dry run
+// under the same id is reported beside the request, read through
+// [ledger.DryRuns]), every
 // membership record of a request and of its children
 // ([ledger.Store.Memberships]: each decision's result event JSON) and the
 // claims of its sweep pages or bulk fan-out ([ledger.Store.Pages]: what each
@@ -147,12 +149,14 @@ func Build(ctx context.Context, store ledger.Store, ids ...string) (*Report, err
 	rep := &Report{Note: Unreachable, Complete: true}
 	people := map[string]*Person{}
 	for _, id := range ids {
-		req, rows, err := buildOne(ctx, store, id)
+		reqs, rows, err := buildBoth(ctx, store, id)
 		if err != nil {
 			return nil, err
 		}
-		rep.Requests = append(rep.Requests, req)
-		rep.Complete = rep.Complete && req.Complete
+		for _, req := range reqs {
+			rep.Requests = append(rep.Requests, req)
+			rep.Complete = rep.Complete && req.Complete
+		}
 		for _, row := range rows {
 			if row.Person == "" {
 				rep.RequestResults = append(rep.RequestResults, row)
@@ -217,6 +221,27 @@ func (rep *Report) finish(people map[string]*Person) {
 
 func personKey(p Person) string { return strings.ToLower(cmp.Or(p.Email, p.ID)) }
 
+// buildBoth reads the request id and the dry run under the same id (kept
+// apart by ledger.DryRuns): each one found, or the request not found.
+func buildBoth(ctx context.Context, store ledger.Store, id string) ([]Request, []Row, error) {
+	var reqs []Request
+	var rows []Row
+	for _, st := range []ledger.Store{store, ledger.DryRuns(store)} { // the request first, then its dry run
+		req, r, err := buildOne(ctx, st, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		if req.Found {
+			reqs, rows = append(reqs, req), append(rows, r...)
+		}
+	}
+	if len(reqs) == 0 {
+		req, _, err := buildOne(ctx, store, id)
+		return []Request{req}, nil, err
+	}
+	return reqs, rows, nil
+}
+
 // buildOne reads one request: its record, its membership records and its
 // claims.
 func buildOne(ctx context.Context, store ledger.Store, id string) (Request, []Row, error) {
@@ -240,12 +265,24 @@ func buildOne(ctx context.Context, store ledger.Store, id string) (Request, []Ro
 		return req, nil, err
 	}
 	rows = append(rows, claimed.rows...)
-	req.Recorded = len(rows) - pending - claimed.pageFailures
+	req.Recorded = len(rows) - pending - claimed.pageFailures - reusedAnswers(rows)
 	req.Complete, req.Why = complete(rec, claimed, req.Recorded, pending)
 	if claimed.pages > 0 {
 		req.Expected = &claimed.expected
 	}
 	return req, rows, nil
+}
+
+// reusedAnswers counts the id_reused answers among rows: a later request
+// refused under this one's id, not one of its results.
+func reusedAnswers(rows []Row) int {
+	n := 0
+	for _, r := range rows {
+		if r.Outcome == string(contract.IDReused) {
+			n++
+		}
+	}
+	return n
 }
 
 // complete decides whether a request is complete, and says why not.
@@ -306,6 +343,9 @@ func membershipRows(ctx context.Context, store ledger.Store, root string) ([]Row
 			}
 		}
 		row.ChildRequest, row.Membership, row.Outcome = m.RequestID, m.Name, m.Outcome
+		if m.Outcome == string(contract.IDReused) {
+			row.Membership = "" // the record is named by the refused request, not a membership
+		}
 		row.Person = cmp.Or(row.Person, m.Member)
 		row.Role = cmp.Or(row.Role, m.Role)
 		row.DecidedAt = m.DecidedAt

@@ -215,16 +215,17 @@ func detectFormat(name string, data []byte) string {
 }
 
 // checkUniqueIDs refuses two requests with one id: their results could not
-// be told apart.
+// be told apart, and the function acts on only one request per id
+// (reuseError says which way).
 func checkUniqueIDs(items []*item) error {
-	seen := map[string]int{}
+	seen := map[string]*item{}
 	var errs lineErrors
 	for _, it := range items {
 		if first, ok := seen[it.req.RequestID]; ok {
-			errs = append(errs, &lineError{Line: it.line, Err: fmt.Errorf("requestId %q is already used on line %d", it.req.RequestID, first)})
+			errs = append(errs, &lineError{Line: it.line, Err: reuseError(it, first)})
 			continue
 		}
-		seen[it.req.RequestID] = it.line
+		seen[it.req.RequestID] = it
 	}
 	if len(errs) > 0 {
 		return errs

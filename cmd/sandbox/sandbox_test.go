@@ -234,7 +234,7 @@ func TestEmulatorRun(t *testing.T) {
 			t.Fatalf("stdout line %q: %v", sc.Text(), err)
 		}
 		if e.SpecVersion != "1.0" || e.Type != contract.ResultEventType ||
-			e.ID != contract.EventID(e.Data.RequestID, e.Data.Membership, e.Data.Outcome) {
+			e.ID != e.Data.EventID() {
 			t.Errorf("event %s", sc.Text())
 		}
 		got[e.Data.RequestID] = e.Data.Outcome

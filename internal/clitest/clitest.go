@@ -63,6 +63,14 @@ func PstestEnv(t *testing.T) (env map[string]string, ps *pubsub.Client, publishe
 func NewFunction(t *testing.T, ps *pubsub.Client, project, requestTopic, resultTopic string, ws emulator.Workspace,
 	mutate func(*engine.Config), protected ...string) (*engine.Engine, *emulator.Stack) {
 	t.Helper()
+	return NewFunctionOn(t, ps, ledger.NewMemory(), project, requestTopic, resultTopic, ws, mutate, protected...)
+}
+
+// NewFunctionOn is NewFunction keeping its ledger in store (the Firestore
+// emulator's, say), which it does not close.
+func NewFunctionOn(t *testing.T, ps *pubsub.Client, store ledger.Store, project, requestTopic, resultTopic string, ws emulator.Workspace,
+	mutate func(*engine.Config), protected ...string) (*engine.Engine, *emulator.Stack) {
+	t.Helper()
 	stack, err := emulator.StartAll(ws, emulator.ChatOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +94,7 @@ func NewFunction(t *testing.T, ps *pubsub.Client, project, requestTopic, resultT
 		mutate(&cfg)
 	}
 	f, err := engine.New(context.Background(), cfg, engine.WithPubSubClient(ps),
-		engine.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), engine.WithLedger(ledger.NewMemory()))
+		engine.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), engine.WithLedger(store))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -418,11 +419,15 @@ func TestFreshProject(t *testing.T) {
 		}
 	}
 
-	// The dead-letter policy, after the deploy, on the trigger's subscription.
+	// The delivery policy, after the deploy, on the trigger's subscription:
+	// the dead letters, and retries that ride out a 12-hour outage (100
+	// deliveries, 10 s to 600 s apart: 56,430 s at the least; messages kept
+	// 7 days).
 	update := find(calls, "pubsub subscriptions update "+trigSub,
-		"dead-letter-topic=projects/my-proj/topics/chat-offboard-dead-letters", "max-delivery-attempts=10")
+		"dead-letter-topic=projects/my-proj/topics/chat-offboard-dead-letters", "max-delivery-attempts=100",
+		"min-retry-delay=10s", "max-retry-delay=600s", "message-retention-duration=7d")
 	if update < 0 {
-		t.Fatalf("no dead-letter policy set on %s: %q", trigSub, calls)
+		t.Fatalf("no delivery policy set on %s: %q", trigSub, calls)
 	}
 	if update < deploy {
 		t.Errorf("dead-letter policy (call %d) before the deploy (call %d)", update, deploy)
@@ -435,7 +440,8 @@ func TestFreshProject(t *testing.T) {
 	if diff := cmp.Diff(wantAudit, st.Subs[auditSub]); diff != "" {
 		t.Errorf("audit subscription state (-want +got):\n%s", diff)
 	}
-	wantTrigger := &fakeSub{Topic: "chat-offboard-requests", DeadLetterTopic: "projects/my-proj/topics/chat-offboard-dead-letters", MaxAttempts: 10}
+	wantTrigger := &fakeSub{Topic: "chat-offboard-requests", DeadLetterTopic: "projects/my-proj/topics/chat-offboard-dead-letters", MaxAttempts: 100,
+		MinBackoff: "10s", MaxBackoff: "600s", Retention: "604800s"}
 	if diff := cmp.Diff(wantTrigger, st.Subs[trigSub]); diff != "" {
 		t.Errorf("trigger subscription state (-want +got):\n%s", diff)
 	}
@@ -930,5 +936,50 @@ func (p *fakeProject) refusedBeforeGcloud(t *testing.T, env, args []string, sett
 		if len(r.calls) != 0 || strings.Contains(r.stdout, "gcloud") {
 			t.Errorf("%v: gcloud called or planned before the check: %q\n%s", dry, r.calls, r.stdout)
 		}
+	}
+}
+
+// TestDeliveryPolicyRidesOutTwelveHours: the trigger's subscription, as
+// deploy.sh leaves it, retries a request that fails at once (a dependency
+// down) for at least 12 hours before dead-lettering it, and keeps it longer
+// than the slowest retries can last: Pub/Sub's backoff doubles from the
+// minimum to the maximum between deliveries (docs/operators.md has the
+// arithmetic). The Eventarc default it replaces, 10 deliveries, gives up
+// after 2,430 s (about 40 minutes).
+func TestDeliveryPolicyRidesOutTwelveHours(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	mustSucceed(t, p.run(t, nil, "--project", project))
+	var sub *fakeSub
+	for name, s := range p.loadState(t).Subs {
+		if strings.Contains(name, "/subscriptions/eventarc-") {
+			sub = s
+		}
+	}
+	if sub == nil {
+		t.Fatal("no trigger subscription")
+	}
+	minB, _ := gcloudDuration(sub.MinBackoff)
+	maxB, _ := gcloudDuration(sub.MaxBackoff)
+	retention, _ := gcloudDuration(sub.Retention)
+	// retries is how long deliveries of a request that fails at once are
+	// spread over: the backoffs between them.
+	retries := func(attempts int) time.Duration {
+		var total time.Duration
+		for i, b := 0, minB; i < attempts-1; i++ {
+			total += b
+			b = min(2*b, maxB)
+		}
+		return total
+	}
+	if got := retries(sub.MaxAttempts); got < 12*time.Hour || got != 56430*time.Second {
+		t.Errorf("%d deliveries, %v to %v apart: retried for %v, want 56,430 s (at least 12 h)", sub.MaxAttempts, minB, maxB, got)
+	}
+	// At the slowest every delivery runs until the 540 s timeout.
+	if slowest := retries(sub.MaxAttempts) + time.Duration(sub.MaxAttempts)*540*time.Second; retention < slowest {
+		t.Errorf("messages kept %v, less than the slowest retries last (%v)", retention, slowest)
+	}
+	if old := retries(10); old != 2430*time.Second {
+		t.Errorf("10 deliveries retried for %v, want 2,430 s", old)
 	}
 }

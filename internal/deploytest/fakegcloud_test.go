@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The fake gcloud is this test binary itself: TestMain runs fakeGcloud when
@@ -90,6 +91,10 @@ type fakeSub struct {
 	Expiration      string `json:"expirationPeriod,omitempty"`         // as given to create
 	DeadLetterTopic string `json:"deadLetterTopic,omitempty"`
 	MaxAttempts     int    `json:"maxDeliveryAttempts,omitempty"`
+	// MinBackoff and MaxBackoff are the retry policy's, as Pub/Sub
+	// describes them ("10s").
+	MinBackoff string `json:"minimumBackoff,omitempty"`
+	MaxBackoff string `json:"maximumBackoff,omitempty"`
 }
 
 func loadState(path string) (*fakeState, error) {
@@ -517,6 +522,9 @@ func (f *fake) subscriptions(verb, id string) int {
 			"name":                                 name,
 			"deadLetterPolicy.deadLetterTopic":     s.DeadLetterTopic,
 			"deadLetterPolicy.maxDeliveryAttempts": attempts,
+			"retryPolicy.minimumBackoff":           s.MinBackoff,
+			"retryPolicy.maximumBackoff":           s.MaxBackoff,
+			"messageRetentionDuration":             apiDuration(s.Retention),
 		})
 	case "create":
 		if s != nil {
@@ -542,7 +550,7 @@ func (f *fake) subscriptions(verb, id string) int {
 			return f.fail("INVALID_ARGUMENT: max delivery attempts")
 		}
 		s.DeadLetterTopic, s.MaxAttempts, f.dirty = dl, n, true
-		return 0
+		return f.updateDelivery(s)
 	case "get-iam-policy", "add-iam-policy-binding":
 		if s == nil {
 			return f.notFound(id)
@@ -550,6 +558,55 @@ func (f *fake) subscriptions(verb, id string) int {
 		return f.iam("pubsub subscriptions", name, verb)
 	}
 	return f.unsupported()
+}
+
+// updateDelivery applies the retry policy and retention flags of a
+// subscriptions update, within Pub/Sub's limits: each backoff 0 to 600 s,
+// the minimum not above the maximum; retention 10 minutes to 7 days.
+func (f *fake) updateDelivery(s *fakeSub) int {
+	minV, hasMin := f.c.flags["min-retry-delay"]
+	maxV, hasMax := f.c.flags["max-retry-delay"]
+	if hasMin || hasMax {
+		lo, ok1 := gcloudDuration(minV)
+		hi, ok2 := gcloudDuration(maxV)
+		if !ok1 || !ok2 || lo > 600*time.Second || hi > 600*time.Second || lo > hi {
+			return f.fail("INVALID_ARGUMENT: retry policy: minimum and maximum backoff must be between 0 and 600 seconds, minimum <= maximum")
+		}
+		s.MinBackoff, s.MaxBackoff = apiDuration(minV), apiDuration(maxV)
+	}
+	if v, ok := f.c.flags["message-retention-duration"]; ok {
+		d, ok := gcloudDuration(v)
+		if !ok || d < 10*time.Minute || d > 7*24*time.Hour {
+			return f.fail("INVALID_ARGUMENT: message retention duration must be between 10 minutes and 7 days")
+		}
+		s.Retention = apiDuration(v)
+	}
+	return 0
+}
+
+// gcloudDuration parses a gcloud duration flag: an integer and a unit
+// (s, m, h, d), or seconds without one.
+func gcloudDuration(v string) (time.Duration, bool) {
+	units := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour}
+	unit := time.Second
+	if n := len(v); n > 0 && units[v[n-1]] != 0 {
+		unit, v = units[v[n-1]], v[:n-1]
+	}
+	var n int64
+	if _, err := fmt.Sscan(v, &n); err != nil || n < 0 || fmt.Sprint(n) != v {
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}
+
+// apiDuration is a duration as Pub/Sub answers it: whole seconds and "s"
+// ("7d" is "604800s"); "" stays "".
+func apiDuration(v string) string {
+	d, ok := gcloudDuration(v)
+	if !ok {
+		return v
+	}
+	return fmt.Sprintf("%ds", int64(d/time.Second))
 }
 
 func (f *fake) secrets(verb, id string) int {
@@ -661,7 +718,9 @@ func (f *fake) functions(verb, name string) int {
 			sub := "projects/" + project + "/subscriptions/eventarc-" + region + "-" + id + "-sub-789"
 			f.st.Functions[key] = "projects/" + project + "/locations/" + region + "/triggers/" + id
 			f.st.Triggers[id] = sub
-			f.st.Subs[sub] = &fakeSub{Topic: topic}
+			// Eventarc's subscription: exponential backoff 10 s to
+			// 600 s, 24 hours of retention, no dead-letter policy.
+			f.st.Subs[sub] = &fakeSub{Topic: topic, MinBackoff: "10s", MaxBackoff: "600s", Retention: "86400s"}
 		}
 		f.dirty = true
 		return 0

@@ -54,7 +54,7 @@ func (r *run) checkDecisions() tally {
 			for _, x := range rs {
 				distinct[x.decision()] = true
 				stamps[x.processedAt] = true
-				if want := contract.EventID(x.requestID, x.membership, x.outcome); x.ceID != want {
+				if want := x.wantCEID; x.ceID != want {
 					t.Errorf("request %s: ce-id %s, want %s", x.requestID, x.ceID, want)
 				}
 			}

@@ -38,6 +38,7 @@ var project = pubsubtest.UniqueID("faultsuite")
 // result is one published result event, as a consumer sees it.
 type result struct {
 	ceID, membership, requestID string
+	wantCEID                    string // contract.Result.EventID of the data
 	outcome                     contract.Outcome
 	role, processedAt, detail   string
 }
@@ -258,7 +259,7 @@ func TestFaults(t *testing.T) {
 func (r *run) receive(m *pubsub.Message) {
 	var x contract.Result
 	_ = json.Unmarshal(m.Data, &x)
-	res := result{ceID: m.Attributes["ce-id"], outcome: x.Outcome, membership: x.Membership, requestID: x.RequestID,
+	res := result{ceID: m.Attributes["ce-id"], wantCEID: x.EventID(), outcome: x.Outcome, membership: x.Membership, requestID: x.RequestID,
 		role: x.Role, processedAt: x.ProcessedAt.Format(time.RFC3339Nano), detail: x.Detail}
 	r.resMu.Lock()
 	k := key{x.RequestID, norm(x.Membership)}
